@@ -1,0 +1,10 @@
+"""NormScope core: a UI-free engine reproducing Benz, Zhang & Kweon (ICCV 2021),
+*Batch Normalization Increases Adversarial Vulnerability and Decreases Adversarial
+Transferability: A Non-Robust Feature Perspective*.
+
+Tensor contract everywhere: images are NCHW float tensors in [0, 1]; input normalization
+is the first layer of every model, so attacks work in pixel space.
+"""
+from core._version import CODE_VERSION
+
+__all__ = ["CODE_VERSION"]

@@ -1,0 +1,68 @@
+"""Threat models, apart from the attack loop (as in MadryLab ``robustness``).
+
+Each step knows how to take a step along a gradient, project back onto its set, and start at
+random inside it; pixels always stay in [0, 1].
+
+* :class:`LinfStep`: the set ``{x' : ||x' - x||_inf <= eps, 0 <= x' <= 1}``, steps ``x + a*sign(g)``.
+* :class:`L2Step`: the set ``{x' : ||x' - x||_2 <= eps, 0 <= x' <= 1}``, steps ``x + a*g/||g||_2``.
+"""
+from __future__ import annotations
+
+import torch
+
+TINY = 1e-12
+
+
+def per_sample_norm(t: torch.Tensor) -> torch.Tensor:
+    """l2 norm of every sample, shaped to broadcast against ``t``."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.ndim - 1)))
+
+
+class LinfStep:
+    norm = "linf"
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return (x + (x_adv - x).clamp(-self.eps, self.eps)).clamp(0, 1)
+
+    def step(self, x_adv: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:
+        return x_adv + step_size * grad.sign()
+
+    def random_start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+        return (x + self.eps * noise).clamp(0, 1)
+
+
+class L2Step:
+    norm = "l2"
+
+    def __init__(self, eps: float) -> None:
+        self.eps = eps
+
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        delta = x_adv - x
+        factor = (self.eps / per_sample_norm(delta).clamp_min(TINY)).clamp(max=1.0)
+        return (x + delta * factor).clamp(0, 1)
+
+    def step(self, x_adv: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:
+        return x_adv + step_size * grad / per_sample_norm(grad).clamp_min(TINY)
+
+    def random_start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Uniform in the l2 ball: a uniform direction times eps * U^(1/d)."""
+        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        direction = direction / per_sample_norm(direction).clamp_min(TINY)
+        u = torch.rand((len(x),) + (1,) * (x.ndim - 1), generator=generator, device=x.device, dtype=x.dtype)
+        return (x + direction * self.eps * u ** (1.0 / x[0].numel())).clamp(0, 1)
+
+
+STEPS = {"linf": LinfStep, "l2": L2Step}
+
+
+def threat_model(norm: str, eps: float) -> LinfStep | L2Step:
+    if norm not in STEPS:
+        raise ValueError(f"unknown threat model {norm!r}; choose from {sorted(STEPS)}")
+    if not eps >= 0:  # also rejects NaN
+        raise ValueError(f"eps must be a non-negative number, got {eps}")
+    return STEPS[norm](eps)

@@ -1,0 +1,210 @@
+"""Checkpoints: safetensors weights + JSON metadata; loading never executes code.
+
+A checkpoint ``NAME`` is ``NAME.safetensors`` (the metadata JSON is also embedded in its header, so
+one uploaded file is complete) plus ``NAME.json`` beside it. ``.pt``/``.pth`` state dicts load with
+``torch.load(weights_only=True)`` only. Without metadata the architecture is inferred from the
+state dict's keys and shapes; what cannot be inferred is named in the error.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+
+from core._version import CODE_VERSION
+from core.models import ModelSpec, NormScopeModel, build_from_spec
+from core.models.infer import infer_model_spec
+
+FORMAT = "normscope-checkpoint/1"
+MAX_CHECKPOINT_BYTES = 512 * 2 ** 20
+SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be used; the message says why and what to do."""
+
+
+@dataclass
+class Checkpoint:
+    """A validated checkpoint: its model (CPU, eval mode), metadata and the sha256 of its weight bytes."""
+
+    name: str
+    model: NormScopeModel
+    meta: dict
+    sha256: str
+    path: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.model.spec
+
+    @property
+    def dataset(self) -> str:
+        return self.meta.get("dataset", "unknown")
+
+    @property
+    def history(self) -> list[dict]:
+        return self.meta.get("history", [])
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(model: NormScopeModel, path: str | os.PathLike, meta: dict | None = None,
+                    dtype: torch.dtype = torch.float32) -> dict:
+    """Save ``path.safetensors`` + ``path.json``; floating weights stored in ``dtype``. Returns the metadata."""
+    stem = Path(path).with_suffix("") if Path(path).suffix in SUFFIXES + (".json",) else Path(path)
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
+               for k, v in model.state_dict().items()}
+    meta = {**(meta or {}), "format": FORMAT, "name": stem.name, "model": model.spec.to_dict(),
+            "code_version": CODE_VERSION, "storage_dtype": str(dtype).removeprefix("torch."),
+            "saved_at": (meta or {}).get("saved_at") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    data = save_safetensors_bytes(tensors, metadata={"normscope": json.dumps(meta)})
+    meta["sha256"] = sha256_bytes(data)
+    atomic_write(stem.with_suffix(".safetensors"), data)
+    atomic_write(stem.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+    return meta
+
+
+def load_checkpoint(path: str | os.PathLike, spec: ModelSpec | None = None, name: str | None = None) -> Checkpoint:
+    """Load and validate a checkpoint file; ``spec`` overrides the stored or inferred architecture."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file")
+    if path.stat().st_size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{path}: {path.stat().st_size / 2**20:.0f} MiB exceeds the "
+                              f"{MAX_CHECKPOINT_BYTES / 2**20:.0f} MiB limit")
+    meta = read_sidecar(path)
+    return load_checkpoint_bytes(path.read_bytes(), path.name, spec, meta, name or path.stem, path)
+
+
+def read_sidecar(path: Path) -> dict:
+    side = path.with_suffix(".json")
+    if not side.is_file():
+        return {}
+    try:
+        meta = json.loads(side.read_text())
+    except (ValueError, OSError) as e:
+        raise CheckpointError(f"{side}: metadata is not valid JSON ({e})") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{side}: metadata must be a JSON object")
+    return meta
+
+
+def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = None, meta: dict | None = None,
+                          name: str | None = None, path: Path | None = None) -> Checkpoint:
+    """Load a checkpoint from bytes (an upload); ``filename``'s suffix picks the format."""
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise CheckpointError(f"{filename}: {len(data) / 2**20:.0f} MiB exceeds the "
+                              f"{MAX_CHECKPOINT_BYTES / 2**20:.0f} MiB limit")
+    digest = sha256_bytes(data)
+    state, embedded = parse_weights(data, filename)
+    meta = {**embedded, **(meta or {})}
+    if meta.get("sha256") not in (None, digest):
+        raise CheckpointError(f"{filename}: weights do not match the sha256 in their metadata "
+                              "(the file was modified, or the .json belongs to another checkpoint)")
+    spec = spec or (ModelSpec.from_dict(meta["model"]) if "model" in meta else infer_spec(state))
+    model = model_from_state(state, spec, filename)
+    return Checkpoint(name or Path(filename).stem, model, {**meta, "sha256": digest}, digest, path)
+
+
+def parse_weights(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """A flat state dict and any embedded metadata, from safetensors or a weights-only torch file."""
+    suffix = Path(filename).suffix.lower()
+    if suffix == ".safetensors":
+        return _parse_safetensors(data, filename)
+    if suffix in (".pt", ".pth"):
+        return _parse_torch(data, filename), {}
+    raise CheckpointError(f"{filename}: unsupported file type {suffix!r}; use .safetensors, .pt or .pth")
+
+
+def _parse_safetensors(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], dict]:
+    try:
+        state = load_safetensors_bytes(data)
+        header_len = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + header_len]).get("__metadata__") or {}
+        embedded = json.loads(header["normscope"]) if "normscope" in header else {}
+    except (SafetensorError, ValueError, KeyError, OSError) as e:
+        raise CheckpointError(f"{filename}: not a valid safetensors file ({e}); was it truncated?") from e
+    return state, embedded if isinstance(embedded, dict) else {}
+
+
+def _parse_torch(data: bytes, filename: str) -> dict[str, torch.Tensor]:
+    import io
+
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError) as e:
+        raise CheckpointError(f"{filename}: refused or unreadable as a weights-only state dict ({str(e)[:300]}). "
+                              "Only plain tensors are accepted; code inside a checkpoint is never run") from e
+    for key in ("state_dict", "model", "model_state_dict", "net"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(f"{filename}: expected a state dict of tensors, got {type(obj).__name__}")
+    return {re.sub(r"^(module\.|_orig_mod\.)", "", k): v for k, v in obj.items()}
+
+
+def model_from_state(state: dict[str, torch.Tensor], spec: ModelSpec, filename: str) -> NormScopeModel:
+    """Build ``spec`` and load ``state`` into it strictly, after checking every value is finite."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"{filename}: NaN or infinite values in {len(bad)} tensors, e.g. {bad[:3]}")
+    try:
+        model = build_from_spec(spec)
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{filename}: cannot build {spec.arch}/{spec.norm}: {e}") from e
+    target = model.state_dict()
+    state = {**{k: v for k, v in target.items() if k.startswith("normalize.")}, **align_keys(state, target)}
+    check_compatible(state, target, filename, spec)
+    model.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()})
+    return model.eval()
+
+
+def align_keys(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map a bare backbone state dict (ours or torchvision's) onto the wrapped model's keys."""
+    if any(k.startswith("backbone.") for k in state):
+        return state
+    prefix = "backbone.net." if any(k.startswith("backbone.net.") for k in target) else "backbone."
+    return {prefix + k: v for k, v in state.items()}
+
+
+def check_compatible(state: dict, target: dict, filename: str, spec: ModelSpec) -> None:
+    missing = sorted(set(target) - set(state))
+    unexpected = sorted(set(state) - set(target))
+    wrong = [f"{k}: {tuple(state[k].shape)} vs {tuple(target[k].shape)}"
+             for k in target if k in state and state[k].shape != target[k].shape]
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing keys (e.g. {missing[:3]})" if missing else "",
+                 f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})" if unexpected else "",
+                 f"{len(wrong)} shape mismatches (e.g. {wrong[:2]})" if wrong else ""]
+        raise CheckpointError(f"{filename}: does not fit {spec.arch} (norm={spec.norm}, width={spec.width}, "
+                              f"classes={spec.num_classes}): " + "; ".join(p for p in parts if p))
+
+
+def infer_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
+    """Guess the architecture from keys and shapes, or raise naming what is ambiguous or unknown."""
+    try:
+        return infer_model_spec(state)
+    except ValueError as e:
+        raise CheckpointError(f"no metadata, and {e}") from e

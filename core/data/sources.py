@@ -1,0 +1,161 @@
+"""Readers for datasets on disk: the JPEG-derived CIFAR-10 copy, torchvision's formats, and ``.npz`` arrays.
+
+Roots come from arguments, else environment variables:
+
+* ``NORMSCOPE_DATA``: a folder holding torchvision datasets (``cifar-10-batches-py`` ...);
+* ``NORMSCOPE_CIFAR10_JPEG``: the folder of ``cifar10_jpeg.npz``; otherwise ``<NORMSCOPE_DATA>/cifar10-jpeg``
+  and ``../shared/data/cifar10-jpeg`` beside the project are tried.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.data.dataset import DataError, Dataset, channel_stats, check_arrays
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+JPEG_FILE = "cifar10_jpeg.npz"
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    return Path(root or os.environ.get("NORMSCOPE_DATA") or PROJECT_ROOT / "data")
+
+
+def cifar10_jpeg_candidates(root: str | os.PathLike | None = None) -> list[Path]:
+    env = os.environ.get("NORMSCOPE_CIFAR10_JPEG")
+    found = [Path(env)] if env else []
+    return found + [data_root(root) / "cifar10-jpeg", PROJECT_ROOT.parent / "shared" / "data" / "cifar10-jpeg"]
+
+
+def find_cifar10_jpeg(root: str | os.PathLike | None = None) -> Path | None:
+    return next((p for p in cifar10_jpeg_candidates(root) if (p / JPEG_FILE).is_file()), None)
+
+
+def decode_jpegs(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Decode concatenated JPEG files into uint8 NHWC RGB."""
+    from PIL import Image
+
+    out = np.empty((len(offsets) - 1, 32, 32, 3), dtype=np.uint8)
+    for i in range(len(out)):
+        img = Image.open(io.BytesIO(blob[offsets[i]:offsets[i + 1]].tobytes())).convert("RGB")
+        if img.size != (32, 32):
+            raise DataError(f"image {i} is {img.size}, expected 32x32")
+        out[i] = np.asarray(img)
+    return out
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_cifar10_jpeg(root: str | os.PathLike | None = None, cache_dir: Path | None = None) -> Dataset:
+    """The JPEG-derived CIFAR-10 copy, decoded once into ``cache_dir`` and then read from there."""
+    folder = find_cifar10_jpeg(root)
+    if folder is None:
+        tried = ", ".join(str(p / JPEG_FILE) for p in cifar10_jpeg_candidates(root))
+        raise DataError(f"cifar10-jpeg not found (tried {tried}); set NORMSCOPE_CIFAR10_JPEG to its folder")
+    source = folder / JPEG_FILE
+    decoded = _decoded_path(source, cache_dir)
+    if not decoded.is_file():
+        _decode_to(source, decoded)
+    splits = _read_npz_splits(decoded, ("train", "test"))
+    return Dataset("cifar10-jpeg", splits, CIFAR10_CLASSES, *channel_stats(splits["train"][0]),
+                   description="CIFAR-10 decoded from a public per-image JPEG copy (lossy, not bit-exact)",
+                   source=str(source))
+
+
+def _decoded_path(source: Path, cache_dir: Path | None) -> Path:
+    from core.cache import default_cache_dir
+
+    stat = source.stat()
+    tag = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return (cache_dir or default_cache_dir()) / "data" / f"cifar10-jpeg-{tag}.npz"
+
+
+def _decode_to(source: Path, target: Path) -> None:
+    try:
+        with np.load(source, allow_pickle=False) as z:
+            arrays = {f"x_{s}": decode_jpegs(z[f"{s}_jpeg"], z[f"{s}_offsets"]) for s in ("train", "test")}
+            arrays |= {f"y_{s}": z[f"{s}_labels"].astype(np.int64) for s in ("train", "test")}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"{source} is unreadable or corrupt ({e}); check it with `sha256sum -c SHA256SUMS`") from e
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, target)  # atomic: concurrent processes never read a half-written cache
+
+
+def _read_npz_splits(path: Path, splits: tuple[str, ...]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    with np.load(path, allow_pickle=False) as z:
+        return {s: (torch.from_numpy(z[f"x_{s}"]).permute(0, 3, 1, 2).contiguous(),
+                    torch.from_numpy(z[f"y_{s}"].astype(np.int64))) for s in splits}
+
+
+def load_npz(path: str | os.PathLike) -> Dataset:
+    """A user's arrays: ``x`` uint8 NHWC and ``y`` int64 (one split, 'test'), or ``x_train``/``y_train``/... ."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            pairs = {"test": ("x", "y")} if {"x", "y"} <= keys else \
+                {s: (f"x_{s}", f"y_{s}") for s in ("train", "test") if {f"x_{s}", f"y_{s}"} <= keys}
+            if not pairs:
+                raise DataError(f"{path}: needs arrays 'x' and 'y' (or x_train/y_train, x_test/y_test); has {sorted(keys)}")
+            splits = {s: _npz_split(z[xk], z[yk], f"{path}:{s}") for s, (xk, yk) in pairs.items()}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz file ({e})") from e
+    ys = torch.cat([y for _, y in splits.values()])
+    classes = [str(i) for i in range(int(ys.max()) + 1)] if len(ys) else []
+    first = next(iter(splits.values()))[0]
+    return Dataset(f"npz:{path.name}", splits, classes, *channel_stats(first), source=str(path))
+
+
+def _npz_split(x: np.ndarray, y: np.ndarray, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise DataError(f"{where}: x must be NHWC with 3 channels, got shape {x.shape}")
+    xt = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
+    yt = torch.from_numpy(y.astype(np.int64))
+    check_arrays(xt, yt, where)
+    return xt, yt
+
+
+def load_torchvision(name: str, root: str | os.PathLike | None = None, download: bool = False) -> Dataset:
+    """CIFAR-10 / CIFAR-100 / SVHN in torchvision's own on-disk formats (checksummed by torchvision)."""
+    import torchvision.datasets as tvd
+
+    folder = data_root(root)
+    makers = {"cifar10": lambda s: tvd.CIFAR10(folder, train=s == "train", download=download),
+              "cifar100": lambda s: tvd.CIFAR100(folder, train=s == "train", download=download),
+              "svhn": lambda s: tvd.SVHN(folder, split=s, download=download)}
+    try:
+        raw = {s: makers[name](s) for s in ("train", "test")}
+    except (RuntimeError, OSError, ImportError) as e:
+        raise DataError(f"{name} not found or corrupt under {folder} ({e}); put torchvision's files there, "
+                        f"set NORMSCOPE_DATA, or pass download=True / --download") from e
+    splits = {s: _torchvision_split(d) for s, d in raw.items()}
+    classes = list(getattr(raw["train"], "classes", [str(i) for i in range(10)]))
+    return Dataset(name, splits, classes, *channel_stats(splits["train"][0]), source=str(folder))
+
+
+def _torchvision_split(d) -> tuple[torch.Tensor, torch.Tensor]:
+    data = np.asarray(d.data)
+    x = torch.from_numpy(data if data.shape[1] == 3 else data.transpose(0, 3, 1, 2).copy())
+    labels = getattr(d, "targets", None)
+    y = torch.as_tensor(np.asarray(labels if labels is not None else d.labels), dtype=torch.int64)
+    return x.contiguous(), y
+
+
+def torchvision_available(name: str, root: str | os.PathLike | None = None) -> bool:
+    folders = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "svhn": "test_32x32.mat"}
+    return (data_root(root) / folders[name]).exists()

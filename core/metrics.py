@@ -1,0 +1,164 @@
+"""Metrics: clean and robust accuracy, robustness-vs-eps curves, and LIGS.
+
+LIGS (Local Input Gradient Similarity, Benz et al. Sec. 4) is
+``E_(x,y) cos(grad_x L(x, y), grad_x L(x + nu, y))`` with cross-entropy L, gradients w.r.t. the
+[0, 1] input, ``x + nu`` not clipped, the cosine per sample and then averaged. High LIGS means the
+loss is locally linear around inputs, i.e. the model relies on robust features.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.attacks import AttackSpec, attack_mode, build_attack, paper_spec
+from core.device import model_device
+from core.progress import Progress, null_progress
+
+LIGS_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
+
+
+def batches(n: int, batch_size: int) -> list[slice]:
+    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Predicted labels (CPU) in eval mode; the caller's train/eval mode is restored."""
+    device = model_device(model)
+    with attack_mode(model):
+        return torch.cat([model(x[s].to(device)).argmax(1).cpu() for s in batches(len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    return (predict(model, x, batch_size) == y).float().mean().item() if len(y) else float("nan")
+
+
+def target_labels(y: torch.Tensor, mode: str, num_classes: int, seed: int = 0) -> torch.Tensor | None:
+    """Attack targets: None (untargeted), ``y + 1 mod K`` ("next") or a random other class ("random")."""
+    if mode == "untargeted":
+        return None
+    if mode == "next":
+        return (y + 1) % num_classes
+    g = torch.Generator().manual_seed(seed)
+    return (y + torch.randint(1, num_classes, y.shape, generator=g)) % num_classes
+
+
+@dataclass
+class AttackResult:
+    spec: AttackSpec
+    clean_accuracy: float
+    robust_accuracy: float
+    target_success: float | None  # targeted attacks: fraction classified as the target
+    n: int
+    clean_correct: torch.Tensor  # bool [N]
+    robust_correct: torch.Tensor  # bool [N]
+
+    def to_dict(self) -> dict:
+        return {"attack": self.spec.name, "eps": self.spec.eps, "steps": self.spec.steps, "n": self.n,
+                "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy,
+                "target_success": self.target_success}
+
+
+def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
+               batch_size: int = 250, progress: Progress | None = None) -> AttackResult:
+    """Attack every sample; report clean and robust accuracy (and target success when targeted)."""
+    progress, attack = progress or null_progress, build_attack(model, spec)
+    targets = target_labels(y, spec.target, num_classes, spec.seed)
+    clean, robust, hit = [], [], []
+    for i, s in enumerate(parts := batches(len(x), batch_size)):
+        adv = attack(x[s], y[s], None if targets is None else targets[s])
+        pred_adv = predict(model, adv)
+        clean.append(predict(model, x[s]) == y[s])
+        robust.append(pred_adv == y[s])
+        hit.append(pred_adv == targets[s] if targets is not None else robust[-1])
+        progress((i + 1) / len(parts), f"{spec.label}: {s.stop}/{len(x)}")
+    clean_c, robust_c = torch.cat(clean), torch.cat(robust)
+    success = torch.cat(hit).float().mean().item() if targets is not None else None
+    return AttackResult(spec, clean_c.float().mean().item(), robust_c.float().mean().item(), success,
+                        len(y), clean_c, robust_c)
+
+
+def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec | str,
+                    batch_size: int = 250, progress: Progress | None = None) -> float:
+    """Accuracy on adversarial examples; ``attack`` is a spec or a name (paper defaults)."""
+    spec = paper_spec(attack) if isinstance(attack, str) else attack
+    return run_attack(model, x, y, spec, batch_size=batch_size, progress=progress).robust_accuracy
+
+
+def robustness_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, eps: list[float],
+                     batch_size: int = 250, progress: Progress | None = None) -> list[tuple[float, float]]:
+    """Robust accuracy at every eps in one call: ``[(eps, accuracy), ...]``."""
+    progress = progress or null_progress
+    curve = []
+    for i, e in enumerate(eps):
+        sub = lambda f, m="": progress((i + f) / len(eps), m)
+        curve.append((e, robust_accuracy(model, x, y, spec.with_eps(e), batch_size, sub)))
+    return curve
+
+
+@dataclass(frozen=True)
+class LIGSSpec:
+    """The perturbation nu of LIGS. Paper default: Gaussian, std 0.01 (App. B.3); Fig. A1 variants:
+    uniform in [-size, size], FGSM with eps=size, linf-PGD with eps=size, 7 steps, step 2.5*eps/7."""
+
+    kind: str = "gaussian"
+    size: float = 0.01
+    steps: int = 7
+    seed: int = 0
+
+
+@dataclass
+class LIGSResult:
+    spec: LIGSSpec
+    per_sample: torch.Tensor  # cosine similarity of input gradients, [N]
+    logit_similarity: torch.Tensor  # cosine similarity of logits at x and x + nu, [N]
+
+    @property
+    def mean(self) -> float:
+        return self.per_sample.mean().item()
+
+    def to_dict(self) -> dict:
+        return {"kind": self.spec.kind, "size": self.spec.size, "n": len(self.per_sample), "ligs": self.mean,
+                "logit_similarity": self.logit_similarity.mean().item()}
+
+
+def perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec,
+                 generator: torch.Generator) -> torch.Tensor:
+    """The perturbation nu for one batch."""
+    if spec.kind == "gaussian":
+        return spec.size * torch.randn(x.shape, generator=generator, device=x.device)
+    if spec.kind == "uniform":
+        return spec.size * (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1)
+    if spec.kind in ("fgsm", "pgd"):
+        attack_spec = AttackSpec("fgsm" if spec.kind == "fgsm" else "pgd_linf", spec.size, spec.steps, seed=spec.seed)
+        return build_attack(model, attack_spec)(x, y) - x
+    raise ValueError(f"unknown LIGS perturbation {spec.kind!r}; choose from {LIGS_KINDS}")
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient of the summed cross-entropy w.r.t. the input, and the logits."""
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    return torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x)[0], logits.detach()
+
+
+def ligs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec = LIGSSpec(),
+         batch_size: int = 250, progress: Progress | None = None) -> LIGSResult:
+    """LIGS per sample (and its mean) for perturbations of ``spec``; deterministic under ``spec.seed``."""
+    if spec.kind not in LIGS_KINDS:
+        raise ValueError(f"unknown LIGS perturbation {spec.kind!r}; choose from {LIGS_KINDS}")
+    progress, device = progress or null_progress, model_device(model)
+    generator = torch.Generator(device=device).manual_seed(spec.seed)
+    cos, logit_cos = [], []
+    for i, s in enumerate(parts := batches(len(x), batch_size)):
+        xb, yb = x[s].to(device), y[s].to(device)
+        nu = perturbation(model, xb, yb, spec, generator)
+        with attack_mode(model):
+            (g0, z0), (g1, z1) = input_gradient(model, xb, yb), input_gradient(model, xb + nu, yb)
+        cos.append(F.cosine_similarity(g0.flatten(1), g1.flatten(1), dim=1).cpu())
+        logit_cos.append(F.cosine_similarity(z0, z1, dim=1).cpu())
+        progress((i + 1) / len(parts), f"LIGS ({spec.kind}): {s.stop}/{len(x)}")
+    return LIGSResult(spec, torch.cat(cos), torch.cat(logit_cos))

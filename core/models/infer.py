@@ -1,0 +1,76 @@
+"""Infer a :class:`ModelSpec` from a state dict's keys and shapes, for checkpoints without metadata.
+
+IN, LN and GN layers have identical parameter shapes, so a norm among them cannot be told from
+weights alone; the error then says so and asks for the norm.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from core.models import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+
+VGG_DEPTHS = {8: "vgg11", 13: "vgg16", 16: "vgg19"}
+
+
+def infer_model_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
+    keys = {re.sub(r"^backbone\.(net\.)?", "", k) for k in state if not k.startswith("normalize.")}
+    shapes = {re.sub(r"^backbone\.(net\.)?", "", k): v.shape for k, v in state.items()}
+    for guess in (_torchvision, _cifar_vgg, _cifar_resnet):
+        spec = guess(keys, shapes)
+        if spec is not None:
+            return spec
+    raise ValueError(f"the architecture is not recognised from its {len(keys)} keys (e.g. {sorted(keys)[:4]}); "
+                     "choose the architecture, norm and width explicitly")
+
+
+def _torchvision(keys: set[str], shapes: dict) -> ModelSpec | None:
+    imagenet = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    if "fc.weight" in keys and "layer1.0.conv1.weight" in keys:
+        if "layer1.2.conv1.weight" in keys and "layer1.0.conv3.weight" not in keys:
+            raise ValueError("this looks like a torchvision ResNet34, which is not supported (resnet18/50 are)")
+        arch = "tv_resnet50" if "layer1.0.conv3.weight" in keys else "tv_resnet18"
+        return ModelSpec(arch, "bn", shapes["fc.weight"][0], **imagenet)
+    if "classifier.6.weight" in keys and "features.0.weight" in keys:
+        arch = "tv_vgg16_bn" if "features.1.running_mean" in keys else "tv_vgg16"
+        return ModelSpec(arch, "bn" if arch.endswith("bn") else "none", shapes["classifier.6.weight"][0], **imagenet)
+    return None
+
+
+def _layer_norm(keys: set[str], prefix: str) -> str:
+    """The norm of the layer at ``prefix``: bn has running stats, none has no parameters."""
+    if f"{prefix}.running_mean" in keys:
+        return "bn"
+    if f"{prefix}.weight" in keys:
+        raise ValueError("the normalization is IN, LN or GN, which have identical weight shapes; choose the norm")
+    return "none"
+
+
+def _cifar_vgg(keys: set[str], shapes: dict) -> ModelSpec | None:
+    if "head.weight" not in keys or "features.0.weight" not in keys:
+        return None
+    convs = [k for k in keys if re.fullmatch(r"features\.\d+\.weight", k) and len(shapes[k]) == 4]
+    if len(convs) not in VGG_DEPTHS:
+        raise ValueError(f"a VGG with {len(convs)} conv layers is not one of vgg11/16/19")
+    width = shapes["features.0.weight"][0] / 64
+    return ModelSpec(VGG_DEPTHS[len(convs)], _layer_norm(keys, "features.1"), shapes["head.weight"][0], width)
+
+
+def _cifar_resnet(keys: set[str], shapes: dict) -> ModelSpec | None:
+    if "stem.0.weight" not in keys or "head.weight" not in keys:
+        return None
+    blocks = [len({k.split(".")[2] for k in keys if k.startswith(f"stages.{s}.")}) for s in range(4)]
+    blocks = [b for b in blocks if b]
+    bottleneck = any(k.startswith("stages.0.0.branch.") and ".weight" in k and len(shapes[k]) == 4
+                     and shapes[k][-1] == 1 for k in keys)
+    arch = {(2, 2, 2, 2): "resnet18", (3, 4, 6, 3): "resnet50", (3, 3, 3): "resnet20", (9, 9, 9): "resnet56"}.get(
+        tuple(blocks))
+    if arch is None:
+        raise ValueError(f"a ResNet with blocks {blocks} is not one of resnet18/20/50/56")
+    if bottleneck != (arch == "resnet50"):
+        raise ValueError(f"block type does not match {arch}")
+    norm = "fixup" if "stem.2.bias" in keys else _layer_norm(keys, "stem.1")
+    base = 64 if arch in ("resnet18", "resnet50") else 16
+    shortcut = any(k.startswith("stages.1.0.shortcut.") for k in keys)
+    return ModelSpec(arch, norm, shapes["head.weight"][0], shapes["stem.0.weight"][0] / base, shortcut)
