@@ -1,0 +1,219 @@
+"""The command line: ``python -m core {info,eval,ligs,train,list,jobs} ... [--json]``.
+
+``--json`` output is a stable contract (schemas ``normscope.<command>/1``, documented in the
+README): tools may script against it. Errors print one line (``{"error": ...}`` with ``--json``)
+and exit with status 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+
+import torch
+
+from core._version import CODE_VERSION
+from core.attacks import ATTACKS, TARGET_MODES, AttackSpec, list_attacks, paper_spec
+from core.cache import ResultCache, config_dict
+from core.checkpoints import CheckpointError, load_checkpoint
+from core.data import DATASETS, DataError, available_datasets
+from core.device import describe_device
+from core.metrics import LIGS_KINDS, LIGSSpec
+from core.models import list_models, model_entry
+from core.progress import ConsoleProgress
+
+SCHEMA = "normscope.{}/1"
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"normscope core {CODE_VERSION}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="print a checkpoint's metadata")
+    info.add_argument("checkpoint")
+
+    ev = sub.add_parser("eval", help="clean and robust accuracy under an attack")
+    ev.add_argument("checkpoint")
+    ev.add_argument("--attack", default="pgd_l2", choices=list_attacks())
+    ev.add_argument("--eps", type=float, nargs="+", help="one or more budgets (default: the paper's)")
+    ev.add_argument("--steps", type=int, help="iterations (default: the paper's)")
+    ev.add_argument("--step-size", type=float, help="default 2.5*eps/steps (PGD, CW), eps/steps (I-FGSM)")
+    ev.add_argument("--random-start", action="store_true")
+    ev.add_argument("--target", default="untargeted", choices=TARGET_MODES)
+    ev.add_argument("--seed", type=int, default=0)
+
+    lg = sub.add_parser("ligs", help="LIGS (local input gradient similarity)")
+    lg.add_argument("checkpoint")
+    lg.add_argument("--kind", default="gaussian", choices=LIGS_KINDS)
+    lg.add_argument("--size", type=float, default=0.01, help="std (gaussian) or eps (others); default 0.01")
+    lg.add_argument("--seed", type=int, default=0)
+
+    for command in (ev, lg):
+        command.add_argument("--dataset", default="auto", help="default: the checkpoint's own dataset")
+        command.add_argument("--per-class", type=int, default=100, help="balanced test subset size per class")
+        command.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
+
+    tr = sub.add_parser("train", help="train a model in the foreground (same runner as background jobs)")
+    tr.add_argument("--preset", default="cpu")
+    tr.add_argument("--arch")
+    tr.add_argument("--norm")
+    tr.add_argument("--width", type=float)
+    tr.add_argument("--epochs", type=int)
+    tr.add_argument("--dataset")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--out", required=True, help="checkpoint path without suffix")
+
+    ls = sub.add_parser("list", help="list registries: models, attacks, datasets, presets")
+    ls.add_argument("what", choices=["models", "attacks", "datasets", "presets"])
+
+    jb = sub.add_parser("jobs", help="background jobs")
+    jb.add_argument("action", choices=["list", "show", "cancel", "run"])
+    jb.add_argument("job_id", nargs="?")
+    jb.add_argument("--root", help="cache root holding jobs/ (default: NORMSCOPE_CACHE)")
+
+    for command in sub.choices.values():
+        command.add_argument("--json", action="store_true", help="machine-readable output")
+        command.add_argument("--device", help="cuda or cpu (default: cuda if available)")
+        command.add_argument("--threads", type=int, help="CPU threads for torch")
+    return p
+
+
+def attack_specs(args) -> list[AttackSpec]:
+    base = paper_spec(args.attack, random_start=args.random_start, target=args.target, seed=args.seed)
+    base = replace(base, steps=args.steps or base.steps, step_size=args.step_size)
+    return [base.with_eps(e) for e in (args.eps or [base.eps])]
+
+
+def cmd_info(args) -> dict:
+    ckpt = load_checkpoint(args.checkpoint)
+    entry = model_entry(ckpt.spec.arch)
+    return {"name": ckpt.name, "sha256": ckpt.sha256, "model": ckpt.spec.to_dict(), "family": entry.family,
+            "parameters": sum(p.numel() for p in ckpt.model.parameters()), "dataset": ckpt.dataset,
+            "train_config": ckpt.meta.get("train_config"), "final_metrics": ckpt.meta.get("final_metrics"),
+            "epochs": len(ckpt.history), "history": ckpt.history, "metadata_code_version": ckpt.meta.get("code_version")}
+
+
+def cmd_eval(args) -> dict:
+    from core.experiments import EvalData, robustness
+
+    ckpt, cache = load_checkpoint(args.checkpoint), ResultCache()
+    data = EvalData(args.dataset, "test", args.per_class)
+    results = []
+    for spec in attack_specs(args):
+        progress = None if args.json else ConsoleProgress()
+        r = robustness(ckpt, spec, data, cache if not args.no_cache else _NoCache(), progress, args.device)
+        results.append({k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")})
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "attack": config_dict(attack_specs(args)[0]),
+            "results": results}
+
+
+def cmd_ligs(args) -> dict:
+    from core.experiments import EvalData, ligs_report
+
+    ckpt = load_checkpoint(args.checkpoint)
+    spec = LIGSSpec(args.kind, args.size, seed=args.seed)
+    cache = _NoCache() if args.no_cache else ResultCache()
+    r = ligs_report(ckpt, spec, EvalData(args.dataset, "test", args.per_class), cache,
+                    None if args.json else ConsoleProgress(), args.device)
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "perturbation": config_dict(spec),
+            "n": r["n"], "ligs": r["ligs"], "logit_similarity": r["logit_similarity"], "per_class": r["per_class"]}
+
+
+def cmd_train(args) -> dict:
+    from core import jobs
+    from core.train import preset
+
+    overrides = {k: getattr(args, k) for k in ("arch", "norm", "width", "epochs", "dataset", "seed")
+                 if getattr(args, k) is not None}
+    config = preset(args.preset, **overrides)
+    job = jobs.create("train", {"config": config_dict_plain(config), "out": args.out}, title=args.out)
+    status = jobs.run(job, None if args.json else ConsoleProgress())
+    return {"job": job.id, "state": status["state"], **(status.get("result") or {})}
+
+
+def config_dict_plain(config) -> dict:
+    return json.loads(json.dumps(config.to_dict(), default=str))
+
+
+def cmd_list(args) -> dict | list:
+    from core.train import PRESETS
+
+    if args.what == "models":
+        return [{"name": n, "norms": list(model_entry(n).norms), "family": model_entry(n).family} for n in list_models()]
+    if args.what == "attacks":
+        return [{"name": n, "title": a.title, "norm": a.norm, "paper_eps": a.paper_eps, "paper_steps": a.paper_steps,
+                 "description": a.description} for n, a in ATTACKS.items()]
+    if args.what == "datasets":
+        present = available_datasets()
+        return [{"name": n, "available": n in present} for n in DATASETS]
+    return [{"name": n, **{k: config_dict(v) for k, v in p.items()}} for n, p in PRESETS.items()]
+
+
+def cmd_jobs(args) -> dict | list:
+    from core import jobs
+
+    root = args.root
+    if args.action == "list":
+        return [{"id": j.id, **j.spec, **j.status} for j in jobs.list_jobs(root)]
+    if not args.job_id:
+        raise ValueError(f"jobs {args.action} needs a job id")
+    job = jobs.get(args.job_id, root)
+    if args.action == "cancel":
+        job.cancel()
+    elif args.action == "run":
+        jobs.run(job)
+    return {"id": job.id, **job.status, "log": job.log(20)}
+
+
+class _NoCache(ResultCache):
+    """A cache that never hits, for ``--no-cache``; results still are stored for later runs."""
+
+    def get(self, key):  # noqa: D401
+        return None
+
+
+def _ckpt_summary(ckpt) -> dict:
+    return {"name": ckpt.name, "sha256": ckpt.sha256, "arch": ckpt.spec.arch, "norm": ckpt.spec.norm,
+            "dataset": ckpt.dataset}
+
+
+COMMANDS = {"info": cmd_info, "eval": cmd_eval, "ligs": cmd_ligs, "train": cmd_train, "list": cmd_list,
+            "jobs": cmd_jobs}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        payload = COMMANDS[args.command](args)
+    except (CheckpointError, DataError, ValueError, OSError) as e:
+        message = str(e)
+        print(json.dumps({"schema": SCHEMA.format("error"), "error": message}) if args.json else f"error: {message}",
+              file=sys.stdout if args.json else sys.stderr)
+        return 2
+    if args.json:
+        body = {"items": payload} if isinstance(payload, list) else payload
+        print(json.dumps({"schema": SCHEMA.format(args.command), "code_version": CODE_VERSION,
+                          "device": describe_device(), **body}))
+    else:
+        print(render_text(args.command, payload))
+    return 0
+
+
+def render_text(command: str, payload) -> str:
+    if command == "eval":
+        head = f"{payload['checkpoint']['name']} on {payload['dataset']} - {payload['attack']['name']}"
+        rows = [f"  eps={r['eps']:.4g}  clean={100 * r['clean_accuracy']:.1f}%  robust={100 * r['robust_accuracy']:.1f}%"
+                + (f"  target hit={100 * r['target_success']:.1f}%" if r["target_success"] is not None else "")
+                for r in payload["results"]]
+        return "\n".join([head, *rows])
+    if command == "ligs":
+        return (f"{payload['checkpoint']['name']} on {payload['dataset']}: LIGS={payload['ligs']:.4f} "
+                f"({payload['perturbation']['kind']}, size {payload['perturbation']['size']}, n={payload['n']})")
+    if isinstance(payload, list):
+        return "\n".join(json.dumps(item) for item in payload)
+    return json.dumps(payload, indent=1, default=str)

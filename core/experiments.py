@@ -1,0 +1,100 @@
+"""Cached experiments on checkpoints: the one call each CLI command and UI page makes.
+
+Each result is keyed by the checkpoint's sha256, a frozen config (attack or LIGS spec + data
+subset) and the code version, and carries that provenance in the returned dict.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+
+from core._version import CODE_VERSION
+from core.attacks import AttackSpec
+from core.cache import ResultCache, config_dict
+from core.checkpoints import Checkpoint
+from core.data import DataError, balanced_subset, load_dataset, resolve_name, to_float
+from core.device import resolve_device
+from core.metrics import LIGSSpec, ligs, run_attack
+from core.progress import Progress, scaled
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Which images an evaluation uses: a balanced subset (``per_class`` per class) of a split."""
+
+    dataset: str = "auto"
+    split: str = "test"
+    per_class: int = 100
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    attack: AttackSpec
+    data: EvalData
+
+
+@dataclass(frozen=True)
+class LIGSConfig:
+    ligs: LIGSSpec
+    data: EvalData
+
+
+def data_for(checkpoint: Checkpoint, data: EvalData | None = None) -> EvalData:
+    """The checkpoint's own dataset unless another is named; ``auto`` resolved to a concrete name."""
+    data = data or EvalData()
+    name = data.dataset if data.dataset != "auto" else checkpoint.meta.get("dataset", "auto")
+    return replace(data, dataset=resolve_name(name if name != "unknown" else "auto"))
+
+
+def eval_tensors(data: EvalData, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    dataset = load_dataset(data.dataset)
+    if dataset.num_classes != num_classes:
+        raise DataError(f"the model has {num_classes} classes but {dataset.name} has {dataset.num_classes}")
+    x, y = dataset.split(data.split)
+    keep = balanced_subset(y, data.per_class, num_classes)
+    return to_float(x[keep]), y[keep]
+
+
+def provenance(checkpoint: Checkpoint, config) -> dict:
+    return {"checkpoint": {"name": checkpoint.name, "sha256": checkpoint.sha256, "arch": checkpoint.spec.arch,
+                           "norm": checkpoint.spec.norm, "dataset": checkpoint.dataset},
+            "config": config_dict(config), "code_version": CODE_VERSION}
+
+
+def robustness(checkpoint: Checkpoint, attack: AttackSpec, data: EvalData | None = None,
+               cache: ResultCache | None = None, progress: Progress | None = None, device=None) -> dict:
+    """Clean and robust accuracy of a checkpoint under one attack (cached)."""
+    config = RobustnessConfig(attack, data_for(checkpoint, data))
+
+    def compute() -> dict:
+        model = checkpoint.model.to(resolve_device(device))
+        x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
+        result = run_attack(model, x, y, attack, checkpoint.spec.num_classes, progress=progress)
+        return {**provenance(checkpoint, config), **result.to_dict(), "dataset": config.data.dataset,
+                "robust_correct": result.robust_correct.tolist()}
+
+    return (cache or ResultCache()).get_or_compute("robustness", checkpoint.sha256, config, compute)
+
+
+def robustness_sweep(checkpoint: Checkpoint, attack: AttackSpec, eps: list[float], data: EvalData | None = None,
+                     cache: ResultCache | None = None, progress: Progress | None = None, device=None) -> list[dict]:
+    """A robustness-vs-eps curve in one call; every point is cached on its own."""
+    return [robustness(checkpoint, attack.with_eps(e), data, cache, scaled(progress, i / len(eps), (i + 1) / len(eps)),
+                       device) for i, e in enumerate(eps)]
+
+
+def ligs_report(checkpoint: Checkpoint, spec: LIGSSpec = LIGSSpec(), data: EvalData | None = None,
+                cache: ResultCache | None = None, progress: Progress | None = None, device=None) -> dict:
+    """LIGS of a checkpoint: mean, per-sample values, per-class means and logit similarity (cached)."""
+    config = LIGSConfig(spec, data_for(checkpoint, data))
+
+    def compute() -> dict:
+        model = checkpoint.model.to(resolve_device(device))
+        x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
+        result = ligs(model, x, y, spec, progress=progress)
+        per_class = [result.per_sample[y == c].mean().item() for c in range(checkpoint.spec.num_classes)]
+        return {**provenance(checkpoint, config), **result.to_dict(), "dataset": config.data.dataset,
+                "per_sample": result.per_sample.tolist(), "labels": y.tolist(), "per_class": per_class}
+
+    return (cache or ResultCache()).get_or_compute("ligs", checkpoint.sha256, config, compute)

@@ -1,0 +1,170 @@
+"""Background jobs: long work (training, big evaluations) outside any Streamlit script run.
+
+A job is a folder under ``<cache>/jobs/<id>/`` holding ``spec.json`` (what to run), ``status.json``
+(state, progress, message, result or error; rewritten atomically), ``log.txt`` and, when asked to
+stop, a ``cancel`` flag. :func:`submit` starts ``python -m core jobs run <id>`` in its own process
+session, so a job survives browser refreshes and Streamlit reruns; :func:`run` is the one runner,
+used by that process and by the CLI's foreground commands alike.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from core.cache import default_cache_dir
+from core.checkpoints import atomic_write
+from core.progress import Cancelled
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+_KINDS: dict[str, Callable[[dict, Callable], Any]] = {}
+
+
+def job_kind(name: str):
+    """Register a function ``(params, progress) -> JSON-able result`` as a job kind."""
+    def wrap(fn):
+        _KINDS[name] = fn
+        return fn
+    return wrap
+
+
+@job_kind("train")
+def _train(params: dict, progress) -> dict:
+    from core.attacks import AttackSpec
+    from core.train import TrainConfig, train
+
+    config = dict(params["config"])
+    config["milestones"] = tuple(config.get("milestones", ()))
+    if config.get("adversarial"):
+        config["adversarial"] = AttackSpec(**config["adversarial"])
+    meta = train(TrainConfig(**config), params["out"], progress=progress)
+    return {"checkpoint": str(Path(params["out"]).with_suffix(".safetensors")), "final_metrics": meta["final_metrics"]}
+
+
+@job_kind("sleep")
+def _sleep(params: dict, progress) -> dict:
+    """A trivial job for tests and demos of the job machinery."""
+    steps = int(params.get("steps", 10))
+    for i in range(steps):
+        time.sleep(float(params.get("seconds", 0.1)))
+        progress((i + 1) / steps, f"step {i + 1}/{steps}")
+    return {"steps": steps}
+
+
+@dataclass
+class Job:
+    id: str
+    directory: Path
+
+    @property
+    def status(self) -> dict:
+        try:
+            status = json.loads((self.directory / "status.json").read_text())
+        except (OSError, ValueError):
+            return {"state": "queued", "progress": 0.0, "message": ""}
+        if status["state"] == "running" and not pid_alive(status.get("pid")):
+            status |= {"state": "failed", "error": "the job's process ended without reporting (killed?)"}
+        return status
+
+    @property
+    def spec(self) -> dict:
+        return json.loads((self.directory / "spec.json").read_text())
+
+    def log(self, tail: int = 50) -> str:
+        path = self.directory / "log.txt"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-tail:]) if path.is_file() else ""
+
+    def cancel(self) -> None:
+        (self.directory / "cancel").touch()
+
+    @property
+    def cancel_requested(self) -> bool:
+        return (self.directory / "cancel").exists()
+
+    def write_status(self, **fields) -> None:
+        status = {**self.status, **fields, "updated": time.time()}
+        atomic_write(self.directory / "status.json", json.dumps(status).encode())
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie (finished, not yet reaped) counts as dead
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def jobs_dir(root: Path | None = None) -> Path:
+    return Path(root or default_cache_dir()) / "jobs"
+
+
+def create(kind: str, params: dict, root: Path | None = None, title: str = "") -> Job:
+    if kind not in _KINDS:
+        raise ValueError(f"unknown job kind {kind!r}; known: {sorted(_KINDS)}")
+    job = Job(f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}", jobs_dir(root))
+    job.directory = job.directory / job.id
+    job.directory.mkdir(parents=True)
+    atomic_write(job.directory / "spec.json", json.dumps({"kind": kind, "params": params, "title": title}).encode())
+    job.write_status(state="queued", progress=0.0, message="queued", created=time.time())
+    return job
+
+
+def submit(kind: str, params: dict, root: Path | None = None, title: str = "") -> Job:
+    """Create a job and start it in a detached background process."""
+    job = create(kind, params, root, title)
+    with open(job.directory / "log.txt", "ab") as log:
+        subprocess.Popen([sys.executable, "-m", "core", "jobs", "run", job.id, "--root", str(jobs_dir(root).parent)],
+                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    return job
+
+
+def run(job: Job, echo: Callable[[float, str], None] | None = None) -> dict:
+    """Run a job in this process, reporting progress to its status file (and to ``echo``)."""
+    spec, last = job.spec, [0.0]
+    job.write_status(state="running", pid=os.getpid(), started=time.time(), message="starting")
+
+    def progress(fraction: float, message: str = "") -> None:
+        if job.cancel_requested:
+            raise Cancelled("cancelled by request")
+        if echo:
+            echo(fraction, message)
+        if time.time() - last[0] > 0.5 or fraction >= 1:
+            last[0] = time.time()
+            job.write_status(progress=fraction, message=message)
+
+    try:
+        result = _KINDS[spec["kind"]](spec["params"], progress)
+    except Cancelled:
+        job.write_status(state="cancelled", message="cancelled", finished=time.time())
+        return job.status
+    except Exception as e:  # a job reports its failure in its status instead of dying silently
+        job.write_status(state="failed", error=f"{type(e).__name__}: {e}", finished=time.time())
+        raise
+    job.write_status(state="done", progress=1.0, message="done", result=result, finished=time.time())
+    return job.status
+
+
+def get(job_id: str, root: Path | None = None) -> Job:
+    directory = jobs_dir(root) / job_id
+    if not (directory / "spec.json").is_file():
+        raise ValueError(f"no job {job_id!r} under {jobs_dir(root)}")
+    return Job(job_id, directory)
+
+
+def list_jobs(root: Path | None = None) -> list[Job]:
+    """Every job, newest first."""
+    base = jobs_dir(root)
+    ids = sorted((p.name for p in base.iterdir() if (p / "spec.json").is_file()), reverse=True) if base.is_dir() else []
+    return [Job(i, base / i) for i in ids]

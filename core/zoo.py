@@ -1,0 +1,67 @@
+"""The reference zoo: what the project trains and ships in ``checkpoints/``, and its index.
+
+``ZOO_PLAN`` is the single source of truth for every reference model's training config;
+``scripts/build_zoo.py`` trains whatever is missing and writes ``checkpoints/zoo.json``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.train import TrainConfig, preset
+
+ZOO_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
+INDEX = "zoo.json"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    config: TrainConfig
+    group: str  # which comparison it belongs to
+
+
+def _cifar(name: str, group: str, preset_name: str = "cpu", **kw) -> ZooEntry:
+    return ZooEntry(name, preset(preset_name, dataset="cifar10-jpeg", **kw), group)
+
+
+def _builtin(name: str, **kw) -> ZooEntry:
+    return ZooEntry(name, preset("tiny", **kw), "builtin")
+
+
+# Norm-free models learn more slowly: they get more epochs so each BN/no-BN pair reaches
+# comparable clean accuracy before robustness is compared.
+ZOO_PLAN: list[ZooEntry] = [
+    _builtin("builtin-vgg11-none", arch="vgg11", norm="none"),
+    _builtin("builtin-vgg11-bn", arch="vgg11", norm="bn"),
+    _builtin("builtin-resnet20-none", arch="resnet20", norm="none", width=0.5),
+    _builtin("builtin-resnet20-bn", arch="resnet20", norm="bn", width=0.5),
+    *[_cifar(f"cifar10jpeg-vgg11-{n}", "vgg11-norms", arch="vgg11", norm=n, epochs=24 if n == "none" else 15)
+      for n in ("bn", "none", "in", "ln", "gn")],
+    *[_cifar(f"cifar10jpeg-resnet20-{n}", "resnet20-fixup", arch="resnet20", norm=n, width=1.0, epochs=10,
+             train_subset=25000) for n in ("bn", "fixup")],
+    *[_cifar(f"cifar10jpeg-vgg11-{n}-adv", "adversarial", "cpu_adv", arch="vgg11", norm=n, epochs=8,
+             train_subset=25000) for n in ("bn", "none")],
+    *[_cifar(f"cifar10jpeg-resnet18-{n}", "resnet18-norms", arch="resnet18", norm=n,
+             epochs=12 if n == "none" else 8, train_subset=25000, snapshot_every=2 if n in ("bn", "none") else 0)
+      for n in ("bn", "none", "in", "ln", "gn")],
+]
+
+
+def plan_entry(name: str) -> ZooEntry:
+    found = [e for e in ZOO_PLAN if e.name == name]
+    if not found:
+        raise ValueError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in ZOO_PLAN)}")
+    return found[0]
+
+
+def read_index(zoo_dir: Path = ZOO_DIR) -> list[dict]:
+    """The zoo's index entries (name, file, arch, norm, dataset, final metrics), [] when absent."""
+    path = zoo_dir / INDEX
+    return json.loads(path.read_text())["models"] if path.is_file() else []
+
+
+def zoo_checkpoints(zoo_dir: Path = ZOO_DIR) -> list[Path]:
+    """Every shipped checkpoint file (not epoch snapshots), by name."""
+    return sorted(p for p in zoo_dir.glob("*.safetensors"))

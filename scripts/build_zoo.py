@@ -1,0 +1,86 @@
+"""Rebuild the reference zoo from scratch: ``python scripts/build_zoo.py [--workers 2] [--only NAME ...]``.
+
+Trains each entry of ``core.zoo.ZOO_PLAN`` that is not finished yet into ``runs/zoo/`` (fp32, resumable
+after a kill), exports an fp16 copy (and its epoch snapshots) to ``checkpoints/``, and rewrites
+``checkpoints/zoo.json``. Logs go to ``runs/zoo/<name>.log``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from core.zoo import INDEX, ZOO_DIR, ZOO_PLAN, plan_entry  # noqa: E402
+
+RUNS = ROOT / "runs" / "zoo"
+
+
+def train_one(name: str, threads: int) -> str:
+    from core.train import train
+
+    torch.set_num_threads(threads)
+    entry = plan_entry(name)
+    out = RUNS / name
+    if not out.with_suffix(".safetensors").is_file():
+        with open(RUNS / f"{name}.log", "a") as log:
+            def report(fraction: float, message: str = "", _last=[0.0]) -> None:
+                if time.time() - _last[0] > 20 or fraction >= 1:
+                    _last[0] = time.time()
+                    log.write(f"{time.strftime('%H:%M:%S')} {100 * fraction:5.1f}% {message}\n")
+                    log.flush()
+            train(entry.config, out, progress=report)
+    export(name)
+    return name
+
+
+def export(name: str) -> None:
+    """fp16 copy of the finished run (and its snapshots) into the shipped zoo."""
+    ckpt = load_checkpoint(RUNS / f"{name}.safetensors")
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("sha256", "format", "name")}
+    save_checkpoint(ckpt.model, ZOO_DIR / name, {**meta, "fp32_sha256": ckpt.sha256}, dtype=torch.float16)
+    snaps = RUNS / "snapshots" / name
+    if snaps.is_dir():
+        shutil.copytree(snaps, ZOO_DIR / "snapshots" / name, dirs_exist_ok=True)
+
+
+def write_index() -> None:
+    models = []
+    for entry in ZOO_PLAN:
+        side = ZOO_DIR / f"{entry.name}.json"
+        if not side.is_file():
+            continue
+        meta = json.loads(side.read_text())
+        models.append({"name": entry.name, "file": f"{entry.name}.safetensors", "group": entry.group,
+                       "arch": meta["model"]["arch"], "norm": meta["model"]["norm"], "width": meta["model"]["width"],
+                       "dataset": meta["dataset"], "preset": entry.config.preset,
+                       "adversarial": entry.config.adversarial is not None,
+                       "epochs": meta["epochs_completed"], "final_metrics": meta["final_metrics"]})
+    (ZOO_DIR / INDEX).write_text(json.dumps({"models": models}, indent=1) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--only", nargs="*", help="entry names (default: the whole plan)")
+    args = parser.parse_args()
+    names = args.only or [e.name for e in ZOO_PLAN]
+    RUNS.mkdir(parents=True, exist_ok=True)
+    threads = max(1, torch.get_num_threads() // args.workers)
+    with ProcessPoolExecutor(args.workers) as pool:
+        for done in pool.map(train_one, names, [threads] * len(names)):
+            print(f"{time.strftime('%H:%M:%S')} finished {done}", flush=True)
+            write_index()
+
+
+if __name__ == "__main__":
+    main()
