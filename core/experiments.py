@@ -6,12 +6,13 @@ subset) and the code version, and carries that provenance in the returned dict.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 
 from core._version import CODE_VERSION
 from core.attacks import AttackSpec
-from core.cache import ResultCache, config_dict
+from core.cache import ResultCache, config_dict, make_key
 from core.checkpoints import Checkpoint
 from core.data import DataError, balanced_subset, load_dataset, resolve_name, to_float
 from core.device import resolve_device
@@ -62,9 +63,22 @@ def provenance(checkpoint: Checkpoint, config) -> dict:
             "config": config_dict(config), "code_version": CODE_VERSION}
 
 
+def cached(function: str, checkpoint: Checkpoint, config, compute, cache: ResultCache | None,
+           cached_only: bool) -> Any:
+    """The cached result, computing it on a miss unless ``cached_only`` (then a miss is None).
+
+    ``cached_only`` serves the dashboard's demo mode: it shows precomputed results and never computes.
+    """
+    cache = cache or ResultCache()
+    if cached_only:
+        return cache.get(make_key(function, checkpoint.sha256, config))
+    return cache.get_or_compute(function, checkpoint.sha256, config, compute)
+
+
 def robustness(checkpoint: Checkpoint, attack: AttackSpec, data: EvalData | None = None,
-               cache: ResultCache | None = None, progress: Progress | None = None, device=None) -> dict:
-    """Clean and robust accuracy of a checkpoint under one attack (cached)."""
+               cache: ResultCache | None = None, progress: Progress | None = None, device=None,
+               cached_only: bool = False) -> dict | None:
+    """Clean and robust accuracy of a checkpoint under one attack (cached; None if ``cached_only`` misses)."""
     config = RobustnessConfig(attack, data_for(checkpoint, data))
 
     def compute() -> dict:
@@ -74,19 +88,22 @@ def robustness(checkpoint: Checkpoint, attack: AttackSpec, data: EvalData | None
         return {**provenance(checkpoint, config), **result.to_dict(), "dataset": config.data.dataset,
                 "robust_correct": result.robust_correct.tolist()}
 
-    return (cache or ResultCache()).get_or_compute("robustness", checkpoint.sha256, config, compute)
+    return cached("robustness", checkpoint, config, compute, cache, cached_only)
 
 
 def robustness_sweep(checkpoint: Checkpoint, attack: AttackSpec, eps: list[float], data: EvalData | None = None,
-                     cache: ResultCache | None = None, progress: Progress | None = None, device=None) -> list[dict]:
-    """A robustness-vs-eps curve in one call; every point is cached on its own."""
+                     cache: ResultCache | None = None, progress: Progress | None = None, device=None,
+                     cached_only: bool = False) -> list[dict | None]:
+    """A robustness-vs-eps curve in one call; every point is cached on its own (None: not cached)."""
     return [robustness(checkpoint, attack.with_eps(e), data, cache, scaled(progress, i / len(eps), (i + 1) / len(eps)),
-                       device) for i, e in enumerate(eps)]
+                       device, cached_only) for i, e in enumerate(eps)]
 
 
 def ligs_report(checkpoint: Checkpoint, spec: LIGSSpec = LIGSSpec(), data: EvalData | None = None,
-                cache: ResultCache | None = None, progress: Progress | None = None, device=None) -> dict:
-    """LIGS of a checkpoint: mean, per-sample values, per-class means and logit similarity (cached)."""
+                cache: ResultCache | None = None, progress: Progress | None = None, device=None,
+                cached_only: bool = False) -> dict | None:
+    """LIGS of a checkpoint: mean, per-sample values, per-class means and logit similarity (cached;
+    None if ``cached_only`` misses)."""
     config = LIGSConfig(spec, data_for(checkpoint, data))
 
     def compute() -> dict:
@@ -97,4 +114,4 @@ def ligs_report(checkpoint: Checkpoint, spec: LIGSSpec = LIGSSpec(), data: EvalD
         return {**provenance(checkpoint, config), **result.to_dict(), "dataset": config.data.dataset,
                 "per_sample": result.per_sample.tolist(), "labels": y.tolist(), "per_class": per_class}
 
-    return (cache or ResultCache()).get_or_compute("ligs", checkpoint.sha256, config, compute)
+    return cached("ligs", checkpoint, config, compute, cache, cached_only)

@@ -1,0 +1,52 @@
+"""NormScope dashboard: Benz, Zhang & Kweon (ICCV 2021), "Batch Normalization Increases Adversarial
+Vulnerability and Decreases Adversarial Transferability: A Non-Robust Feature Perspective".
+
+Run: ``streamlit run app.py``. This entry point draws the shared sidebar (data source, device,
+cache, demo mode) and routes to one page per file in ``pages/``; pages compute only through ``core``.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.data import available_datasets
+from core.device import describe_device
+from ui import state
+
+DEMO_CSS = """<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
+[data-testid="stMetricValue"] { font-size: 3rem; }
+h1 { font-size: 3.2rem !important; } h2 { font-size: 2.4rem !important; } h3 { font-size: 1.9rem !important; }
+</style>"""
+
+PAGES = [
+    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("pages/models.py", title="Models", icon=":material/model_training:", url_path="models"),
+    st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:", url_path="robustness"),
+    st.Page("pages/training.py", title="Training dynamics", icon=":material/show_chart:", url_path="training"),
+    st.Page("pages/ligs.py", title="LIGS explorer", icon=":material/blur_on:", url_path="ligs"),
+    st.Page("pages/gallery.py", title="Adversarial gallery", icon=":material/image:", url_path="gallery"),
+]
+
+
+def sidebar() -> None:
+    options = available_datasets()
+    default = state.default_dataset(options)
+    st.sidebar.selectbox("Data source", options, index=options.index(default), key=state.DATASET_KEY,
+                         help="Models trained on this dataset are listed and evaluated on its test split.")
+    st.sidebar.toggle("Demo mode", key=state.DEMO_KEY, help="Larger fonts; precomputed results only.")
+    st.sidebar.caption(f"Device: {describe_device()}")
+    cache = state.cache()
+    st.sidebar.caption(f"Result cache: {cache.volume() / 2**20:.1f} MiB, {len(cache)} entries")
+    if st.sidebar.button("Clear result cache", key="clear_cache", disabled=state.demo_mode()):
+        cache.clear()
+        st.cache_data.clear()
+        st.sidebar.success("Cache cleared.")
+
+
+st.set_page_config(page_title="NormScope", page_icon=":material/biotech:", layout="wide")
+page = st.navigation(PAGES)
+sidebar()
+if state.demo_mode():
+    st.markdown(DEMO_CSS, unsafe_allow_html=True)
+page.run()

@@ -1,0 +1,115 @@
+"""The checkpoint catalog: the reference zoo, uploaded checkpoints and checkpoints trained by jobs.
+
+Every model selector lists :func:`list_checkpoints`. Uploads are validated by
+:func:`core.checkpoints.load_checkpoint_bytes` and stored content-addressed (by the sha256 of the
+uploaded bytes) as safetensors + JSON under ``<cache dir>/uploads/``, so an upload made in one
+browser session appears in every other one, and uploading the same file twice stores it once.
+Listing reads only the small JSON sidecars; weights load when a page needs them.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from core.cache import default_cache_dir
+from core.checkpoints import load_checkpoint_bytes, read_sidecar, save_checkpoint
+from core.models import ModelSpec
+from core.zoo import ZOO_DIR
+
+SOURCES = ("zoo", "upload", "trained")
+_SAVED_KEYS = ("format", "name", "model", "code_version", "storage_dtype", "saved_at", "sha256")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One checkpoint as the catalog lists it (from its JSON sidecar; no weights loaded)."""
+
+    name: str
+    path: str  # the .safetensors file
+    source: str  # "zoo", "upload" or "trained"
+    dataset: str
+    arch: str
+    norm: str
+    width: float
+    sha256: str
+    final_metrics: dict = field(default_factory=dict, compare=False, hash=False)
+    history: tuple = field(default=(), compare=False, hash=False)
+    preset: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name if self.source == "zoo" else f"{self.name} ({self.source})"
+
+
+def uploads_dir(root: Path | None = None) -> Path:
+    return Path(root or default_cache_dir()) / "uploads"
+
+
+def trained_dir(root: Path | None = None) -> Path:
+    return Path(root or default_cache_dir()) / "trained"
+
+
+def entry_from_file(path: Path, source: str) -> CatalogEntry | None:
+    """The catalog entry of ``path`` (.safetensors), or None when it has no readable sidecar."""
+    try:
+        meta = read_sidecar(path)
+    except ValueError:  # CheckpointError: an unreadable sidecar is skipped, not fatal to the listing
+        return None
+    if "model" not in meta or "sha256" not in meta:
+        return None
+    model = meta["model"]
+    return CatalogEntry(name=meta.get("name", path.stem), path=str(path), source=source,
+                        dataset=meta.get("dataset", "unknown"), arch=model.get("arch", "?"),
+                        norm=model.get("norm", "?"), width=float(model.get("width", 1.0)), sha256=meta["sha256"],
+                        final_metrics=meta.get("final_metrics", {}), history=tuple(meta.get("history", [])),
+                        preset=meta.get("train_config", {}).get("preset", ""))
+
+
+def list_checkpoints(root: Path | None = None, zoo_dir: Path = ZOO_DIR, dataset: str | None = None) -> list[CatalogEntry]:
+    """Zoo, uploaded and trained checkpoints (in that order), optionally only those of ``dataset``."""
+    folders = [(zoo_dir, "zoo"), (uploads_dir(root), "upload"), (trained_dir(root), "trained")]
+    entries = [entry_from_file(p, source) for folder, source in folders for p in sorted(folder.glob("*.safetensors"))]
+    return [e for e in entries if e is not None and (dataset is None or e.dataset == dataset)]
+
+
+def safe_stem(filename: str) -> str:
+    """A file-system-safe, dot-free stem (dots would confuse suffix handling)."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", Path(filename).stem)[:60] or "checkpoint"
+
+
+def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, dataset: str | None = None,
+                 root: Path | None = None, fallback_dataset: str = "unknown") -> CatalogEntry:
+    """Validate an uploaded checkpoint and store it under the uploads folder; returns its entry.
+
+    Raises :class:`core.checkpoints.CheckpointError` (a ``ValueError``) for every unusable file.
+    ``dataset`` records what the model was trained on; when None, the file's embedded metadata
+    says, else ``fallback_dataset``. An identical file uploaded again keeps its first record.
+    """
+    checkpoint = load_checkpoint_bytes(data, filename, spec)
+    out = uploads_dir(root) / f"{checkpoint.sha256[:16]}-{safe_stem(filename)}"
+    if not out.with_suffix(".safetensors").is_file():
+        meta = {k: v for k, v in checkpoint.meta.items() if k not in _SAVED_KEYS}
+        meta |= {"dataset": dataset or checkpoint.meta.get("dataset", fallback_dataset), "source": "upload",
+                 "original_filename": filename, "upload_sha256": checkpoint.sha256}
+        save_checkpoint(checkpoint.model, out, meta)
+    entry = entry_from_file(out.with_suffix(".safetensors"), "upload")
+    assert entry is not None  # just written by save_checkpoint, which always writes model and sha256
+    return entry
+
+
+def training_history(out: Path) -> list[dict]:
+    """Per-epoch records of a training run writing to ``out`` (no suffix): final metadata, else resume state."""
+    final = out.with_name(out.name + ".json")
+    if final.is_file():
+        return json.loads(final.read_text()).get("history", [])
+    state = out.with_name(out.name + ".state.pt")
+    if not state.is_file():
+        return []
+    try:  # our own tensors + JSON strings; weights-only loading never runs code
+        return json.loads(torch.load(state, map_location="cpu", weights_only=True)["history"])
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError):  # mid-write or foreign file: no history yet
+        return []

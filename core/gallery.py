@@ -1,0 +1,109 @@
+"""Adversarial gallery: clean images, their adversarial versions and the perturbation, with predictions.
+
+:func:`adversarial_gallery` is the pure computation (model, images, labels, AttackSpec -> images,
+predictions, confidences); :func:`gallery_report` caches it per checkpoint like
+:mod:`core.experiments`, storing images as base64 uint8 so a cached entry stays small JSON.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.attacks import AttackSpec, attack_mode, build_attack
+from core.cache import ResultCache
+from core.checkpoints import Checkpoint
+from core.device import model_device, resolve_device
+from core.experiments import EvalData, cached, data_for, eval_tensors, provenance
+from core.metrics import batches, target_labels
+
+
+@dataclass
+class Gallery:
+    """Images in [0, 1] ``[N, 3, H, W]`` (CPU) with true labels, predictions and softmax confidences."""
+
+    clean: torch.Tensor
+    adversarial: torch.Tensor
+    labels: torch.Tensor
+    clean_pred: torch.Tensor
+    clean_conf: torch.Tensor
+    adv_pred: torch.Tensor
+    adv_conf: torch.Tensor
+
+    @property
+    def perturbation(self) -> torch.Tensor:
+        return self.adversarial - self.clean
+
+
+@dataclass(frozen=True)
+class GalleryConfig:
+    attack: AttackSpec
+    data: EvalData
+
+
+def amplify(delta: torch.Tensor) -> torch.Tensor:
+    """Map a perturbation to [0, 1] for display: 0.5 is zero, each image scaled by its own max |delta|."""
+    scale = delta.abs().flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return (0.5 + 0.5 * delta / scale).clamp(0, 1)
+
+
+@torch.no_grad()
+def confidences(model: nn.Module, x: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted labels and their softmax probabilities (CPU), in eval mode."""
+    device, probs = model_device(model), []
+    with attack_mode(model):
+        for s in batches(len(x), batch_size):
+            probs.append(model(x[s].to(device)).softmax(1).cpu())
+    conf, pred = torch.cat(probs).max(1)
+    return pred, conf
+
+
+def adversarial_gallery(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec,
+                        num_classes: int = 10) -> Gallery:
+    """Attack ``images`` (float in [0, 1], ``[N, 3, H, W]``) with ``spec``; predictions before and after.
+
+    Shape: images ``[N, 3, H, W]`` in [0, 1]; labels ``[N]`` int64. Targeted specs use
+    :func:`core.metrics.target_labels`, as :func:`core.metrics.run_attack` does.
+    """
+    targets = target_labels(labels, spec.target, num_classes, spec.seed)
+    adversarial = build_attack(model, spec)(images, labels, targets).detach().cpu()
+    clean_pred, clean_conf = confidences(model, images)
+    adv_pred, adv_conf = confidences(model, adversarial)
+    return Gallery(images.cpu(), adversarial, labels.cpu(), clean_pred, clean_conf, adv_pred, adv_conf)
+
+
+def encode_images(x: torch.Tensor) -> dict:
+    """[N, 3, H, W] in [0, 1] -> JSON-able base64 of uint8 NHWC (what a browser shows anyway)."""
+    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return {"shape": list(arr.shape), "data": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def decode_images(blob: dict) -> np.ndarray:
+    """Inverse of :func:`encode_images`: uint8 ``[N, H, W, 3]``."""
+    return np.frombuffer(base64.b64decode(blob["data"]), dtype=np.uint8).reshape(blob["shape"])
+
+
+def gallery_report(checkpoint: Checkpoint, attack: AttackSpec, data: EvalData | None = None,
+                   cache: ResultCache | None = None, device=None, cached_only: bool = False) -> dict | None:
+    """The gallery of a checkpoint (cached; None if ``cached_only`` misses).
+
+    Defaults to one image per class; the dict holds encoded clean / adversarial / amplified
+    perturbation images, labels, predictions, confidences and the dataset's class names.
+    """
+    config = GalleryConfig(attack, data_for(checkpoint, data or EvalData(per_class=1)))
+
+    def compute() -> dict:
+        model = checkpoint.model.to(resolve_device(device))
+        x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
+        g = adversarial_gallery(model, x, y, attack, checkpoint.spec.num_classes)
+        return {**provenance(checkpoint, config), "dataset": config.data.dataset,
+                "clean": encode_images(g.clean), "adversarial": encode_images(g.adversarial),
+                "perturbation": encode_images(amplify(g.perturbation)),
+                "linf": g.perturbation.abs().flatten(1).amax(1).tolist(),
+                "labels": g.labels.tolist(), "clean_pred": g.clean_pred.tolist(), "clean_conf": g.clean_conf.tolist(),
+                "adv_pred": g.adv_pred.tolist(), "adv_conf": g.adv_conf.tolist()}
+
+    return cached("gallery", checkpoint, config, compute, cache, cached_only)

@@ -1,0 +1,71 @@
+"""Adversarial gallery: the same images attacked on several models, side by side (BN vs no BN)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from core.attacks import ATTACKS
+from core.catalog import CatalogEntry
+from core.data import load_dataset
+from core.experiments import EvalData
+from core.gallery import decode_images, gallery_report
+from ui import catalog, compute, render, state, widgets
+
+ZOOM = 3  # 32 px images are drawn 3x larger, nearest neighbour, so pixels stay visible
+
+st.title("Adversarial gallery")
+st.markdown("Clean image, adversarial image and the perturbation (amplified to full range: grey = 0), with the "
+            "true label, prediction and confidence. The same images on every model.")
+dataset = state.dataset()
+models = widgets.model_picker("gal_models", dataset, limit=2)[:4]
+c1, c2 = st.columns([1, 2])
+name = c1.selectbox("Attack", list(ATTACKS)[:5], index=list(ATTACKS).index("pgd_linf"), key="gal_attack",
+                    format_func=lambda n: ATTACKS[n].title)
+with c2:
+    spec = widgets.attack_spec_input(name, "gal")
+data = EvalData(dataset, per_class=int(st.number_input("Images per class", 1, 5, 1, key="gal_per_class")))
+shown = int(st.slider("Images shown", 1, 30, 6, key="gal_shown"))
+
+
+def task(entry: CatalogEntry) -> compute.Task:
+    return lambda cached_only, progress: gallery_report(catalog.load(entry), spec, data, state.cache(),
+                                                        cached_only=cached_only)
+
+
+def zoom(img: np.ndarray) -> np.ndarray:
+    return img.repeat(ZOOM, 0).repeat(ZOOM, 1)
+
+
+def render_row(i: int, results: dict, names: list[str]) -> None:
+    """One image: clean, then adversarial + perturbation for every model."""
+    first = next(iter(results.values()))
+    cols = st.columns(1 + 2 * len(results))
+    y = first["labels"][i]
+    cols[0].image(zoom(decode_images(first["clean"])[i]), caption=f"clean · true: {names[y]}")
+    for j, (label, r) in enumerate(results.items()):
+        adv_ok = "✓" if r["adv_pred"][i] == y else "✗"
+        cols[1 + 2 * j].image(zoom(decode_images(r["adversarial"])[i]),
+                              caption=f"{label} {adv_ok} {names[r['adv_pred'][i]]} ({r['adv_conf'][i]:.2f})")
+        cols[2 + 2 * j].image(zoom(decode_images(r["perturbation"])[i]),
+                              caption=f"δ ×{0.5 / max(r['linf'][i], 1e-12):.0f} · clean: {names[r['clean_pred'][i]]} "
+                                      f"({r['clean_conf'][i]:.2f})")
+
+
+def predictions(results: dict, names: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": m, "image": i, "dataset": r["dataset"], "true": names[y],
+                          "clean pred": names[r["clean_pred"][i]], "clean conf": r["clean_conf"][i],
+                          "adv pred": names[r["adv_pred"][i]], "adv conf": r["adv_conf"][i], "linf": r["linf"][i]}
+                         for m, r in results.items() for i, y in enumerate(r["labels"])])
+
+
+if models:
+    results = compute.gather({e.label: task(e) for e in models}, "gal_run", "galleries")
+    if len(results) == len(models):
+        names = load_dataset(data.dataset).classes
+        st.caption(f"{spec.label}. Columns: clean, then per model: adversarial (✓ still correct / ✗ fooled) "
+                   "and its amplified perturbation.")
+        for i in range(min(shown, len(next(iter(results.values()))["labels"]))):
+            render_row(i, results, names)
+        render.table(predictions(results, names), f"gallery-{name}-{dataset}", "gal_preds")
+        render.dataset_caption({r["dataset"] for r in results.values()})

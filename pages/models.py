@@ -1,0 +1,139 @@
+"""Models: browse the zoo, upload a checkpoint, train one in the background and watch it."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core import jobs
+from core.cache import default_cache_dir
+from core.catalog import CatalogEntry, safe_stem, store_upload, trained_dir, training_history
+from core.checkpoints import MAX_CHECKPOINT_BYTES
+from core.data import available_datasets
+from core.models import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, list_models, model_entry
+from core.train import PRESETS, preset
+from ui import catalog, render, state
+
+FROM_FILE = "as recorded in the file"
+
+st.title("Models")
+zoo_tab, upload_tab, train_tab = st.tabs(["Zoo", "Upload", "Train"])
+
+
+def zoo_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": e.label, "source": e.source, "dataset": e.dataset, "arch": e.arch, "norm": e.norm,
+                          "width": e.width, "preset": e.preset, "epochs": len(e.history),
+                          "clean acc": e.final_metrics.get("test_accuracy"),
+                          "robust acc": e.final_metrics.get("robust_accuracy"), "LIGS": e.final_metrics.get("ligs"),
+                          "clean acc by epoch": [h.get("test_accuracy") for h in e.history],
+                          "robust acc by epoch": [h.get("robust_accuracy") for h in e.history]} for e in entries])
+
+
+with zoo_tab:
+    entries = catalog.entries()
+    st.markdown(f"{len(entries)} checkpoints: the reference zoo, uploads and trained models, every dataset. "
+                "Metrics are the last epoch's probes (robust acc: l2-PGD eps 0.25, 10 steps; LIGS: Gaussian 0.01).")
+    if entries:
+        spark = dict(y_min=0.0, y_max=1.0)
+        render.table(zoo_frame(entries), "model-zoo", "zoo", column_config={
+            "clean acc by epoch": st.column_config.LineChartColumn(**spark),
+            "robust acc by epoch": st.column_config.LineChartColumn(**spark),
+            **{c: st.column_config.NumberColumn(format="%.3f") for c in ("clean acc", "robust acc", "LIGS")}})
+
+
+def spec_input() -> ModelSpec:
+    """Architecture by hand: IN, LN and GN cannot be told apart from weights alone."""
+    c1, c2, c3, c4 = st.columns(4)
+    arch = c1.selectbox("Architecture", list_models(), index=list_models().index("vgg11"), key="upload_arch")
+    norm = c2.selectbox("Normalization", model_entry(arch).norms, key="upload_norm")
+    width = c3.number_input("Width multiplier", 0.01, 8.0, 1.0, key="upload_width")
+    classes = c4.number_input("Classes", 2, 1000, 10, key="upload_classes")
+    stats = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD) if arch.startswith("tv_") else {}
+    return ModelSpec(arch, norm, int(classes), float(width), **stats)
+
+
+with upload_tab:
+    st.markdown("Upload a NormScope `.safetensors` checkpoint (metadata included) or a `.pt`/`.pth` state dict. "
+                "Files are loaded weights-only (no code runs), checked for shape and NaN/inf, and stored under "
+                f"`{default_cache_dir() / 'uploads'}` so every page and session can use them.")
+    file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth"], key="upload_file",
+                            max_upload_size=MAX_CHECKPOINT_BYTES // 2 ** 20)
+    manual = st.checkbox("Set the architecture by hand (needed for IN/LN/GN state dicts without metadata)",
+                         key="upload_manual")
+    spec = spec_input() if manual else None
+    choice = st.selectbox("Trained on", [FROM_FILE, *available_datasets()], key="upload_dataset",
+                          help=f"'{FROM_FILE}' falls back to the sidebar's data source when the file does not say.")
+    if file is not None:
+        with render.user_errors(f"Cannot use {file.name}"):
+            entry = store_upload(file.getvalue(), file.name, spec, None if choice == FROM_FILE else choice,
+                                 fallback_dataset=state.dataset())
+            catalog.refresh()
+            st.success(f"Stored **{entry.name}**: {entry.arch} (norm={entry.norm}, width={entry.width:g}), "
+                       f"trained on **{entry.dataset}**, sha256 {entry.sha256[:12]}… It is now in every model list.")
+
+
+def train_form() -> tuple[dict, str] | None:
+    """The training job's parameters from the form, or None until the button is pressed."""
+    c1, c2, c3 = st.columns(3)
+    name = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny"), key="train_preset")
+    base = preset(name)
+    archs = [m for m in list_models() if not m.startswith("tv_")]  # torchvision models are ImageNet-sized
+    arch = c2.selectbox("Architecture", archs, index=archs.index("vgg11"), key="train_arch")
+    norm = c3.selectbox("Normalization", model_entry(arch).norms, index=1, key="train_norm")
+    options = available_datasets()
+    default = base.dataset if base.dataset in options else state.dataset()
+    dataset = c1.selectbox("Dataset", options, index=options.index(default), key=f"train_dataset_{name}")
+    width = c2.number_input("Width", 0.01, 4.0, base.width, key=f"train_width_{name}")
+    epochs = int(c3.number_input("Epochs", 1, 400, base.epochs, key=f"train_epochs_{name}"))
+    if not st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
+        return None
+    config = preset(name, arch=arch, norm=norm, dataset=dataset, width=float(width), epochs=epochs)
+    title = f"{arch}-{norm}-{dataset}-{name}"
+    out = trained_dir() / f"{safe_stem(title)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return {"config": config.to_dict(), "out": str(out)}, title
+
+
+@st.fragment(run_every=2)
+def job_panel() -> None:
+    """Progress, live metric curves and cancel for one training job; reruns alone every 2 s."""
+    train_jobs = [j for j in jobs.list_jobs() if j.spec.get("kind") == "train"]
+    if not train_jobs:
+        st.caption("No training jobs yet.")
+        return
+    job = st.selectbox("Job", train_jobs, key="job_pick",
+                       format_func=lambda j: f"{j.spec.get('title') or j.id} · {j.status['state']} · {j.id}")
+    status = job.status
+    st.progress(float(status.get("progress", 0.0)), text=f"{status['state']}: {status.get('message', '')}")
+    if status["state"] in ("queued", "running") and st.button("Cancel job", key="job_cancel", icon=":material/stop:"):
+        job.cancel()
+        st.toast("Cancel requested; the job stops at its next progress report.")
+    if status.get("error"):
+        st.error(f"Job failed: {status['error']}")
+    if status["state"] == "done":
+        st.success(f"Done: the checkpoint is in every model list ({status['result']['checkpoint']}).")
+    history = training_history(Path(job.spec["params"]["out"]))
+    if history:
+        df = pd.DataFrame(history).melt(id_vars=["epoch"], value_vars=[c for c in ("test_accuracy", "robust_accuracy",
+                                                                                  "ligs", "train_loss")
+                                                                       if c in history[0]], var_name="metric")
+        fig = px.line(df, x="epoch", y="value", color="metric", markers=True,
+                      title=f"{job.spec.get('title')} on {job.spec['params']['config']['dataset']}")
+        render.chart(fig, df, f"job-{job.id}", "job_curves")
+    with st.expander("Log"):
+        st.code(job.log(30) or "(empty)")
+
+
+with train_tab:
+    st.markdown("Training runs as a background job (it survives page reloads; several can run). Presets keep the "
+                "paper's settings selectable (`paper`: Table A1) and scale them down for CPUs (`cpu`, `tiny`). "
+                "Per-epoch probes appear below as the job finishes each epoch.")
+    with render.user_errors("Cannot start training"):
+        form = train_form()
+        if form:
+            params, title = form
+            job = jobs.submit("train", params, title=title)
+            st.success(f"Started job {job.id}.")
+    job_panel()

@@ -1,0 +1,1 @@
+"""Shared Streamlit helpers for the NormScope dashboard (the only place besides pages/ that imports streamlit)."""

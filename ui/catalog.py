@@ -1,0 +1,43 @@
+"""The checkpoint catalog for pages: listing (cheap, refreshed every few seconds) and loading (shared)."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.cache import default_cache_dir
+from core.catalog import CatalogEntry, list_checkpoints
+from core.checkpoints import Checkpoint, load_checkpoint
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _entries(root: str) -> list[CatalogEntry]:
+    return list_checkpoints(root)
+
+
+def entries(dataset: str | None = None) -> list[CatalogEntry]:
+    """Zoo + uploaded + trained checkpoints; new files (a finished job, another session's upload) show within 5 s."""
+    found = _entries(str(default_cache_dir()))
+    return [e for e in found if dataset is None or e.dataset == dataset]
+
+
+@st.cache_resource(max_entries=32, show_spinner="Loading checkpoint…")
+def _load(path: str, sha256: str) -> Checkpoint:
+    checkpoint = load_checkpoint(path)
+    # Frozen parameters make the shared model stateless under attacks in concurrent sessions:
+    # attack_mode then has nothing to toggle, and only input gradients are ever taken.
+    for p in checkpoint.model.parameters():
+        p.requires_grad_(False)
+    return checkpoint
+
+
+def load(entry: CatalogEntry) -> Checkpoint:
+    """The checkpoint's model, loaded once per (path, sha256) and shared by every session."""
+    return _load(entry.path, entry.sha256)
+
+
+def by_label(dataset: str | None = None) -> dict[str, CatalogEntry]:
+    return {e.label: e for e in entries(dataset)}
+
+
+def refresh() -> None:
+    """Forget the listing, so a just-stored checkpoint shows at once in this session."""
+    _entries.clear()

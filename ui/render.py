@@ -1,0 +1,62 @@
+"""Rendering helpers: progress bars bound to core's callback, charts and tables with CSV downloads, errors."""
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from typing import Iterator
+
+import pandas as pd
+import streamlit as st
+
+from core.checkpoints import CheckpointError
+from core.data import DataError
+from core.progress import Progress
+
+USER_ERRORS = (CheckpointError, DataError, ValueError)  # what a bad file or parameter raises in core
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def progress_bar(text: str = "Working…") -> Progress:
+    """A st.progress bar as a core progress callback."""
+    bar = st.progress(0.0, text=text)
+    return lambda fraction, message="": bar.progress(min(max(float(fraction), 0.0), 1.0), text=message or text)
+
+
+def csv_button(df: pd.DataFrame, name: str, key: str) -> None:
+    st.download_button("Download CSV", df.to_csv(index=False).encode(), file_name=f"{slug(name)}.csv",
+                       mime="text/csv", key=key, icon=":material/download:")
+
+
+def table(df: pd.DataFrame, name: str, key: str, **kwargs) -> None:
+    """A dataframe with a CSV download of exactly what is shown."""
+    st.dataframe(df, hide_index=True, key=f"{key}_table", **kwargs)
+    csv_button(df, name, f"{key}_csv")
+
+
+def chart(fig, df: pd.DataFrame, name: str, key: str) -> None:
+    """A plotly figure (PNG via its toolbar's camera) and a CSV of the data behind it."""
+    fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+    st.plotly_chart(fig, key=f"{key}_chart", config={"toImageButtonOptions": {"format": "png", "filename": slug(name)}})
+    csv_button(df, name, f"{key}_csv")
+
+
+@contextmanager
+def user_errors(what: str) -> Iterator[None]:
+    """Show a bad file or bad parameter as a readable st.error instead of a traceback."""
+    try:
+        yield
+    except USER_ERRORS as e:
+        st.error(f"{what}: {e}")
+
+
+def not_precomputed(missing: int) -> None:
+    st.warning(f"Demo mode: {missing} result(s) not precomputed for these settings "
+               "(run `python scripts/precompute.py`, or leave demo mode to compute them).")
+
+
+def dataset_caption(datasets: set[str]) -> None:
+    """Name the data every result on the page came from (never a nicer name than the real one)."""
+    st.caption("Evaluated on: " + ", ".join(f"**{d}**" for d in sorted(datasets)))

@@ -1,0 +1,37 @@
+"""Session-wide settings the sidebar sets (data source, demo mode) and the shared result cache."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.cache import ResultCache, default_cache_dir
+from core.catalog import list_checkpoints
+from core.data import available_datasets, resolve_name
+
+DATASET_KEY, DEMO_KEY = "dataset", "demo_mode"
+
+
+@st.cache_resource(show_spinner=False)
+def _cache(directory: str) -> ResultCache:
+    return ResultCache(directory)
+
+
+def cache() -> ResultCache:
+    """One diskcache handle per cache directory, shared by every session (diskcache is process- and thread-safe)."""
+    return _cache(str(default_cache_dir()))
+
+
+def default_dataset(options: list[str]) -> str:
+    """CIFAR-10 (genuine or JPEG copy) when found and some checkpoint was trained on it, else the built-in set."""
+    best = resolve_name("auto")
+    has_models = any(e.dataset == best for e in list_checkpoints())
+    return best if best in options and has_models else "builtin"
+
+
+def dataset() -> str:
+    """The data source chosen in the sidebar (also what each page's models were trained on)."""
+    return st.session_state.get(DATASET_KEY) or default_dataset(available_datasets())
+
+
+def demo_mode() -> bool:
+    """Demo mode: bigger fonts and precomputed results only (pages never compute)."""
+    return bool(st.session_state.get(DEMO_KEY, False))

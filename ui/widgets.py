@@ -1,0 +1,85 @@
+"""Widgets that return plain parameters (specs, lists, numbers); they never compute."""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.attacks import ATTACKS, AttackSpec, paper_spec
+from core.catalog import CatalogEntry
+from core.metrics import LIGS_KINDS, LIGSSpec
+from ui import catalog
+
+TABLE1_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 (+ FGSM, Table A6)
+DEFAULT_PER_CLASS = 100  # the paper's trend setting: 1000 test images (100 per class)
+
+
+def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
+    """Up to ``limit`` models, BN and norm-free first, so the default view is the paper's comparison."""
+    ranked = sorted(entries, key=lambda e: (e.source != "zoo", e.norm not in ("bn", "none"), e.arch, e.norm))
+    return [e.label for e in ranked[:limit]]
+
+
+def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models") -> list[CatalogEntry]:
+    """A multiselect over the catalog's checkpoints trained on ``dataset``."""
+    options = catalog.by_label(dataset)
+    if not options:
+        st.info(f"No checkpoints trained on **{dataset}** yet: pick another data source in the sidebar, "
+                "upload one or train one on the Models page.")
+        return []
+    picked = st.multiselect(label, list(options), default=default_models(list(options.values()), limit), key=key)
+    return [options[p] for p in picked]
+
+
+def per_class_input(key: str, default: int = DEFAULT_PER_CLASS) -> int:
+    return int(st.number_input("Test images per class", 1, 1000, default, step=10, key=key,
+                               help="A balanced subset of the test split; results are cached per setting."))
+
+
+def attack_spec_input(name: str, prefix: str) -> AttackSpec:
+    """eps and steps of one attack, preset to the paper's defaults."""
+    spec, info = paper_spec(name), ATTACKS[name]
+    c1, c2 = st.columns(2)
+    eps = c1.number_input(f"{info.title} eps ({info.norm})", 0.0, 16.0, spec.eps, format="%.5f",
+                          key=f"{prefix}_eps_{name}", help=f"Paper: {spec.eps:.5g}" +
+                          (f" = {spec.eps * 255:.0f}/255" if info.norm == "linf" else ""))
+    steps = spec.steps if name == "fgsm" else int(
+        c2.number_input(f"{info.title} steps", 1, 1000, spec.steps, key=f"{prefix}_steps_{name}"))
+    return paper_spec(name, eps=float(eps), steps=steps)
+
+
+def attacks_input(prefix: str, defaults: tuple[str, ...] = TABLE1_ATTACKS) -> list[AttackSpec]:
+    """Which attacks, and each one's settings (paper defaults: 20 steps, step 2.5*eps/steps)."""
+    names = st.multiselect("Attacks", list(ATTACKS), default=list(defaults), key=f"{prefix}_attacks",
+                           format_func=lambda n: f"{ATTACKS[n].title}: {ATTACKS[n].description}")
+    with st.expander("Attack settings (paper defaults)"):
+        return [attack_spec_input(n, prefix) for n in names]
+
+
+def ligs_input(prefix: str) -> LIGSSpec:
+    """LIGS perturbation kind and size (paper: Gaussian, std 0.01; Fig. A1 variants)."""
+    c1, c2 = st.columns(2)
+    kind = c1.selectbox("Perturbation", LIGS_KINDS, key=f"{prefix}_kind",
+                        help="gaussian: std = size; uniform: [-size, size]; fgsm/pgd: linf eps = size")
+    size = c2.number_input("Size", 0.0001, 1.0, 0.01, format="%.4f", key=f"{prefix}_size")
+    return LIGSSpec(kind=kind, size=float(size))
+
+
+def parse_floats(text: str) -> list[float]:
+    """'0, 0.1, 0.25' -> [0.0, 0.1, 0.25]; raises ValueError naming the bad item."""
+    values = []
+    for item in text.replace(";", ",").split(","):
+        if item.strip():
+            try:
+                values.append(float(eval_fraction(item.strip())))
+            except ValueError as e:
+                raise ValueError(f"{item.strip()!r} is not a number (write e.g. 0.25 or 2/255)") from e
+    if not values or any(v < 0 for v in values):
+        raise ValueError("give one or more non-negative numbers, separated by commas")
+    return sorted(set(values))
+
+
+def eval_fraction(item: str) -> float:
+    """'2/255' -> 0.00784; plain numbers pass through (no eval of arbitrary text)."""
+    if "/" in item:
+        num, den = item.split("/", 1)
+        return float(num) / float(den)
+    return float(item)
