@@ -1,0 +1,64 @@
+"""core.catalog: listing zoo / uploaded / trained checkpoints, and validated, content-addressed uploads."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from core.catalog import list_checkpoints, safe_stem, store_upload, training_history, uploads_dir
+from core.checkpoints import CheckpointError, save_checkpoint
+from core.models import build
+
+
+@pytest.fixture
+def zoo(tmp_path, trained_pair):
+    """A zoo folder holding the BN / no-BN pair."""
+    folder = tmp_path / "zoo"
+    for norm, ckpt in trained_pair.items():
+        save_checkpoint(ckpt.model, folder / f"pair-{norm}", {"dataset": "builtin", "history": ckpt.history,
+                                                              "final_metrics": ckpt.meta["final_metrics"]})
+    return folder
+
+
+def test_lists_zoo_with_metadata_and_filters_by_dataset(zoo, tmp_path):
+    entries = list_checkpoints(tmp_path / "cache", zoo)
+    assert [(e.name, e.source, e.norm, e.dataset) for e in entries] == [
+        ("pair-bn", "zoo", "bn", "builtin"), ("pair-none", "zoo", "none", "builtin")]
+    assert entries[0].history and "robust_accuracy" in entries[0].final_metrics
+    assert list_checkpoints(tmp_path / "cache", zoo, dataset="cifar10-jpeg") == []
+
+
+def test_upload_is_stored_once_and_joins_the_catalog(zoo, tmp_path):
+    root, data = tmp_path / "cache", (zoo / "pair-bn.safetensors").read_bytes()
+    entry = store_upload(data, "my model.v2.safetensors", root=root)
+    again = store_upload(data, "my model.v2.safetensors", root=root)
+    assert entry == again and entry.source == "upload" and entry.dataset == "builtin" and entry.norm == "bn"
+    assert len(list(uploads_dir(root).glob("*.safetensors"))) == 1
+    assert [e.label for e in list_checkpoints(root, zoo) if e.source == "upload"] == [entry.label]
+
+
+def test_pt_state_dict_upload_needs_spec_for_ambiguous_norm(tmp_path):
+    buffer = io.BytesIO()
+    torch.save(build("vgg11", norm="gn", width=0.125).backbone.state_dict(), buffer)
+    with pytest.raises(CheckpointError, match="IN, LN or GN"):
+        store_upload(buffer.getvalue(), "gn.pt", root=tmp_path)
+    from core.models import ModelSpec
+    entry = store_upload(buffer.getvalue(), "gn.pt", ModelSpec("vgg11", "gn", width=0.125), "builtin", tmp_path)
+    assert (entry.arch, entry.norm, entry.dataset) == ("vgg11", "gn", "builtin")
+
+
+@pytest.mark.parametrize("data", [b"", b"garbage" * 10, b"\x08" + b"\x00" * 7 + b"{}"])
+def test_bad_uploads_raise_checkpoint_error_and_store_nothing(tmp_path, data):
+    with pytest.raises(CheckpointError):
+        store_upload(data, "bad.safetensors", root=tmp_path)
+    assert not list(uploads_dir(tmp_path).glob("*"))
+
+
+def test_safe_stem_drops_dots_and_path_parts():
+    assert safe_stem("../../etc/pass wd.v1.pt") == "pass_wd_v1"
+
+
+def test_training_history_reads_final_metadata(zoo):
+    assert [h["epoch"] for h in training_history(zoo / "pair-bn")] == [1, 2, 3]
+    assert training_history(zoo / "missing") == []

@@ -1,0 +1,53 @@
+"""core.gallery: the pure attack-and-predict function, image encoding, and its cached report."""
+from __future__ import annotations
+
+import torch
+
+from core.attacks import paper_spec
+from core.cache import ResultCache
+from core.experiments import EvalData
+from core.gallery import adversarial_gallery, amplify, decode_images, encode_images, gallery_report
+
+
+def test_gallery_shapes_ranges_and_predictions(trained_pair, eval_batch):
+    model = trained_pair["bn"].model
+    x, y = eval_batch[0][:12], eval_batch[1][:12]
+    g = adversarial_gallery(model, x, y, paper_spec("pgd_linf", eps=4 / 255, steps=5))
+    assert g.adversarial.shape == x.shape and g.clean.shape == x.shape
+    assert g.adversarial.min() >= 0 and g.adversarial.max() <= 1
+    assert g.perturbation.abs().max() <= 4 / 255 + 1e-6
+    for pred, conf in ((g.clean_pred, g.clean_conf), (g.adv_pred, g.adv_conf)):
+        assert pred.shape == y.shape and pred.dtype == torch.int64
+        assert ((conf > 0) & (conf <= 1)).all()
+    with torch.no_grad():
+        assert torch.equal(model(g.adversarial).argmax(1), g.adv_pred)
+
+
+def test_eps_zero_leaves_images_and_predictions_unchanged(trained_pair, eval_batch):
+    x, y = eval_batch[0][:8], eval_batch[1][:8]
+    g = adversarial_gallery(trained_pair["none"].model, x, y, paper_spec("fgsm", eps=0.0))
+    assert torch.equal(g.adversarial, x) and torch.equal(g.adv_pred, g.clean_pred)
+
+
+def test_amplify_maps_zero_to_grey_and_keeps_sign():
+    delta = torch.zeros(2, 3, 4, 4)
+    delta[0, 0, 0, 0], delta[0, 1, 0, 0], delta[1, 2, 1, 1] = 0.01, -0.005, -0.02
+    a = amplify(delta)
+    assert a[0, 0, 0, 0] == 1.0 and a[0, 1, 0, 0] == 0.25 and a[1, 2, 1, 1] == 0.0
+    assert a[0, 2, 3, 3] == 0.5 and a.min() >= 0 and a.max() <= 1
+
+
+def test_image_encoding_round_trips_to_uint8():
+    x = torch.rand(3, 3, 5, 7)
+    arr = decode_images(encode_images(x))
+    assert arr.shape == (3, 5, 7, 3) and arr.dtype.name == "uint8"
+    assert torch.allclose(torch.from_numpy(arr.copy()).permute(0, 3, 1, 2).float() / 255, x, atol=1 / 255)
+
+
+def test_report_is_cached_and_cached_only_misses_first(trained_pair, tmp_path):
+    ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
+    spec, data = paper_spec("pgd_l2", steps=3), EvalData("builtin", per_class=1)
+    assert gallery_report(ckpt, spec, data, cache, cached_only=True) is None
+    first = gallery_report(ckpt, spec, data, cache)
+    assert first["dataset"] == "builtin" and len(first["labels"]) == 10
+    assert gallery_report(ckpt, spec, data, cache, cached_only=True) == first
