@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from core.cache import default_cache_dir
-from core.checkpoints import load_checkpoint_bytes, read_sidecar, save_checkpoint
+from core.checkpoints import CheckpointError, load_checkpoint_bytes, read_sidecar, save_checkpoint
 from core.models import ModelSpec
 from core.zoo import ZOO_DIR
 
@@ -42,7 +42,8 @@ class CatalogEntry:
 
     @property
     def label(self) -> str:
-        return self.name if self.source == "zoo" else f"{self.name} ({self.source})"
+        """Unique in the catalog: zoo names are; uploads and trained runs add a short hash."""
+        return self.name if self.source == "zoo" else f"{self.name} ({self.source} {self.sha256[:6]})"
 
 
 def uploads_dir(root: Path | None = None) -> Path:
@@ -62,7 +63,8 @@ def entry_from_file(path: Path, source: str) -> CatalogEntry | None:
     if "model" not in meta or "sha256" not in meta:
         return None
     model = meta["model"]
-    return CatalogEntry(name=meta.get("name", path.stem), path=str(path), source=source,
+    name = Path(meta["original_filename"]).stem if "original_filename" in meta else meta.get("name", path.stem)
+    return CatalogEntry(name=name, path=str(path), source=source,
                         dataset=meta.get("dataset", "unknown"), arch=model.get("arch", "?"),
                         norm=model.get("norm", "?"), width=float(model.get("width", 1.0)), sha256=meta["sha256"],
                         final_metrics=meta.get("final_metrics", {}), history=tuple(meta.get("history", [])),
@@ -89,7 +91,11 @@ def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, data
     ``dataset`` records what the model was trained on; when None, the file's embedded metadata
     says, else ``fallback_dataset``. An identical file uploaded again keeps its first record.
     """
-    checkpoint = load_checkpoint_bytes(data, filename, spec)
+    try:
+        checkpoint = load_checkpoint_bytes(data, filename, spec)
+    except KeyError as e:  # torch's weights-only unpickler raises a bare KeyError on some malformed pickles
+        raise CheckpointError(f"{filename}: refused or unreadable as a weights-only state dict (bad pickle memo "
+                              f"{e}). Only plain tensors are accepted; code inside a checkpoint is never run") from e
     out = uploads_dir(root) / f"{checkpoint.sha256[:16]}-{safe_stem(filename)}"
     if not out.with_suffix(".safetensors").is_file():
         meta = {k: v for k, v in checkpoint.meta.items() if k not in _SAVED_KEYS}

@@ -60,7 +60,7 @@ with upload_tab:
                 "Files are loaded weights-only (no code runs), checked for shape and NaN/inf, and stored under "
                 f"`{default_cache_dir() / 'uploads'}` so every page and session can use them.")
     file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth"], key="upload_file",
-                            max_upload_size=MAX_CHECKPOINT_BYTES // 2 ** 20)
+                            max_upload_size=max(1, MAX_CHECKPOINT_BYTES // 2 ** 20))
     manual = st.checkbox("Set the architecture by hand (needed for IN/LN/GN state dicts without metadata)",
                          key="upload_manual")
     spec = spec_input() if manual else None

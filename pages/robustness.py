@@ -63,7 +63,7 @@ if models and specs:
 st.subheader("Accuracy vs eps")
 if models:
     c1, c2 = st.columns([1, 2])
-    name = c1.selectbox("Attack", list(ATTACKS)[:5], key="sweep_attack", format_func=lambda n: ATTACKS[n].title)
+    name = c1.selectbox("Attack", list(ATTACKS)[:5], index=1, key="sweep_attack", format_func=lambda n: ATTACKS[n].title)
     base = next((s for s in specs if s.name == name), paper_spec(name))
     text = c2.text_input("eps values (comma separated; 2/255 allowed)", SWEEPS[ATTACKS[name].norm],
                          key=f"sweep_eps_{name}")

@@ -36,6 +36,13 @@ def test_upload_is_stored_once_and_joins_the_catalog(zoo, tmp_path):
     assert entry == again and entry.source == "upload" and entry.dataset == "builtin" and entry.norm == "bn"
     assert len(list(uploads_dir(root).glob("*.safetensors"))) == 1
     assert [e.label for e in list_checkpoints(root, zoo) if e.source == "upload"] == [entry.label]
+    assert entry.name == "my model.v2" and entry.label.startswith("my model.v2 (upload ")
+
+
+def test_malformed_pickle_is_a_checkpoint_error(tmp_path):
+    import pickle
+    with pytest.raises(CheckpointError):
+        store_upload(pickle.dumps({"a": [1, 2]}, protocol=4) + b"junk", "memo.pt", root=tmp_path)
 
 
 def test_pt_state_dict_upload_needs_spec_for_ambiguous_norm(tmp_path):
