@@ -12,9 +12,13 @@ from core.data import available_datasets
 from core.device import describe_device
 from ui import state
 
+# Larger type in the main area only: the sidebar keeps its size so page names are not cut off.
 DEMO_CSS = """<style>
-html, body, [data-testid="stAppViewContainer"] { font-size: 22px; }
-[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.25rem; }
+[data-testid="stMain"] { font-size: 22px; }
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] p,
+[data-testid="stMain"] [data-testid="stMarkdownContainer"] li,
+[data-testid="stMain"] [data-testid="stWidgetLabel"] p { font-size: 1.3rem; }
+[data-testid="stMain"] [data-testid="stCaptionContainer"] { font-size: 1.1rem; }
 [data-testid="stMetricValue"] { font-size: 3rem; }
 h1 { font-size: 3.2rem !important; } h2 { font-size: 2.4rem !important; } h3 { font-size: 1.9rem !important; }
 </style>"""

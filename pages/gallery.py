@@ -12,7 +12,8 @@ from core.experiments import EvalData
 from core.gallery import decode_images, gallery_report
 from ui import catalog, compute, render, state, widgets
 
-ZOOM = 3  # 32 px images are drawn 3x larger, nearest neighbour, so pixels stay visible
+ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
+WIDTH = 128  # one display width for every image, so clean and adversarial line up
 
 st.title("Adversarial gallery")
 st.markdown("Clean image, adversarial image and the perturbation (amplified to full range: grey = 0), with the "
@@ -37,19 +38,34 @@ def zoom(img: np.ndarray) -> np.ndarray:
     return img.repeat(ZOOM, 0).repeat(ZOOM, 1)
 
 
-def render_row(i: int, results: dict, names: list[str]) -> None:
-    """One image: clean, then adversarial + perturbation for every model."""
+def header(results: dict) -> None:
+    cols = st.columns(1 + 2 * len(results))
+    cols[0].markdown("**clean**")
+    for j, label in enumerate(results):
+        cols[1 + 2 * j].markdown(f"**{label}**<br>adversarial", unsafe_allow_html=True)
+        cols[2 + 2 * j].markdown(f"**{label}**<br>perturbation", unsafe_allow_html=True)
+
+
+def render_row(i: int, results: dict, images: dict, names: list[str]) -> None:
+    """One image: clean (true label), then per model the adversarial image and its perturbation."""
     first = next(iter(results.values()))
     cols = st.columns(1 + 2 * len(results))
     y = first["labels"][i]
-    cols[0].image(zoom(decode_images(first["clean"])[i]), caption=f"clean · true: {names[y]}")
+    cols[0].image(zoom(images["clean"][i]), caption=f"true: {names[y]}", width=WIDTH)
     for j, (label, r) in enumerate(results.items()):
-        adv_ok = "✓" if r["adv_pred"][i] == y else "✗"
-        cols[1 + 2 * j].image(zoom(decode_images(r["adversarial"])[i]),
-                              caption=f"{label} {adv_ok} {names[r['adv_pred'][i]]} ({r['adv_conf'][i]:.2f})")
-        cols[2 + 2 * j].image(zoom(decode_images(r["perturbation"])[i]),
-                              caption=f"δ ×{0.5 / max(r['linf'][i], 1e-12):.0f} · clean: {names[r['clean_pred'][i]]} "
+        mark = "✓" if r["adv_pred"][i] == y else "✗"
+        cols[1 + 2 * j].image(zoom(images[label, "adversarial"][i]), width=WIDTH,
+                              caption=f"{mark} {names[r['adv_pred'][i]]} ({r['adv_conf'][i]:.2f})")
+        cols[2 + 2 * j].image(zoom(images[label, "perturbation"][i]), width=WIDTH,
+                              caption=f"δ ×{0.5 / max(r['linf'][i], 1e-12):.0f} · clean pred {names[r['clean_pred'][i]]} "
                                       f"({r['clean_conf'][i]:.2f})")
+
+
+def decoded(results: dict) -> dict:
+    """Every image array once (decoding per cell would repeat it for every row)."""
+    images = {"clean": decode_images(next(iter(results.values()))["clean"])}
+    return images | {(m, kind): decode_images(r[kind]) for m, r in results.items()
+                     for kind in ("adversarial", "perturbation")}
 
 
 def predictions(results: dict, names: list[str]) -> pd.DataFrame:
@@ -65,7 +81,9 @@ if models:
         names = load_dataset(data.dataset).classes
         st.caption(f"{spec.label}. Columns: clean, then per model: adversarial (✓ still correct / ✗ fooled) "
                    "and its amplified perturbation.")
+        header(results)
+        images = decoded(results)
         for i in range(min(shown, len(next(iter(results.values()))["labels"]))):
-            render_row(i, results, names)
+            render_row(i, results, images, names)
         render.table(predictions(results, names), f"gallery-{name}-{dataset}", "gal_preds")
         render.dataset_caption({r["dataset"] for r in results.values()})

@@ -49,7 +49,7 @@ def spec_input() -> ModelSpec:
     c1, c2, c3, c4 = st.columns(4)
     arch = c1.selectbox("Architecture", list_models(), index=list_models().index("vgg11"), key="upload_arch")
     norm = c2.selectbox("Normalization", model_entry(arch).norms, key="upload_norm")
-    width = c3.number_input("Width multiplier", 0.01, 8.0, 1.0, key="upload_width")
+    width = c3.number_input("Width multiplier", 0.01, 8.0, 1.0, format="%.3f", key="upload_width")
     classes = c4.number_input("Classes", 2, 1000, 10, key="upload_classes")
     stats = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD) if arch.startswith("tv_") else {}
     return ModelSpec(arch, norm, int(classes), float(width), **stats)
@@ -86,7 +86,7 @@ def train_form() -> tuple[dict, str] | None:
     options = available_datasets()
     default = base.dataset if base.dataset in options else state.dataset()
     dataset = c1.selectbox("Dataset", options, index=options.index(default), key=f"train_dataset_{name}")
-    width = c2.number_input("Width", 0.01, 4.0, base.width, key=f"train_width_{name}")
+    width = c2.number_input("Width", 0.01, 4.0, base.width, format="%.3f", key=f"train_width_{name}")
     epochs = int(c3.number_input("Epochs", 1, 400, base.epochs, key=f"train_epochs_{name}"))
     if not st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
         return None

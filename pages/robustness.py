@@ -35,10 +35,16 @@ def sweep_task(entry: CatalogEntry, spec: AttackSpec, eps: list[float]) -> compu
     return run
 
 
+def column(spec: AttackSpec) -> str:
+    """A compact column name: 'PGD-linf 1/255 (20)'; linf budgets read in the paper's x/255 units."""
+    eps = f"{spec.eps * 255:.3g}/255" if ATTACKS[spec.name].norm == "linf" else f"{spec.eps:.3g}"
+    return f"{ATTACKS[spec.name].title} {eps}" + ("" if spec.name == "fgsm" else f" ({spec.steps})")
+
+
 def table1(results: dict) -> pd.DataFrame:
     rows = []
     for e in models:
-        got = {s.label: results.get((e.label, s)) for s in specs}
+        got = {column(s): results.get((e.label, s)) for s in specs}
         clean = next((r["clean_accuracy"] for r in got.values() if r), None)
         rows.append({"model": e.label, "arch": e.arch, "norm": e.norm, "dataset": data.dataset, "clean acc": clean,
                      **{label: r["robust_accuracy"] if r else None for label, r in got.items()}})
@@ -51,11 +57,12 @@ if models and specs:
     df = table1(results)
     render.table(df, f"robustness-{dataset}", "rob", column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in df.columns[4:]})
-    long = df.melt(id_vars=["model", "norm"], value_vars=[s.label for s in specs], var_name="attack",
+    long = df.melt(id_vars=["model", "norm"], value_vars=[column(s) for s in specs], var_name="attack",
                    value_name="robust accuracy").dropna()
     if not long.empty:
         fig = px.bar(long, x="attack", y="robust accuracy", color="model", barmode="group",
-                     title=f"Robust accuracy on {data.dataset} ({data.per_class} images per class)")
+                     title=f"Robust accuracy on {data.dataset} ({data.per_class} images per class; "
+                           "steps in parentheses)")
         fig.update_yaxes(range=[0, 1])
         render.chart(fig, long, f"robustness-bars-{dataset}", "rob_bars")
     render.dataset_caption({r["dataset"] for r in results.values()} or {data.dataset})

@@ -30,7 +30,7 @@ missing = [e.label for e in models if not e.history]
 if missing:
     st.info("No per-epoch history recorded for: " + ", ".join(missing))
 if not df.empty:
-    fig = px.line(df, x="epoch", y="value", color="model", facet_col="metric", markers=True,
+    fig = px.line(df, x="epoch", y="value", color="model", facet_col="metric", markers=True, facet_col_spacing=0.06,
                   title=f"Probes over training on {dataset}", category_orders={"metric": list(METRICS.values())})
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))

@@ -1,0 +1,25 @@
+# NormScope dashboard: docker build -t normscope . && docker run -p 8501:8501 normscope
+# Results are cached under /data/cache; mount a volume there to keep them (and uploads, jobs) across runs.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    NORMSCOPE_CACHE=/data/cache
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY core/ core/
+COPY ui/ ui/
+COPY pages/ pages/
+COPY scripts/ scripts/
+COPY checkpoints/ checkpoints/
+COPY app.py .
+
+RUN mkdir -p /data/cache
+EXPOSE 8501
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://localhost:8501/_stcore/health')"
+CMD ["streamlit", "run", "app.py", "--server.port", "8501", "--server.address", "0.0.0.0", \
+     "--server.headless", "true", "--browser.gatherUsageStats", "false"]

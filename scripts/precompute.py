@@ -1,0 +1,64 @@
+"""Fill the result cache for the dashboard's demo mode: the paper's default attacks, LIGS and galleries.
+
+    python scripts/precompute.py                       # every zoo checkpoint, 100 images per class
+    python scripts/precompute.py --only builtin --per-class 10
+
+Uses exactly the core calls and default settings the pages use (paper specs, EvalData of each
+model's dataset), so a page in demo mode finds every result by the same cache key.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.attacks import paper_spec  # noqa: E402
+from core.cache import ResultCache  # noqa: E402
+from core.catalog import CatalogEntry, list_checkpoints  # noqa: E402
+from core.checkpoints import load_checkpoint  # noqa: E402
+from core.experiments import EvalData, ligs_report, robustness, robustness_sweep  # noqa: E402
+from core.gallery import gallery_report  # noqa: E402
+from core.metrics import LIGSSpec  # noqa: E402
+from core.progress import ConsoleProgress  # noqa: E402
+
+ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 + A6: eps 0.25, 1/255, 0.25, 4/255; 20 steps
+GALLERY_ATTACK = "pgd_linf"  # the gallery page's default
+SWEEP_L2 = [0.0, 0.125, 0.25, 0.5, 1.0]  # the robustness page's default l2 sweep (pages/robustness.py SWEEPS)
+
+
+def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache) -> None:
+    checkpoint, data = load_checkpoint(entry.path), EvalData(entry.dataset, per_class=per_class)
+    for name in ATTACKS:
+        r = robustness(checkpoint, paper_spec(name), data, cache, ConsoleProgress())
+        print(f"  {name:9s} clean {r['clean_accuracy']:.3f} robust {r['robust_accuracy']:.3f} (n={r['n']})")
+    curve = robustness_sweep(checkpoint, paper_spec("pgd_l2"), SWEEP_L2, data, cache, ConsoleProgress())
+    print("  l2 sweep  " + ", ".join(f"{p['eps']:g}: {p['robust_accuracy']:.2f}" for p in curve))
+    r = ligs_report(checkpoint, LIGSSpec(), data, cache, ConsoleProgress())
+    print(f"  LIGS      {r['ligs']:.3f} (n={r['n']})")
+    gallery_report(checkpoint, paper_spec(GALLERY_ATTACK), EvalData(entry.dataset, per_class=1), cache)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--per-class", type=int, default=int(os.environ.get("NORMSCOPE_PER_CLASS", 100)),
+                        help="test images per class (default as the pages: NORMSCOPE_PER_CLASS or 100)")
+    parser.add_argument("--only", default="", help="only checkpoints whose name contains this text")
+    parser.add_argument("--cache", default=None, help="cache directory (default: NORMSCOPE_CACHE or ~/.cache/normscope)")
+    args = parser.parse_args(argv)
+    cache = ResultCache(args.cache)
+    entries = [e for e in list_checkpoints(args.cache) if e.source == "zoo" and args.only in e.name]
+    for entry in entries:
+        start = time.perf_counter()
+        print(f"{entry.name} ({entry.dataset}):")
+        precompute(entry, args.per_class, cache)
+        print(f"  done in {time.perf_counter() - start:.1f} s")
+    print(f"{len(entries)} checkpoints; cache {cache.volume() / 2**20:.1f} MiB at {cache.directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
