@@ -1,2 +1,2 @@
 """Code version: part of every cache key, bump when a computation's result would change."""
-CODE_VERSION = "0.1.0"
+CODE_VERSION = "0.2.0"

@@ -1,0 +1,65 @@
+"""Shared fixtures: an isolated cache, and a BN / no-BN pair trained in seconds on the built-in data."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("NORMSCOPE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def builtin():
+    from core.data import load_dataset
+
+    return load_dataset("builtin")
+
+
+@pytest.fixture(scope="session")
+def trained_pair(tmp_path_factory, builtin):
+    """{"none": model, "bn": model}: tiny VGG11s trained 3 epochs on the built-in dataset."""
+    from core.checkpoints import load_checkpoint
+    from core.train import preset, train
+
+    out, models = tmp_path_factory.mktemp("pair"), {}
+    for norm in ("none", "bn"):
+        train(preset("tiny", arch="vgg11", norm=norm, epochs=3), out / norm, dataset=builtin)
+        models[norm] = load_checkpoint(out / f"{norm}.safetensors")
+    return models
+
+
+@pytest.fixture(scope="session")
+def eval_batch(builtin):
+    from core.data import balanced_subset, to_float
+
+    x, y = builtin.split("test")
+    keep = balanced_subset(y, 20)
+    return to_float(x[keep]), y[keep]
+
+
+class Linear(torch.nn.Module):
+    """A linear classifier on [N, 3, 2, 2] images, for closed-form checks."""
+
+    def __init__(self, classes: int = 3, seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.weight = torch.nn.Parameter(torch.randn(classes, 12, generator=g, dtype=torch.float64))
+        self.bias = torch.nn.Parameter(torch.randn(classes, generator=g, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1) @ self.weight.T + self.bias
+
+    def ce_grad(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Closed form: d CE / dx = W^T (softmax(Wx + b) - onehot(y))."""
+        p = torch.softmax(self(x), 1).detach()
+        p[torch.arange(len(y)), y] -= 1
+        return (p @ self.weight.detach()).view_as(x)
+
+
+@pytest.fixture
+def linear():
+    return Linear()

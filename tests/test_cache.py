@@ -1,0 +1,58 @@
+"""The result cache: cached == recomputed, keys cover every input, corrupt entries are recomputed."""
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import pytest
+
+import core.cache as cache_module
+from core.attacks import paper_spec
+from core.cache import ResultCache, make_key
+from core.experiments import EvalData, ligs_report, robustness
+
+
+def test_cached_result_equals_recomputed(trained_pair, tmp_path):
+    ckpt, data = trained_pair["bn"], EvalData("builtin", "test", 5)
+    cache = ResultCache(tmp_path)
+    first = robustness(ckpt, paper_spec("pgd_linf", steps=5), data, cache)
+    assert cache.contains("robustness", ckpt.sha256, __import__("core.experiments").experiments.RobustnessConfig(
+        paper_spec("pgd_linf", steps=5), data))
+    fresh = robustness(ckpt, paper_spec("pgd_linf", steps=5), data, ResultCache(tmp_path / "other"))
+    assert first == fresh == robustness(ckpt, paper_spec("pgd_linf", steps=5), data, cache)
+    assert ligs_report(ckpt, data=data, cache=cache) == ligs_report(ckpt, data=data, cache=ResultCache(tmp_path / "o2"))
+
+
+def test_key_covers_function_checkpoint_config_and_code_version(monkeypatch):
+    base = make_key("robustness", "a" * 64, paper_spec("pgd_l2"))
+    assert base != make_key("ligs", "a" * 64, paper_spec("pgd_l2"))
+    assert base != make_key("robustness", "b" * 64, paper_spec("pgd_l2"))
+    assert base != make_key("robustness", "a" * 64, paper_spec("pgd_l2", steps=10))
+    monkeypatch.setattr(cache_module, "CODE_VERSION", "999")
+    assert base != make_key("robustness", "a" * 64, paper_spec("pgd_l2"))
+
+
+def test_corrupt_entry_is_recomputed_not_raised(tmp_path):
+    cache = ResultCache(tmp_path)
+    key = make_key("f", "sha", {"x": 1})
+    cache._cache.set(key, "{not json")
+    calls = []
+    value = cache.get_or_compute("f", "sha", {"x": 1}, lambda: calls.append(1) or {"v": 2})
+    assert value == {"v": 2} and calls == [1]
+    assert cache.get_or_compute("f", "sha", {"x": 1}, lambda: pytest.fail("recomputed")) == {"v": 2}
+
+
+def _writer(directory: str, worker: int) -> None:
+    cache = ResultCache(directory)
+    for i in range(50):
+        cache.set(f"k{i}", {"worker": worker, "i": i})
+        assert cache.get(f"k{i}")["i"] == i
+
+
+def test_several_processes_share_one_cache(tmp_path):
+    procs = [mp.get_context("spawn").Process(target=_writer, args=(str(tmp_path), w)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    assert len(ResultCache(tmp_path)) == 50

@@ -1,0 +1,149 @@
+"""Checkpoints: bit-exact round trips, inference without metadata, and every kind of bad file."""
+from __future__ import annotations
+
+import io
+import json
+import pickle
+
+import pytest
+import torch
+import torchvision
+
+import core.checkpoints as checkpoints
+from core.checkpoints import CheckpointError, load_checkpoint, load_checkpoint_bytes, save_checkpoint
+from core.models import build
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build("vgg11", norm="bn", width=0.125)
+
+
+def same_weights(a, b) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_round_trip_is_bit_exact_with_metadata(tmp_path, model):
+    meta = save_checkpoint(model, tmp_path / "m", {"dataset": "builtin", "history": [{"epoch": 1}]})
+    ckpt = load_checkpoint(tmp_path / "m.safetensors")
+    assert same_weights(ckpt.model, model)
+    assert ckpt.sha256 == meta["sha256"] and ckpt.dataset == "builtin" and ckpt.history == [{"epoch": 1}]
+    assert ckpt.spec == model.spec and not ckpt.model.training
+
+
+def test_single_safetensors_file_carries_its_metadata(tmp_path, model):
+    save_checkpoint(model, tmp_path / "m", {"dataset": "builtin"})
+    ckpt = load_checkpoint_bytes((tmp_path / "m.safetensors").read_bytes(), "upload.safetensors")
+    assert ckpt.dataset == "builtin" and same_weights(ckpt.model, model)
+
+
+def test_fp16_storage_round_trips_within_half_precision(tmp_path, model):
+    save_checkpoint(model, tmp_path / "h", dtype=torch.float16)
+    loaded = load_checkpoint(tmp_path / "h.safetensors").model
+    x = torch.rand(8, 3, 32, 32)
+    assert torch.allclose(loaded(x), model.eval()(x), atol=1e-2)
+
+
+@pytest.mark.parametrize("wrap", [lambda s: s, lambda s: {"state_dict": s},
+                                  lambda s: {f"module.{k}": v for k, v in s.items()}])
+def test_pt_state_dicts_load_weights_only_and_infer_architecture(tmp_path, model, wrap):
+    torch.save(wrap(model.backbone.state_dict()), tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt")
+    assert (ckpt.spec.arch, ckpt.spec.norm, ckpt.spec.width) == ("vgg11", "bn", 0.125)
+    assert all(torch.equal(ckpt.model.backbone.state_dict()[k], v) for k, v in model.backbone.state_dict().items())
+
+
+def test_torchvision_state_dict_loads(tmp_path):
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "r.pth")
+    ckpt = load_checkpoint(tmp_path / "r.pth")
+    assert ckpt.spec.arch == "tv_resnet18" and ckpt.spec.num_classes == 10
+
+
+def test_ambiguous_norm_is_named(tmp_path):
+    torch.save(build("vgg11", norm="gn", width=0.125).state_dict(), tmp_path / "g.pt")
+    with pytest.raises(CheckpointError, match="choose the norm"):
+        load_checkpoint(tmp_path / "g.pt")
+    from core.models import ModelSpec
+    assert load_checkpoint(tmp_path / "g.pt", spec=ModelSpec("vgg11", "gn", width=0.125)).spec.norm == "gn"
+
+
+class Exploit:
+    def __reduce__(self):
+        import os
+        return (os.system, ("touch /tmp/normscope-pwned",))
+
+
+def test_malicious_pickle_is_refused_and_never_executed(tmp_path):
+    import os
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"weight": Exploit()}))
+    with pytest.raises(CheckpointError, match="never run"):
+        load_checkpoint(path)
+    assert not os.path.exists("/tmp/normscope-pwned")
+
+
+def test_truncated_and_garbage_safetensors(tmp_path, model):
+    save_checkpoint(model, tmp_path / "m")
+    data = (tmp_path / "m.safetensors").read_bytes()
+    for bad in (data[: len(data) // 2], b"\x00" * 100, b"not a checkpoint"):
+        with pytest.raises(CheckpointError, match="safetensors"):
+            load_checkpoint_bytes(bad, "x.safetensors")
+
+
+def test_wrong_architecture_lists_the_mismatch(tmp_path, model):
+    from core.models import ModelSpec
+    save_checkpoint(model, tmp_path / "m")
+    with pytest.raises(CheckpointError, match="does not fit resnet18"):
+        load_checkpoint(tmp_path / "m.safetensors", spec=ModelSpec("resnet18", "bn", width=0.125))
+    with pytest.raises(CheckpointError, match="shape mismatches"):
+        load_checkpoint(tmp_path / "m.safetensors", spec=ModelSpec("vgg11", "bn", width=0.25))
+
+
+def test_unknown_keys_and_nan_weights(tmp_path, model):
+    state = model.backbone.state_dict()
+    torch.save({**state, "extra.weight": torch.zeros(3)}, tmp_path / "u.pt")
+    with pytest.raises(CheckpointError, match="unexpected keys"):
+        load_checkpoint(tmp_path / "u.pt")
+    state["head.weight"] = state["head.weight"].clone().fill_(float("nan"))
+    torch.save(state, tmp_path / "n.pt")
+    with pytest.raises(CheckpointError, match="NaN"):
+        load_checkpoint(tmp_path / "n.pt")
+
+
+def test_unknown_architecture_and_unrecognised_keys(tmp_path, model):
+    meta = save_checkpoint(model, tmp_path / "m")
+    side = tmp_path / "m.json"
+    side.write_text(json.dumps({**meta, "model": {**meta["model"], "arch": "alexnet"}}))
+    with pytest.raises(CheckpointError, match="unknown architecture 'alexnet'"):
+        load_checkpoint(tmp_path / "m.safetensors")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match="not recognised"):
+        load_checkpoint(tmp_path / "odd.pt")
+
+
+def test_sha_mismatch_and_bad_sidecar(tmp_path, model):
+    meta = save_checkpoint(model, tmp_path / "m")
+    (tmp_path / "m.json").write_text(json.dumps({**meta, "sha256": "0" * 64}))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_checkpoint(tmp_path / "m.safetensors")
+    (tmp_path / "m.json").write_text("{broken")
+    with pytest.raises(CheckpointError, match="JSON"):
+        load_checkpoint(tmp_path / "m.safetensors")
+
+
+def test_huge_file_and_wrong_suffix(tmp_path, model, monkeypatch):
+    save_checkpoint(model, tmp_path / "m")
+    monkeypatch.setattr(checkpoints, "MAX_CHECKPOINT_BYTES", 1000)
+    with pytest.raises(CheckpointError, match="limit"):
+        load_checkpoint(tmp_path / "m.safetensors")
+    with pytest.raises(CheckpointError, match="unsupported file type"):
+        load_checkpoint_bytes(b"x", "model.onnx")
+
+
+def test_non_tensor_pt_is_refused(tmp_path):
+    buffer = io.BytesIO()
+    torch.save({"epoch": 3, "weights": [1, 2]}, buffer)
+    with pytest.raises(CheckpointError, match="state dict of tensors"):
+        load_checkpoint_bytes(buffer.getvalue(), "m.pt")

@@ -1,0 +1,68 @@
+"""LIGS and robust accuracy against independent computations and the paper's qualitative findings."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.attacks import paper_spec
+from core.metrics import LIGSSpec, accuracy, ligs, robust_accuracy, robustness_curve
+
+
+def test_ligs_of_a_linear_model_is_near_one(linear):
+    x = torch.rand(64, 3, 2, 2, dtype=torch.float64)
+    y = torch.randint(0, 3, (64,))
+    assert ligs(linear, x, y).mean > 0.99
+
+
+def test_ligs_matches_a_per_sample_reference(trained_pair, eval_batch):
+    model, (x, y) = trained_pair["none"].model, eval_batch
+    x, y = x[:10], y[:10]
+    result = ligs(model, x, y, LIGSSpec(seed=3))
+    nu = 0.01 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    reference = []
+    for i in range(len(x)):
+        grads = []
+        for xi in (x[i:i + 1], x[i:i + 1] + nu[i:i + 1]):
+            xi = xi.clone().requires_grad_(True)
+            grads.append(torch.autograd.grad(F.cross_entropy(model(xi), y[i:i + 1]), xi)[0].flatten())
+        reference.append(F.cosine_similarity(grads[0], grads[1], dim=0))
+    assert torch.allclose(result.per_sample, torch.stack(reference).detach(), atol=1e-4)
+    assert result.mean == pytest.approx(result.per_sample.mean().item())
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "uniform", "fgsm", "pgd"])
+def test_ligs_kinds_are_cosines_and_deterministic(trained_pair, eval_batch, kind):
+    model = trained_pair["bn"].model
+    a = ligs(model, *eval_batch, LIGSSpec(kind=kind))
+    b = ligs(model, *eval_batch, LIGSSpec(kind=kind))
+    assert torch.equal(a.per_sample, b.per_sample)
+    assert a.per_sample.abs().max() <= 1 + 1e-5 and len(a.per_sample) == len(eval_batch[1])
+
+
+def test_robustness_curve_starts_at_clean_accuracy_and_falls(trained_pair, eval_batch):
+    model = trained_pair["none"].model
+    curve = robustness_curve(model, *eval_batch, paper_spec("pgd_l2", steps=10), [0.0, 0.25, 1.0, 4.0])
+    assert curve[0][1] == accuracy(model, *eval_batch)
+    values = [acc for _, acc in curve]
+    assert values == sorted(values, reverse=True) and values[-1] < values[0]
+
+
+def test_paper_finding_bn_lowers_robust_accuracy_and_ligs(trained_pair, eval_batch):
+    """Benz et al. Table 1 / Fig. 1 on the built-in data: similar clean accuracy, BN less robust and less linear."""
+    none, bn = trained_pair["none"].model, trained_pair["bn"].model
+    assert accuracy(bn, *eval_batch) >= 0.8 and accuracy(none, *eval_batch) >= 0.8
+    spec = paper_spec("pgd_l2", steps=10)
+    assert robust_accuracy(bn, *eval_batch, spec) < robust_accuracy(none, *eval_batch, spec) - 0.1
+    assert ligs(bn, *eval_batch).mean < ligs(none, *eval_batch).mean
+
+
+def test_bn_relies_more_on_non_robust_cue(trained_pair, builtin):
+    """On the conflict split (robust cue y, non-robust cue y+1), BN follows the non-robust cue more often."""
+    from core.data import to_float
+    from core.metrics import predict
+
+    x, y = builtin.split("conflict")
+    x, y = to_float(x[:500]), y[:500]
+    follows_nrf = {n: (predict(m.model, x) == (y + 1) % 10).float().mean().item() for n, m in trained_pair.items()}
+    assert follows_nrf["bn"] > follows_nrf["none"] + 0.3
