@@ -16,8 +16,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
-from core.checkpoints import load_checkpoint
-from core.zoo import ZOO_DIR
+from core.checkpoints import load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -33,9 +32,21 @@ PAGES = {  # page -> widget keys a user (and this test) drives there
 }
 
 
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory, trained_pair) -> Path:
+    """A zoo of the tiny BN / no-BN pair, so the tests never depend on (or race with) checkpoints/."""
+    folder = tmp_path_factory.mktemp("zoo")
+    keep = ("dataset", "train_config", "history", "epochs_completed", "final_metrics")
+    for name, norm in zip(PAIR, ("none", "bn")):
+        ckpt = trained_pair[norm]
+        save_checkpoint(ckpt.model, folder / name, {k: ckpt.meta[k] for k in keep if k in ckpt.meta})
+    return folder
+
+
 @pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch) -> Path:
+def cache_dir(tmp_path, monkeypatch, zoo) -> Path:
     monkeypatch.setenv("NORMSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NORMSCOPE_ZOO", str(zoo))
     return tmp_path / "cache"
 
 
@@ -163,11 +174,11 @@ def state_dict_bytes(state: dict) -> bytes:
     return buffer.getvalue()
 
 
-def test_good_uploads_join_every_model_list():
-    good = (ZOO_DIR / "builtin-vgg11-bn.safetensors").read_bytes()
+def test_good_uploads_join_every_model_list(zoo):
+    good = (zoo / "builtin-vgg11-bn.safetensors").read_bytes()
     at = upload(open_page("models"), "mine.safetensors", good)
     assert "Stored" in at.success[0].value and "builtin" in at.success[0].value
-    pt = state_dict_bytes(load_checkpoint(ZOO_DIR / "builtin-vgg11-none.safetensors").model.state_dict())
+    pt = state_dict_bytes(load_checkpoint(zoo / "builtin-vgg11-none.safetensors").model.state_dict())
     at = upload(at, "plain.pt", pt)
     assert "vgg11 (norm=none" in at.success[0].value
     options = open_page("robustness").multiselect(key="rob_models").options
@@ -181,9 +192,9 @@ def evil_pickle(marker: Path) -> bytes:
     return pickle.dumps(Evil())
 
 
-def test_bad_uploads_show_readable_errors(tmp_path, monkeypatch):
-    good = (ZOO_DIR / "builtin-vgg11-bn.safetensors").read_bytes()
-    state = load_checkpoint(ZOO_DIR / "builtin-vgg11-bn.safetensors").model.state_dict()
+def test_bad_uploads_show_readable_errors(tmp_path, monkeypatch, zoo):
+    good = (zoo / "builtin-vgg11-bn.safetensors").read_bytes()
+    state = load_checkpoint(zoo / "builtin-vgg11-bn.safetensors").model.state_dict()
     nan = {k: (torch.full_like(v, float("nan")) if k.endswith("head.weight") else v) for k, v in state.items()}
     marker = tmp_path / "pwned"
     cases = {"corrupt.safetensors": (b"\x00not a checkpoint" * 8, "not a valid safetensors"),

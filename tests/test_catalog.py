@@ -62,6 +62,11 @@ def test_bad_uploads_raise_checkpoint_error_and_store_nothing(tmp_path, data):
     assert not list(uploads_dir(tmp_path).glob("*"))
 
 
+def test_zoo_folder_follows_normscope_zoo(zoo, tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMSCOPE_ZOO", str(zoo))
+    assert [e.name for e in list_checkpoints(tmp_path / "cache")] == ["pair-bn", "pair-none"]
+
+
 def test_safe_stem_drops_dots_and_path_parts():
     assert safe_stem("../../etc/pass wd.v1.pt") == "pass_wd_v1"
 
