@@ -9,6 +9,7 @@ Listing reads only the small JSON sidecars; weights load when a page needs them.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,9 +72,14 @@ def entry_from_file(path: Path, source: str) -> CatalogEntry | None:
                         preset=meta.get("train_config", {}).get("preset", ""))
 
 
-def list_checkpoints(root: Path | None = None, zoo_dir: Path = ZOO_DIR, dataset: str | None = None) -> list[CatalogEntry]:
+def zoo_dir() -> Path:
+    """The reference zoo's folder: ``NORMSCOPE_ZOO`` if set (a mounted volume, or a test's own zoo), else checkpoints/."""
+    return Path(os.environ.get("NORMSCOPE_ZOO") or ZOO_DIR)
+
+
+def list_checkpoints(root: Path | None = None, zoo: Path | None = None, dataset: str | None = None) -> list[CatalogEntry]:
     """Zoo, uploaded and trained checkpoints (in that order), optionally only those of ``dataset``."""
-    folders = [(zoo_dir, "zoo"), (uploads_dir(root), "upload"), (trained_dir(root), "trained")]
+    folders = [(zoo or zoo_dir(), "zoo"), (uploads_dir(root), "upload"), (trained_dir(root), "trained")]
     entries = [entry_from_file(p, source) for folder, source in folders for p in sorted(folder.glob("*.safetensors"))]
     return [e for e in entries if e is not None and (dataset is None or e.dataset == dataset)]
 
