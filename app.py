@@ -36,7 +36,8 @@ PAGES = [
 def sidebar() -> None:
     options = available_datasets()
     if st.session_state.get(state.DATASET_KEY) not in options:  # first run, or a data source that went away
-        st.session_state[state.DATASET_KEY] = state.default_dataset(options)
+        wanted = st.query_params.get("dataset")  # ?dataset=builtin: a link (or a talk's bookmark) picks the data
+        st.session_state[state.DATASET_KEY] = wanted if wanted in options else state.default_dataset(options)
     st.sidebar.selectbox("Data source", options, key=state.DATASET_KEY,
                          help="Models trained on this dataset are listed and evaluated on its test split.")
     st.sidebar.toggle("Demo mode", key=state.DEMO_KEY, help="Larger fonts; precomputed results only.")

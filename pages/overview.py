@@ -59,10 +59,11 @@ if not entries:
 else:
     st.subheader(f"Headline: BN vs no normalization on {dataset}")
     headline(probe_rows())
-    table = probe_rows().merge(cached_rows(), on="model")
-    render.table(table, f"overview-{dataset}", "overview", column_config={
-        c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[4:]})
-    render.dataset_caption({dataset})
+    with render.user_errors("Cannot read a checkpoint"):
+        table = probe_rows().merge(cached_rows(), on="model")
+        render.table(table, f"overview-{dataset}", "overview", column_config={
+            c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[4:]})
+        render.dataset_caption({dataset})
 
 st.subheader("Explore")
 cols = st.columns(3)
