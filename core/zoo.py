@@ -44,7 +44,7 @@ ZOO_PLAN: list[ZooEntry] = [
     *[_cifar(f"cifar10jpeg-vgg11-{n}-adv", "adversarial", "cpu_adv", arch="vgg11", norm=n, epochs=8,
              train_subset=25000) for n in ("bn", "none")],
     *[_cifar(f"cifar10jpeg-resnet18-{n}", "resnet18-norms", arch="resnet18", norm=n,
-             epochs=12 if n == "none" else 8, train_subset=25000, snapshot_every=2 if n in ("bn", "none") else 0)
+             epochs=9 if n == "none" else 6, train_subset=25000, snapshot_every=2 if n in ("bn", "none") else 0)
       for n in ("bn", "none", "in", "ln", "gn")],
 ]
 

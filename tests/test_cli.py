@@ -1,0 +1,79 @@
+"""The CLI's --json output is a stable contract: schema names, keys and types are checked here."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, env_cache: Path) -> subprocess.CompletedProcess:
+    import os
+    env = {**os.environ, "NORMSCOPE_CACHE": str(env_cache), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "core", *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from core.checkpoints import save_checkpoint
+    from core.data import load_dataset
+    from core.train import preset, train
+    out = tmp_path_factory.mktemp("cli") / "m"
+    train(preset("tiny", arch="vgg11", norm="bn", epochs=1, train_subset=1000, probe_per_class=2, probe_steps=1),
+          out, dataset=load_dataset("builtin"))
+    return out.with_suffix(".safetensors")
+
+
+def test_info_json(checkpoint, tmp_path):
+    r = cli("info", str(checkpoint), "--json", env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["schema"] == "normscope.info/1"
+    assert out["model"]["arch"] == "vgg11" and out["dataset"] == "builtin" and len(out["sha256"]) == 64
+    assert out["epochs"] == 1 and out["history"][0]["epoch"] == 1
+
+
+def test_eval_json_with_an_eps_list(checkpoint, tmp_path):
+    r = cli("eval", str(checkpoint), "--attack", "pgd_linf", "--eps", "0", "0.01", "--steps", "3", "--per-class", "3",
+            "--json", env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["schema"] == "normscope.eval/1" and out["dataset"] == "builtin"
+    assert out["attack"]["name"] == "pgd_linf" and out["attack"]["steps"] == 3
+    first, second = out["results"]
+    assert set(first) == {"eps", "clean_accuracy", "robust_accuracy", "target_success", "n"}
+    assert first["eps"] == 0 and first["robust_accuracy"] == first["clean_accuracy"] and first["n"] == 30
+    assert second["robust_accuracy"] <= first["robust_accuracy"]
+
+
+def test_ligs_json(checkpoint, tmp_path):
+    r = cli("ligs", str(checkpoint), "--kind", "uniform", "--per-class", "3", "--json", env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["schema"] == "normscope.ligs/1" and out["perturbation"]["kind"] == "uniform"
+    assert -1 <= out["ligs"] <= 1 and len(out["per_class"]) == 10 and out["n"] == 30
+
+
+@pytest.mark.parametrize("args", [("info", "missing.safetensors"), ("eval", "README.md"),
+                                  ("eval", "CKPT", "--eps", "nan"), ("eval", "CKPT", "--dataset", "imagenet-21k")])
+def test_errors_are_one_json_line_and_exit_2(checkpoint, tmp_path, args):
+    args = [str(checkpoint) if a == "CKPT" else a for a in args]
+    r = cli(*args, "--json", env_cache=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    out = json.loads(r.stdout)
+    assert out["schema"] == "normscope.error/1" and out["error"]
+
+
+def test_text_errors_have_no_traceback(tmp_path):
+    r = cli("info", "nope.pt", env_cache=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "Traceback" not in r.stderr
+
+
+def test_list_registries(tmp_path):
+    out = json.loads(cli("list", "attacks", "--json", env_cache=tmp_path).stdout)
+    names = [a["name"] for a in out["items"]]
+    assert {"fgsm", "pgd_l2", "pgd_linf", "cw_l2", "mifgsm"} <= set(names)
+    models = json.loads(cli("list", "models", "--json", env_cache=tmp_path).stdout)["items"]
+    assert {"name": "resnet20", "norms": ["none", "bn", "in", "ln", "gn", "fixup"], "family": "cifar"} in models

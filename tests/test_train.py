@@ -1,0 +1,73 @@
+"""Training: accuracy rises in seconds, history and metadata are complete, resume is exact, cancel is clean."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from core.progress import Cancelled
+from core.train import learning_rate, preset, train
+
+FAST = dict(arch="vgg11", norm="bn", epochs=3, train_subset=2000, probe_per_class=5, probe_steps=2)
+
+
+def test_tiny_model_learns_and_records_history(tmp_path, builtin):
+    meta = train(preset("tiny", **FAST), tmp_path / "m", dataset=builtin)
+    history = meta["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert {"train_loss", "test_accuracy", "robust_accuracy", "ligs", "lr", "seconds"} <= history[0].keys()
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["test_accuracy"] > 0.5 > 0.1
+    side = json.loads((tmp_path / "m.json").read_text())
+    assert side["dataset"] == "builtin" and side["train_config"]["preset"] == "tiny"
+    assert side["model"]["arch"] == "vgg11" and side["final_metrics"]["test_accuracy"] == history[-1]["test_accuracy"]
+    assert not (tmp_path / "m.safetensors.state.pt").exists() and not list(tmp_path.glob("*.state.pt"))
+
+
+def kill_at_epoch(epoch: int):
+    def progress(fraction: float, message: str = "") -> None:
+        if message.startswith(f"epoch {epoch}:"):
+            raise Cancelled("simulated kill")
+    return progress
+
+
+def test_resume_after_kill_gives_identical_weights(tmp_path, builtin):
+    config = preset("tiny", **FAST)
+    train(config, tmp_path / "straight", dataset=builtin)
+    with pytest.raises(Cancelled):
+        train(config, tmp_path / "resumed", dataset=builtin, progress=kill_at_epoch(3))
+    assert not (tmp_path / "resumed.safetensors").exists(), "a killed run must leave no checkpoint"
+    assert (tmp_path / "resumed.state.pt").exists()
+    meta = train(config, tmp_path / "resumed", dataset=builtin)
+    from safetensors.torch import load_file
+    a, b = load_file(tmp_path / "straight.safetensors"), load_file(tmp_path / "resumed.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert len(meta["history"]) == 3
+
+
+def test_snapshots_and_adversarial_training(tmp_path, builtin):
+    from core.train import ADVERSARIAL_TRAINING
+    config = preset("tiny", **{**FAST, "epochs": 2, "snapshot_every": 1, "adversarial": ADVERSARIAL_TRAINING,
+                               "train_subset": 500})
+    meta = train(config, tmp_path / "adv", dataset=builtin)
+    snaps = sorted((tmp_path / "snapshots" / "adv").glob("*.safetensors"))
+    assert [p.stem for p in snaps] == ["epoch_001", "epoch_002"]
+    assert meta["train_config"]["adversarial"]["eps"] == 0.5
+
+
+def test_schedules_follow_their_definitions():
+    step = preset("paper")
+    assert learning_rate(step, 0) == 0.01 and learning_rate(step, 199.9) == 0.01
+    assert learning_rate(step, 200) == pytest.approx(0.001)
+    cycle = preset("cpu", epochs=10)
+    assert learning_rate(cycle, 0) == 0 and learning_rate(cycle, 1.5) == pytest.approx(cycle.lr)
+    assert learning_rate(cycle, 10) == 0
+
+
+def test_paper_preset_is_table_a1():
+    p = preset("paper")
+    assert (p.lr, p.momentum, p.weight_decay, p.batch_size, p.epochs, p.milestones, p.gamma) == \
+        (0.01, 0.9, 5e-4, 128, 300, (200,), 0.1)
+    adv = preset("paper_adv").adversarial
+    assert (adv.name, adv.eps, adv.step_size, adv.steps) == ("pgd_l2", 0.5, 0.1, 7)
