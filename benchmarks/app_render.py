@@ -46,7 +46,7 @@ def measure(dataset: str, page: str, repeat: int) -> dict:
         at.run()
         reruns.append(time.perf_counter() - start)
     return {"page": page, "first": first, "second": statistics.median(seconds), "rerun": statistics.median(reruns),
-            "missing": sum("not in the cache" in i.value or "not precomputed" in i.value for i in [*at.info, *at.warning])}
+            "notices": sum("not in the cache" in i.value or "not precomputed" in i.value for i in [*at.info, *at.warning])}
 
 
 def main() -> int:
@@ -56,9 +56,9 @@ def main() -> int:
     args = parser.parse_args()
     session(args.dataset, "overview")  # import torch, plotly and the pages' modules once, outside the timings
     rows = [measure(args.dataset, p, args.repeat) for p in PAGES]
-    print(f"{'page':12s} {'first (s)':>10s} {'second (s)':>11s} {'rerun (s)':>10s}  missing results")
+    print(f"{'page':12s} {'first (s)':>10s} {'second (s)':>11s} {'rerun (s)':>10s}  not-cached notices")
     for r in rows:
-        print(f"{r['page']:12s} {r['first']:10.3f} {r['second']:11.3f} {r['rerun']:10.3f}  {r['missing']}")
+        print(f"{r['page']:12s} {r['first']:10.3f} {r['second']:11.3f} {r['rerun']:10.3f}  {r['notices']}")
     slow = [r["page"] for r in rows if r["second"] >= 1.0]
     print("second visit under 1 s on every page" if not slow else f"second visit >= 1 s: {', '.join(slow)}")
     return 1 if slow else 0

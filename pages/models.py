@@ -24,12 +24,14 @@ zoo_tab, upload_tab, train_tab = st.tabs(["Zoo", "Upload", "Train"])
 
 
 def zoo_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
-    return pd.DataFrame([{"model": e.label, "source": e.source, "dataset": e.dataset, "arch": e.arch, "norm": e.norm,
-                          "width": e.width, "preset": e.preset, "epochs": len(e.history),
+    """One row per checkpoint; the curves sit next to the final numbers so they show without scrolling."""
+    return pd.DataFrame([{"model": e.label, "dataset": e.dataset, "norm": e.norm,
                           "clean acc": e.final_metrics.get("test_accuracy"),
                           "robust acc": e.final_metrics.get("robust_accuracy"), "LIGS": e.final_metrics.get("ligs"),
                           "clean acc by epoch": [h.get("test_accuracy") for h in e.history],
-                          "robust acc by epoch": [h.get("robust_accuracy") for h in e.history]} for e in entries])
+                          "robust acc by epoch": [h.get("robust_accuracy") for h in e.history],
+                          "arch": e.arch, "width": e.width, "preset": e.preset, "epochs": len(e.history),
+                          "source": e.source} for e in entries])
 
 
 with zoo_tab:

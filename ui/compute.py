@@ -25,11 +25,12 @@ def gather(tasks: dict[Hashable, Task], key: str, what: str = "results") -> dict
     missing = [k for k, v in found.items() if v is None]
     if missing and state.demo_mode():
         render.not_precomputed(len(missing))
-    elif missing and st.button(f"Compute {len(missing)} missing {what}", key=key, type="primary",
-                               icon=":material/play_arrow:"):
-        compute(tasks, missing, found)
     elif missing:
-        st.info(f"{len(missing)} of {len(tasks)} {what} are not in the cache yet; press the button to compute them.")
+        note = st.empty()
+        note.info(f"{len(missing)} of {len(tasks)} {what} are not in the cache yet; press the button to compute them.")
+        if st.button(f"Compute {len(missing)} missing {what}", key=key, type="primary", icon=":material/play_arrow:"):
+            note.empty()
+            compute(tasks, missing, found)
     return {k: v for k, v in found.items() if v is not None}
 
 
