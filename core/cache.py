@@ -71,6 +71,28 @@ class ResultCache:
     def contains(self, function: str, checkpoint_sha: str, config: Any) -> bool:
         return self.get(make_key(function, checkpoint_sha, config)) is not None
 
+    def export(self, path: str | os.PathLike, prefixes: tuple[str, ...] = ("",)) -> int:
+        """Write every entry whose key starts with one of ``prefixes`` to a JSON file; returns the count."""
+        entries = {k: self.get(k) for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefixes)}
+        entries = {k: v for k, v in entries.items() if v is not None}
+        Path(path).write_text(json.dumps(entries, separators=(",", ":")))
+        return len(entries)
+
+    def seed(self, path: str | os.PathLike) -> int:
+        """Add the entries of an exported file that this cache lacks (shipped precomputed results).
+
+        Keys embed the code version and checkpoint hash, so entries from an older code version or
+        for other weights are never hit; an unreadable file seeds nothing.
+        """
+        try:
+            entries = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            return 0
+        missing = {k: v for k, v in entries.items() if self._cache.get(k) is None}
+        for key, value in missing.items():
+            self.set(key, value)
+        return len(missing)
+
     def volume(self) -> int:
         """Bytes on disk."""
         return self._cache.volume()

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from core._version import CODE_VERSION
-from core.attacks import AttackSpec
+from core.attacks import AttackSpec, paper_spec
 from core.cache import ResultCache, config_dict, make_key
 from core.checkpoints import Checkpoint
 from core.data import DataError, balanced_subset, load_dataset, resolve_name, to_float
@@ -115,3 +115,22 @@ def ligs_report(checkpoint: Checkpoint, spec: LIGSSpec = LIGSSpec(), data: EvalD
                 "per_sample": result.per_sample.tolist(), "labels": y.tolist(), "per_class": per_class}
 
     return cached("ligs", checkpoint, config, compute, cache, cached_only)
+
+
+TABLE_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 and Table A6, at the paper's settings
+
+
+def paper_table_row(checkpoint: Checkpoint, data: EvalData | None = None, cache: ResultCache | None = None,
+                    progress: Progress | None = None, device=None, cached_only: bool = False) -> dict | None:
+    """One row of Table 1 / A6: clean accuracy, robust accuracy per paper attack, and LIGS (None if
+    ``cached_only`` and any part is missing)."""
+    parts = len(TABLE_ATTACKS) + 1
+    results = {name: robustness(checkpoint, paper_spec(name), data, cache, scaled(progress, i / parts, (i + 1) / parts),
+                                device, cached_only) for i, name in enumerate(TABLE_ATTACKS)}
+    lg = ligs_report(checkpoint, LIGSSpec(), data, cache, scaled(progress, 1 - 1 / parts, 1), device, cached_only)
+    if lg is None or any(r is None for r in results.values()):
+        return None
+    first = results[TABLE_ATTACKS[0]]
+    return {"checkpoint": checkpoint.name, "dataset": first["dataset"], "n": first["n"],
+            "clean_accuracy": first["clean_accuracy"], **{k: r["robust_accuracy"] for k, r in results.items()},
+            "ligs": lg["ligs"]}

@@ -56,3 +56,15 @@ def test_several_processes_share_one_cache(tmp_path):
         p.join(60)
     assert all(p.exitcode == 0 for p in procs)
     assert len(ResultCache(tmp_path)) == 50
+
+
+def test_export_then_seed_restores_entries_without_overwriting(tmp_path):
+    source, target = ResultCache(tmp_path / "a"), ResultCache(tmp_path / "b")
+    source.set("robustness:1", {"v": 1})
+    source.set("ligs:2", {"v": 2})
+    source.set("other:3", {"v": 3})
+    assert source.export(tmp_path / "seed.json", ("robustness:", "ligs:")) == 2
+    target.set("ligs:2", {"v": "kept"})
+    assert target.seed(tmp_path / "seed.json") == 1
+    assert target.get("robustness:1") == {"v": 1} and target.get("ligs:2") == {"v": "kept"}
+    assert target.get("other:3") is None and target.seed(tmp_path / "missing.json") == 0

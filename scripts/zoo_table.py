@@ -1,0 +1,50 @@
+"""Table 1 / A6 for the reference zoo, as markdown: ``python scripts/zoo_table.py [--per-class 100]``.
+
+Computes (or reads from the cache) clean accuracy, PGD-l2 0.25, PGD-linf 1/255, CW-l2 0.25 and
+FGSM 4/255 robust accuracy (20 steps, step 2.5*eps/20) and LIGS (Gaussian, std 0.01) for every zoo
+model on its own dataset's balanced test subset, then prints each BN-vs-none comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.cache import ResultCache  # noqa: E402
+from core.checkpoints import load_checkpoint  # noqa: E402
+from core.experiments import TABLE_ATTACKS, EvalData, paper_table_row  # noqa: E402
+from core.progress import ConsoleProgress  # noqa: E402
+from core.zoo import ZOO_DIR, read_index  # noqa: E402
+
+HEADER = "| model | dataset | epochs | clean | PGD-l2 0.25 | PGD-linf 1/255 | CW-l2 0.25 | FGSM 4/255 | LIGS | PGD-l2 / clean |"
+HEADER_RULE = "|" + "---|" * (HEADER.count("|") - 1)
+
+
+def row_markdown(entry: dict, row: dict) -> str:
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    cells = [entry["name"], row["dataset"], str(entry["epochs"]), pct(row["clean_accuracy"]),
+             *[pct(row[a]) for a in TABLE_ATTACKS], f"{row['ligs']:.3f}",
+             f"{row['pgd_l2'] / row['clean_accuracy']:.2f}"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--per-class", type=int, default=100)
+    p.add_argument("--only", default="", help="only zoo models whose name contains this text")
+    p.add_argument("--cached-only", action="store_true", help="print only rows already in the cache")
+    args = p.parse_args()
+    cache, lines = ResultCache(), [HEADER, HEADER_RULE]
+    for entry in (e for e in read_index() if args.only in e["name"]):
+        ckpt = load_checkpoint(ZOO_DIR / entry["file"])
+        row = paper_table_row(ckpt, EvalData(entry["dataset"], "test", args.per_class), cache,
+                              None if args.cached_only else ConsoleProgress(), cached_only=args.cached_only)
+        if row is not None:
+            lines.append(row_markdown(entry, row))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
