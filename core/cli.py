@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 
@@ -17,7 +18,7 @@ from core._version import CODE_VERSION
 from core.attacks import ATTACKS, TARGET_MODES, AttackSpec, list_attacks, paper_spec
 from core.cache import ResultCache, config_dict
 from core.checkpoints import CheckpointError, load_checkpoint
-from core.data import DATASETS, DataError, available_datasets
+from core.data import DATASETS, DataError, available_datasets, load_dataset
 from core.device import describe_device
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.models import list_models, model_entry
@@ -78,6 +79,9 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--json", action="store_true", help="machine-readable output")
         command.add_argument("--device", help="cuda or cpu (default: cuda if available)")
         command.add_argument("--threads", type=int, help="CPU threads for torch")
+        command.add_argument("--data-root", help="folder of torchvision datasets (sets NORMSCOPE_DATA)")
+        command.add_argument("--download", action="store_true",
+                             help="download the named torchvision dataset into --data-root if missing")
     return p
 
 
@@ -188,7 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.data_root:
+        os.environ["NORMSCOPE_DATA"] = args.data_root
     try:
+        if args.download:
+            name = getattr(args, "dataset", None)
+            load_dataset(name if name not in (None, "auto") else "cifar10", download=True)
         payload = COMMANDS[args.command](args)
     except (CheckpointError, DataError, ValueError, OSError) as e:
         message = str(e)
