@@ -16,6 +16,7 @@ COPY ui/ ui/
 COPY pages/ pages/
 COPY scripts/ scripts/
 COPY checkpoints/ checkpoints/
+COPY .streamlit/ .streamlit/
 COPY app.py .
 
 RUN mkdir -p /data/cache
