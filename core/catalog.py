@@ -97,11 +97,7 @@ def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, data
     ``dataset`` records what the model was trained on; when None, the file's embedded metadata
     says, else ``fallback_dataset``. An identical file uploaded again keeps its first record.
     """
-    try:
-        checkpoint = load_checkpoint_bytes(data, filename, spec)
-    except KeyError as e:  # torch's weights-only unpickler raises a bare KeyError on some malformed pickles
-        raise CheckpointError(f"{filename}: refused or unreadable as a weights-only state dict (bad pickle memo "
-                              f"{e}). Only plain tensors are accepted; code inside a checkpoint is never run") from e
+    checkpoint = load_checkpoint_bytes(data, filename, spec)
     out = uploads_dir(root) / f"{checkpoint.sha256[:16]}-{safe_stem(filename)}"
     if not out.with_suffix(".safetensors").is_file():
         meta = {k: v for k, v in checkpoint.meta.items() if k not in _SAVED_KEYS}

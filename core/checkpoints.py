@@ -154,7 +154,9 @@ def _parse_torch(data: bytes, filename: str) -> dict[str, torch.Tensor]:
 
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError) as e:
+    # torch's weights-only unpickler raises many types on malformed input (a bare KeyError for a bad memo)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError,
+            KeyError, IndexError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{filename}: refused or unreadable as a weights-only state dict ({str(e)[:300]}). "
                               "Only plain tensors are accepted; code inside a checkpoint is never run") from e
     for key in ("state_dict", "model", "model_state_dict", "net"):

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -124,9 +125,11 @@ def submit(kind: str, params: dict, root: Path | None = None, title: str = "") -
     """Create a job and start it in a detached background process."""
     job = create(kind, params, root, title)
     with open(job.directory / "log.txt", "ab") as log:
-        subprocess.Popen([sys.executable, "-m", "core", "jobs", "run", job.id, "--root", str(jobs_dir(root).parent)],
-                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                         cwd=Path(__file__).resolve().parents[1])
+        process = subprocess.Popen(
+            [sys.executable, "-m", "core", "jobs", "run", job.id, "--root", str(jobs_dir(root).parent)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=Path(__file__).resolve().parents[1])
+    threading.Thread(target=process.wait, daemon=True).start()  # reap it, so no zombie outlives the job
     return job
 
 

@@ -147,3 +147,10 @@ def test_non_tensor_pt_is_refused(tmp_path):
     torch.save({"epoch": 3, "weights": [1, 2]}, buffer)
     with pytest.raises(CheckpointError, match="state dict of tensors"):
         load_checkpoint_bytes(buffer.getvalue(), "m.pt")
+
+
+def test_malformed_pickle_memo_is_a_checkpoint_error():
+    """torch's weights-only unpickler raises a bare KeyError on a bad memo reference."""
+    bad = b"\x80\x04h\x05."  # protocol 4: BINGET of a memo slot that was never stored
+    with pytest.raises(CheckpointError, match="never run"):
+        load_checkpoint_bytes(bad, "memo.pt")
