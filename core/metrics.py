@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.attacks import AttackSpec, attack_mode, build_attack, paper_spec
-from core.device import model_device
+from core.device import model_device, to_device
 from core.progress import Progress, null_progress
 
 LIGS_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
@@ -29,7 +29,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
     """Predicted labels (CPU) in eval mode; the caller's train/eval mode is restored."""
     device = model_device(model)
     with attack_mode(model):
-        return torch.cat([model(x[s].to(device)).argmax(1).cpu() for s in batches(len(x), batch_size)])
+        return torch.cat([model(to_device(x[s], device)).argmax(1).cpu() for s in batches(len(x), batch_size)])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
@@ -154,7 +154,7 @@ def ligs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec = LI
     generator = torch.Generator(device=device).manual_seed(spec.seed)
     cos, logit_cos = [], []
     for i, s in enumerate(parts := batches(len(x), batch_size)):
-        xb, yb = x[s].to(device), y[s].to(device)
+        xb, yb = to_device(x[s], device), y[s].to(device)
         nu = perturbation(model, xb, yb, spec, generator)
         with attack_mode(model):
             (g0, z0), (g1, z1) = input_gradient(model, xb, yb), input_gradient(model, xb + nu, yb)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from core.attacks import AttackSpec, build_attack
 from core.checkpoints import atomic_write, save_checkpoint
 from core.data import Dataset, balanced_subset, load_dataset, to_float
-from core.device import resolve_device
+from core.device import resolve_device, to_device
 from core.metrics import LIGSSpec, accuracy, batches, ligs, robust_accuracy
 from core.models import ModelSpec, NormScopeModel, build_from_spec
 from core.progress import Progress, null_progress, scaled
@@ -163,7 +163,7 @@ def train_epoch(state: TrainState, config: TrainConfig, x: torch.Tensor, y: torc
     loss_sum, correct, parts = 0.0, 0, batches(len(x), config.batch_size)
     for i, s in enumerate(parts):
         xb = x[order[s]]
-        xb = to_float(augment(xb, g) if config.augment else xb).to(device)
+        xb = to_device(to_float(augment(xb, g) if config.augment else xb), device)
         yb = y[order[s]].to(device)
         xb = attack(xb, yb) if attack else xb
         for group in state.optimizer.param_groups:

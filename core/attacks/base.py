@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from core.attacks.losses import LOSSES
-from core.device import model_device
+from core.device import model_device, to_device
 
 
 @contextmanager
@@ -56,7 +56,7 @@ class Attack:
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         device = model_device(self.model)
-        x, y = images.to(device), labels.to(device)
+        x, y = to_device(images, device), labels.to(device)
         t = target.to(device) if target is not None else None
         with attack_mode(self.model):
             return self.perturb(x, y, t).detach().clamp(0, 1).to(images.device)
