@@ -13,6 +13,7 @@ from core.train import TrainConfig, preset
 
 ZOO_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 INDEX = "zoo.json"
+RESULTS_SEED = "results.json"  # precomputed results of the zoo (see ResultCache.seed)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def _builtin(name: str, **kw) -> ZooEntry:
 ZOO_PLAN: list[ZooEntry] = [
     _builtin("builtin-vgg11-none", arch="vgg11", norm="none"),
     _builtin("builtin-vgg11-bn", arch="vgg11", norm="bn"),
-    _builtin("builtin-resnet20-none", arch="resnet20", norm="none", width=0.5),
+    _builtin("builtin-resnet20-none", arch="resnet20", norm="none", width=0.5, epochs=10),
     _builtin("builtin-resnet20-bn", arch="resnet20", norm="bn", width=0.5),
     *[_cifar(f"cifar10jpeg-vgg11-{n}", "vgg11-norms", arch="vgg11", norm=n, epochs=24 if n == "none" else 15)
       for n in ("bn", "none", "in", "ln", "gn")],
