@@ -69,7 +69,7 @@ def cached(function: str, checkpoint: Checkpoint, config, compute, cache: Result
 
     ``cached_only`` serves the dashboard's demo mode: it shows precomputed results and never computes.
     """
-    cache = cache or ResultCache()
+    cache = cache if cache is not None else ResultCache()  # an empty cache is falsy (it has a length)
     if cached_only:
         return cache.get(make_key(function, checkpoint.sha256, config))
     return cache.get_or_compute(function, checkpoint.sha256, config, compute)
