@@ -71,10 +71,13 @@ class ResultCache:
     def contains(self, function: str, checkpoint_sha: str, config: Any) -> bool:
         return self.get(make_key(function, checkpoint_sha, config)) is not None
 
-    def export(self, path: str | os.PathLike, prefixes: tuple[str, ...] = ("",)) -> int:
-        """Write every entry whose key starts with one of ``prefixes`` to a JSON file; returns the count."""
+    def export(self, path: str | os.PathLike, prefixes: tuple[str, ...] = ("",),
+               checkpoints: set[str] | None = None) -> int:
+        """Write the entries whose key starts with one of ``prefixes`` (and, if given, whose provenance
+        names one of the ``checkpoints`` sha256s) to a JSON file; returns the count."""
         entries = {k: self.get(k) for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefixes)}
-        entries = {k: v for k, v in entries.items() if v is not None}
+        entries = {k: v for k, v in entries.items() if v is not None and (
+            checkpoints is None or (v.get("checkpoint") or {}).get("sha256") in checkpoints)}
         Path(path).write_text(json.dumps(entries, separators=(",", ":")))
         return len(entries)
 

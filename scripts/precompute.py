@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="test images per class (default as the pages: NORMSCOPE_PER_CLASS or 100)")
     parser.add_argument("--only", default="", help="only checkpoints whose name contains this text")
     parser.add_argument("--cache", default=None, help="cache directory (default: NORMSCOPE_CACHE or ~/.cache/normscope)")
-    parser.add_argument("--export", default=None, help="then write the whole cache to this JSON file, e.g. "
-                        "checkpoints/results.json (use a --cache holding zoo results only)")
+    parser.add_argument("--export", default=None, help="then write these checkpoints' cached results to this JSON "
+                        "file, e.g. checkpoints/results.json (what the app seeds its cache with)")
     args = parser.parse_args(argv)
     cache = ResultCache(args.cache)
     entries = [e for e in list_checkpoints(args.cache) if e.source == "zoo" and args.only in e.name]
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  done in {time.perf_counter() - start:.1f} s")
     print(f"{len(entries)} checkpoints; cache {cache.volume() / 2**20:.1f} MiB at {cache.directory}")
     if args.export:
-        print(f"exported {cache.export(args.export)} results to {args.export}")
+        shas = {load_checkpoint(e.path).sha256 for e in entries}
+        print(f"exported {cache.export(args.export, checkpoints=shas)} results to {args.export}")
     return 0
 
 

@@ -68,3 +68,11 @@ def test_export_then_seed_restores_entries_without_overwriting(tmp_path):
     assert target.seed(tmp_path / "seed.json") == 1
     assert target.get("robustness:1") == {"v": 1} and target.get("ligs:2") == {"v": "kept"}
     assert target.get("other:3") is None and target.seed(tmp_path / "missing.json") == 0
+
+
+def test_export_can_keep_only_some_checkpoints(tmp_path):
+    cache = ResultCache(tmp_path)
+    cache.set("robustness:1", {"checkpoint": {"sha256": "zoo"}})
+    cache.set("robustness:2", {"checkpoint": {"sha256": "upload"}})
+    assert cache.export(tmp_path / "seed.json", checkpoints={"zoo"}) == 1
+    assert list(__import__("json").loads((tmp_path / "seed.json").read_text())) == ["robustness:1"]
