@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from core.cache import default_cache_dir
-from core.checkpoints import CheckpointError, load_checkpoint_bytes, read_sidecar, save_checkpoint
+from core.checkpoints import load_checkpoint_bytes, read_sidecar, save_checkpoint
 from core.models import ModelSpec
 from core.zoo import ZOO_DIR
 

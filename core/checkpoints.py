@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import pickle
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,7 +44,6 @@ class Checkpoint:
     meta: dict
     sha256: str
     path: Path | None = None
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def spec(self) -> ModelSpec:
@@ -150,8 +150,6 @@ def _parse_safetensors(data: bytes, filename: str) -> tuple[dict[str, torch.Tens
 
 
 def _parse_torch(data: bytes, filename: str) -> dict[str, torch.Tensor]:
-    import io
-
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     # torch's weights-only unpickler raises many types on malformed input (a bare KeyError for a bad memo)

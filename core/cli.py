@@ -103,14 +103,12 @@ def cmd_info(args) -> dict:
 def cmd_eval(args) -> dict:
     from core.experiments import EvalData, robustness
 
-    ckpt, cache = load_checkpoint(args.checkpoint), ResultCache()
-    data = EvalData(args.dataset, "test", args.per_class)
-    results = []
-    for spec in attack_specs(args):
-        progress = None if args.json else ConsoleProgress()
-        r = robustness(ckpt, spec, data, cache if not args.no_cache else _NoCache(), progress, args.device)
-        results.append({k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")})
-    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "attack": config_dict(attack_specs(args)[0]),
+    ckpt, specs = load_checkpoint(args.checkpoint), attack_specs(args)
+    data, cache = EvalData(args.dataset, "test", args.per_class), _NoCache() if args.no_cache else ResultCache()
+    runs = [robustness(ckpt, spec, data, cache, None if args.json else ConsoleProgress(), args.device)
+            for spec in specs]
+    results = [{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")} for r in runs]
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"], "attack": config_dict(specs[0]),
             "results": results}
 
 
@@ -133,13 +131,9 @@ def cmd_train(args) -> dict:
     overrides = {k: getattr(args, k) for k in ("arch", "norm", "width", "epochs", "dataset", "seed")
                  if getattr(args, k) is not None}
     config = preset(args.preset, **overrides)
-    job = jobs.create("train", {"config": config_dict_plain(config), "out": args.out}, title=args.out)
+    job = jobs.create("train", {"config": config.to_dict(), "out": args.out}, title=args.out)
     status = jobs.run(job, None if args.json else ConsoleProgress())
     return {"job": job.id, "state": status["state"], **(status.get("result") or {})}
-
-
-def config_dict_plain(config) -> dict:
-    return json.loads(json.dumps(config.to_dict(), default=str))
 
 
 def cmd_list(args) -> dict | list:

@@ -37,14 +37,9 @@ def job_kind(name: str):
 
 @job_kind("train")
 def _train(params: dict, progress) -> dict:
-    from core.attacks import AttackSpec
     from core.train import TrainConfig, train
 
-    config = dict(params["config"])
-    config["milestones"] = tuple(config.get("milestones", ()))
-    if config.get("adversarial"):
-        config["adversarial"] = AttackSpec(**config["adversarial"])
-    meta = train(TrainConfig(**config), params["out"], progress=progress)
+    meta = train(TrainConfig.from_dict(params["config"]), params["out"], progress=progress)
     return {"checkpoint": str(Path(params["out"]).with_suffix(".safetensors")), "final_metrics": meta["final_metrics"]}
 
 

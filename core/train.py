@@ -12,7 +12,8 @@ restarted yields the same weights as an uninterrupted one.
 from __future__ import annotations
 
 import dataclasses
-import math
+import io
+import json
 import os
 import time
 from dataclasses import dataclass, field, replace
@@ -60,7 +61,15 @@ class TrainConfig:
     preset: str = "custom"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain JSON types (tuples become lists): the form stored in metadata and job specs."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        d = {**d, "milestones": tuple(d.get("milestones", ()))}
+        if d.get("adversarial"):
+            d["adversarial"] = AttackSpec(**d["adversarial"])
+        return cls(**d)
 
 
 PRESETS: dict[str, dict] = {
@@ -127,25 +136,20 @@ def state_path(out: Path) -> Path:
 
 
 def save_state(state: TrainState, config: TrainConfig, out: Path) -> None:
-    import io
-    import json
-
     buffer = io.BytesIO()
     torch.save({"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
                 "epoch": state.epoch, "history": json.dumps(state.history),
-                "config": json.dumps(config.to_dict(), default=str)}, buffer)
+                "config": json.dumps(config.to_dict())}, buffer)
     atomic_write(state_path(out), buffer.getvalue())
 
 
 def load_state(state: TrainState, config: TrainConfig, out: Path) -> bool:
     """Restore the last finished epoch if a state file for the same config exists."""
-    import json
-
     path = state_path(out)
     if not path.is_file():
         return False
     saved = torch.load(path, map_location="cpu", weights_only=True)
-    if json.loads(saved["config"]) != json.loads(json.dumps(config.to_dict(), default=str)):
+    if json.loads(saved["config"]) != config.to_dict():
         raise ValueError(f"{path} belongs to a different training config; remove it or change the output")
     state.model.load_state_dict(saved["model"])
     state.optimizer.load_state_dict(saved["optimizer"])

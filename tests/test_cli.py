@@ -20,7 +20,6 @@ def cli(*args: str, env_cache: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from core.checkpoints import save_checkpoint
     from core.data import load_dataset
     from core.train import preset, train
     out = tmp_path_factory.mktemp("cli") / "m"

@@ -33,10 +33,9 @@ def test_cancelled_job_stops(tmp_path):
 
 def test_cancelled_training_job_leaves_no_checkpoint(tmp_path):
     from core.train import preset
-    from core.cli import config_dict_plain
     config = preset("tiny", arch="vgg11", norm="bn", epochs=50, train_subset=1000, probe_per_class=2, probe_steps=1)
     out = tmp_path / "model"
-    job = jobs.submit("train", {"config": config_dict_plain(config), "out": str(out)}, root=tmp_path)
+    job = jobs.submit("train", {"config": config.to_dict(), "out": str(out)}, root=tmp_path)
     wait(job, ("running",))
     time.sleep(1.0)
     job.cancel()
