@@ -15,7 +15,7 @@ from torch import nn
 
 from core.attacks import AttackSpec, attack_mode, build_attack, paper_spec
 from core.device import model_device, to_device
-from core.progress import Progress, null_progress
+from core.progress import Progress, null_progress, scaled
 
 LIGS_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
 
@@ -91,12 +91,8 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: 
 def robustness_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, eps: list[float],
                      batch_size: int = 250, progress: Progress | None = None) -> list[tuple[float, float]]:
     """Robust accuracy at every eps in one call: ``[(eps, accuracy), ...]``."""
-    progress = progress or null_progress
-    curve = []
-    for i, e in enumerate(eps):
-        sub = lambda f, m="": progress((i + f) / len(eps), m)
-        curve.append((e, robust_accuracy(model, x, y, spec.with_eps(e), batch_size, sub)))
-    return curve
+    return [(e, robust_accuracy(model, x, y, spec.with_eps(e), batch_size,
+                                scaled(progress, i / len(eps), (i + 1) / len(eps)))) for i, e in enumerate(eps)]
 
 
 @dataclass(frozen=True)
