@@ -24,6 +24,7 @@ entries = catalog.entries(dataset)
 def probe_rows() -> pd.DataFrame:
     """Final-epoch probes recorded in each checkpoint's metadata (l2-PGD eps 0.25, 10 steps; LIGS gaussian 0.01)."""
     return pd.DataFrame([{"model": e.label, "source": e.source, "norm": e.norm, "dataset": e.dataset,
+                          "adversarial": e.preset.endswith("_adv"),
                           "clean acc": e.final_metrics.get("test_accuracy"),
                           "l2-PGD acc (probe)": e.final_metrics.get("robust_accuracy"),
                           "LIGS (probe)": e.final_metrics.get("ligs")} for e in entries])
@@ -42,8 +43,9 @@ def cached_rows() -> pd.DataFrame:
 
 
 def headline(df: pd.DataFrame) -> None:
-    """BN vs norm-free means over the reference zoo only (uploads and trained runs would skew them)."""
-    df = df[df["source"] == "zoo"]
+    """BN vs norm-free means over the zoo's standard-trained models (uploads, trained runs and adversarially
+    trained models would skew them)."""
+    df = df[(df["source"] == "zoo") & ~df["adversarial"] & df["norm"].isin(["bn", "none"])]
     by_norm = df.groupby("norm")[["clean acc", "l2-PGD acc (probe)", "LIGS (probe)"]].mean()
     if not {"bn", "none"} <= set(by_norm.index):
         st.info("Headline numbers need both a BN and a norm-free model on this data source.")
@@ -53,7 +55,9 @@ def headline(df: pd.DataFrame) -> None:
     for col, metric in zip(cols, by_norm.columns):
         col.metric(f"{metric}: BN", f"{bn[metric]:.3f}", f"{bn[metric] - none[metric]:+.3f} vs no norm ({none[metric]:.3f})",
                    border=True)
-    st.caption(f"Means over the {len(df)} zoo models trained on **{dataset}**; probes from each checkpoint's last "
+    counts = df["norm"].value_counts()
+    st.caption(f"Means over the zoo's standard-trained models on **{dataset}** ({counts['bn']} with BN, "
+               f"{counts['none']} without); probes from each checkpoint's last "
                f"epoch (l2-PGD eps 0.25, 10 steps; LIGS Gaussian 0.01). Cached columns: paper settings, "
                f"{DEFAULT_PER_CLASS} test images per class, when precomputed.")
 

@@ -17,8 +17,10 @@ DEFAULT_PER_CLASS = int(os.environ.get("NORMSCOPE_PER_CLASS", 100))
 
 
 def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
-    """Up to ``limit`` models, BN and norm-free first, so the default view is the paper's comparison."""
-    ranked = sorted(entries, key=lambda e: (e.source != "zoo", e.norm not in ("bn", "none"), e.arch, e.norm))
+    """Up to ``limit`` models, standard-trained BN and norm-free first, so the default view is the paper's
+    comparison (adversarially trained models, presets ending in ``_adv``, come after)."""
+    ranked = sorted(entries, key=lambda e: (e.source != "zoo", e.norm not in ("bn", "none"), e.preset.endswith("_adv"),
+                                            e.arch, e.norm))
     return [e.label for e in ranked[:limit]]
 
 
