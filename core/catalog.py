@@ -19,6 +19,7 @@ import torch
 from core.cache import default_cache_dir
 from core.checkpoints import load_checkpoint_bytes, read_sidecar, save_checkpoint
 from core.models import ModelSpec
+from core.train import state_path
 from core.zoo import ZOO_DIR
 
 SOURCES = ("zoo", "upload", "trained")
@@ -114,7 +115,7 @@ def training_history(out: Path) -> list[dict]:
     final = out.with_name(out.name + ".json")
     if final.is_file():
         return json.loads(final.read_text()).get("history", [])
-    state = out.with_name(out.name + ".state.pt")
+    state = state_path(out)
     if not state.is_file():
         return []
     try:  # our own tensors + JSON strings; weights-only loading never runs code

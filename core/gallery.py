@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.attacks import AttackSpec, attack_mode, build_attack
+from core.attacks import AttackSpec, build_attack
 from core.cache import ResultCache
 from core.checkpoints import Checkpoint
-from core.device import model_device, resolve_device
+from core.device import resolve_device
 from core.experiments import EvalData, cached, data_for, eval_tensors, provenance
-from core.metrics import batches, target_labels
+from core.metrics import confidences, target_labels
 
 
 @dataclass
@@ -48,17 +48,6 @@ def amplify(delta: torch.Tensor) -> torch.Tensor:
     """Map a perturbation to [0, 1] for display: 0.5 is zero, each image scaled by its own max |delta|."""
     scale = delta.abs().flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
     return (0.5 + 0.5 * delta / scale).clamp(0, 1)
-
-
-@torch.no_grad()
-def confidences(model: nn.Module, x: torch.Tensor, batch_size: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
-    """Predicted labels and their softmax probabilities (CPU), in eval mode."""
-    device, probs = model_device(model), []
-    with attack_mode(model):
-        for s in batches(len(x), batch_size):
-            probs.append(model(x[s].to(device)).softmax(1).cpu())
-    conf, pred = torch.cat(probs).max(1)
-    return pred, conf
 
 
 def adversarial_gallery(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec,

@@ -25,11 +25,18 @@ def batches(n: int, batch_size: int) -> list[slice]:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Predicted labels (CPU) in eval mode; the caller's train/eval mode is restored."""
+def confidences(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Predicted labels and their softmax probabilities (CPU) in eval mode; the caller's mode is restored."""
     device = model_device(model)
     with attack_mode(model):
-        return torch.cat([model(to_device(x[s], device)).argmax(1).cpu() for s in batches(len(x), batch_size)])
+        probs = torch.cat([model(to_device(x[s], device)).softmax(1).cpu() for s in batches(len(x), batch_size)])
+    conf, pred = probs.max(1)
+    return pred, conf
+
+
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Predicted labels (CPU) in eval mode."""
+    return confidences(model, x, batch_size)[0]
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
