@@ -13,7 +13,7 @@ import torch
 from core._version import CODE_VERSION
 from core.attacks import AttackSpec, paper_spec
 from core.cache import ResultCache, config_dict, make_key
-from core.checkpoints import Checkpoint
+from core.checkpoints import Checkpoint, load_checkpoint
 from core.data import DataError, balanced_subset, load_dataset, resolve_name, to_float
 from core.device import resolve_device
 from core.metrics import LIGSSpec, ligs, run_attack
@@ -134,3 +134,47 @@ def paper_table_row(checkpoint: Checkpoint, data: EvalData | None = None, cache:
     return {"checkpoint": checkpoint.name, "dataset": first["dataset"], "n": first["n"],
             "clean_accuracy": first["clean_accuracy"], **{k: r["robust_accuracy"] for k, r in results.items()},
             "ligs": lg["ligs"]}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One cached evaluation of a checkpoint file as plain data: robustness under ``attack`` or LIGS under
+    ``ligs``. Lists of them run outside the page that asked for them, as a background job ("evaluate")."""
+
+    checkpoint: str  # path of the checkpoint file
+    attack: AttackSpec | None = None
+    ligs: LIGSSpec | None = None
+    data: EvalData = EvalData()
+
+    def __post_init__(self) -> None:
+        if (self.attack is None) == (self.ligs is None):
+            raise ValueError("an evaluation measures either an attack or LIGS, exactly one of them")
+
+    def to_dict(self) -> dict:
+        return config_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Evaluation":
+        def part(kind: type, key: str):
+            fields = {k: v for k, v in (d.get(key) or {}).items() if k != "__type__"}
+            return kind(**fields) if d.get(key) else None
+        return cls(d["checkpoint"], part(AttackSpec, "attack"), part(LIGSSpec, "ligs"),
+                   part(EvalData, "data") or EvalData())
+
+    def run(self, checkpoint: Checkpoint, cache: ResultCache | None = None, progress: Progress | None = None,
+            device=None, cached_only: bool = False) -> dict | None:
+        if self.attack is not None:
+            return robustness(checkpoint, self.attack, self.data, cache, progress, device, cached_only)
+        return ligs_report(checkpoint, self.ligs, self.data, cache, progress, device, cached_only)
+
+
+def run_evaluations(evaluations: list[Evaluation], cache: ResultCache | None = None,
+                    progress: Progress | None = None, device=None) -> dict:
+    """Compute every evaluation not cached yet, loading each checkpoint file once; the results land in the cache."""
+    checkpoints: dict[str, Checkpoint] = {}
+    for i, evaluation in enumerate(evaluations):
+        if evaluation.checkpoint not in checkpoints:
+            checkpoints[evaluation.checkpoint] = load_checkpoint(evaluation.checkpoint)
+        evaluation.run(checkpoints[evaluation.checkpoint], cache,
+                       scaled(progress, i / len(evaluations), (i + 1) / len(evaluations)), device)
+    return {"evaluations": len(evaluations), "checkpoints": len(checkpoints)}

@@ -43,6 +43,16 @@ def _train(params: dict, progress) -> dict:
     return {"checkpoint": str(Path(params["out"]).with_suffix(".safetensors")), "final_metrics": meta["final_metrics"]}
 
 
+@job_kind("evaluate")
+def _evaluate(params: dict, progress) -> dict:
+    """Robustness / LIGS evaluations (``core.experiments.Evaluation`` dicts) into the result cache."""
+    from core.cache import ResultCache
+    from core.experiments import Evaluation, run_evaluations
+
+    evaluations = [Evaluation.from_dict(d) for d in params["evaluations"]]
+    return run_evaluations(evaluations, ResultCache(params.get("cache")), progress)
+
+
 @job_kind("sleep")
 def _sleep(params: dict, progress) -> dict:
     """A trivial job for tests and demos of the job machinery."""

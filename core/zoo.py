@@ -40,12 +40,13 @@ ZOO_PLAN: list[ZooEntry] = [
     _builtin("builtin-resnet20-bn", arch="resnet20", norm="bn", width=0.5),
     *[_cifar(f"cifar10jpeg-vgg11-{n}", "vgg11-norms", arch="vgg11", norm=n, epochs=24 if n == "none" else 15)
       for n in ("bn", "none", "in", "ln", "gn")],
-    *[_cifar(f"cifar10jpeg-resnet20-{n}", "resnet20-fixup", arch="resnet20", norm=n, width=1.0, epochs=10,
-             train_subset=25000) for n in ("bn", "fixup")],
+    *[_cifar(f"cifar10jpeg-resnet20-{n}", "resnet20-fixup", arch="resnet20", norm=n, width=1.0,
+             epochs=20 if n == "fixup" else 10, train_subset=25000) for n in ("bn", "fixup")],
     *[_cifar(f"cifar10jpeg-vgg11-{n}-adv", "adversarial", "cpu_adv", arch="vgg11", norm=n, epochs=8,
              train_subset=25000) for n in ("bn", "none")],
     *[_cifar(f"cifar10jpeg-resnet18-{n}", "resnet18-norms", arch="resnet18", norm=n,
-             epochs=9 if n == "none" else 6, train_subset=25000, snapshot_every=2 if n in ("bn", "none") else 0)
+             epochs=16 if n == "none" else 6, train_subset=25000,
+             snapshot_every={"bn": 2, "none": 4}.get(n, 0))
       for n in ("bn", "none", "in", "ln", "gn")],
 ]
 

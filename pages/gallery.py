@@ -30,8 +30,8 @@ shown = int(st.slider("Images shown", 1, 30, 6, key="gal_shown"))
 
 
 def task(entry: CatalogEntry) -> compute.Task:
-    return lambda cached_only, progress: gallery_report(catalog.load(entry), spec, data, state.cache(),
-                                                        cached_only=cached_only)
+    return compute.Task(lambda cached_only, progress: gallery_report(catalog.load(entry), spec, data, state.cache(),
+                                                                     cached_only=cached_only))
 
 
 def zoom(img: np.ndarray) -> np.ndarray:

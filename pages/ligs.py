@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.catalog import CatalogEntry
 from core.data import load_dataset
-from core.experiments import EvalData, ligs_report
+from core.experiments import EvalData, Evaluation, ligs_report
 from core.metrics import LIGSSpec
 from ui import catalog, compute, render, state, widgets
 
@@ -22,8 +22,9 @@ data = EvalData(dataset, per_class=widgets.per_class_input("ligs_per_class"))
 
 
 def task(entry: CatalogEntry, spec: LIGSSpec) -> compute.Task:
-    return lambda cached_only, progress: ligs_report(catalog.load(entry), spec, data, state.cache(), progress,
-                                                     cached_only=cached_only)
+    return compute.Task(lambda cached_only, progress: ligs_report(catalog.load(entry), spec, data, state.cache(),
+                                                                  progress, cached_only=cached_only),
+                        (Evaluation(entry.path, ligs=spec, data=data),))
 
 
 def class_names(name: str) -> list[str]:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.attacks import ATTACKS, AttackSpec, paper_spec
 from core.catalog import CatalogEntry
-from core.experiments import EvalData, robustness, robustness_sweep
+from core.experiments import EvalData, Evaluation, robustness, robustness_sweep
 from ui import catalog, compute, render, state, widgets
 
 SWEEPS = {"l2": "0, 0.125, 0.25, 0.5, 1", "linf": "0, 0.5/255, 1/255, 2/255, 4/255, 8/255"}
@@ -23,8 +23,9 @@ data = EvalData(dataset, per_class=widgets.per_class_input("rob_per_class"))
 
 
 def task(entry: CatalogEntry, spec: AttackSpec) -> compute.Task:
-    return lambda cached_only, progress: robustness(catalog.load(entry), spec, data, state.cache(), progress,
-                                                    cached_only=cached_only)
+    return compute.Task(lambda cached_only, progress: robustness(catalog.load(entry), spec, data, state.cache(),
+                                                                 progress, cached_only=cached_only),
+                        (Evaluation(entry.path, attack=spec, data=data),))
 
 
 def sweep_task(entry: CatalogEntry, spec: AttackSpec, eps: list[float]) -> compute.Task:
@@ -32,7 +33,7 @@ def sweep_task(entry: CatalogEntry, spec: AttackSpec, eps: list[float]) -> compu
         points = robustness_sweep(catalog.load(entry), spec, eps, data, state.cache(), progress,
                                   cached_only=cached_only)
         return None if any(p is None for p in points) else points  # a curve counts only when complete
-    return run
+    return compute.Task(run, tuple(Evaluation(entry.path, attack=spec.with_eps(e), data=data) for e in eps))
 
 
 def column(spec: AttackSpec) -> str:

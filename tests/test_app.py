@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
@@ -108,12 +109,27 @@ def test_robustness_computes_then_renders_from_cache():
     again = open_page("robustness")
     again.multiselect(key="rob_models").set_value(PAIR)
     again.multiselect(key="rob_attacks").set_value(["pgd_l2", "fgsm"])
-    again.number_input(key="rob_per_class").set_value(2)
-    start = time.perf_counter()
-    again.run()
-    assert time.perf_counter() - start < 3.0  # < 1 s when idle (benchmarks/app_render.py); slack for a busy CPU
+    again.number_input(key="rob_per_class").set_value(2).run()  # its speed: benchmarks/app_render.py
     assert not [b for b in again.button if b.key == "rob_run"]
     assert again.dataframe[0].value.equals(table)
+
+
+def test_missing_results_can_be_computed_by_a_background_job():
+    at = open_page("ligs")
+    at.multiselect(key="ligs_models").set_value(PAIR)
+    at.number_input(key="ligs_per_class").set_value(2).run()
+    assert not at.dataframe
+    at.button(key="ligs_run_bg").click().run()
+    assert_clean(at)
+    (job,) = jobs.list_jobs()
+    assert job.spec["kind"] == "evaluate" and len(job.spec["params"]["evaluations"]) == 2
+    deadline = time.time() + 120
+    while job.status["state"] in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.5)
+    assert job.status["state"] == "done", job.status
+    at.run()
+    assert_clean(at)
+    assert list(at.dataframe[0].value["model"]) == PAIR and not [b for b in at.button if b.key == "ligs_run"]
 
 
 def test_eps_sweep_and_a_bad_eps_list():
@@ -244,7 +260,24 @@ def test_training_job_starts_shows_progress_and_cancels():
     assert job.status["state"] in ("cancelled", "done"), job.status
 
 
-def test_two_sessions_compute_at_once():
+@pytest.fixture
+def one_script_cache_lock(monkeypatch):
+    """Compile scripts under one lock, as the real server's single ScriptCache does.
+
+    AppTest gives every run its own ScriptCache, so two sessions in threads compile at once, and CPython 3.11's
+    parser is not thread-safe ("SystemError: AST constructor recursion depth mismatch", seen in CI).
+    """
+    lock = threading.Lock()
+    get_bytecode = ScriptCache.get_bytecode
+
+    def locked(self, script_path):
+        with lock:
+            return get_bytecode(self, script_path)
+
+    monkeypatch.setattr(ScriptCache, "get_bytecode", locked)
+
+
+def test_two_sessions_compute_at_once(one_script_cache_lock):
     sessions = [open_page("robustness"), open_page("robustness")]
     for at, attack in zip(sessions, ["pgd_linf", "cw_l2"]):
         at.multiselect(key="rob_models").set_value(PAIR[:1])
