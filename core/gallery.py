@@ -7,10 +7,12 @@ predictions, confidences); :func:`gallery_report` caches it per checkpoint like
 from __future__ import annotations
 
 import base64
+import io
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from core.attacks import AttackSpec, build_attack
@@ -96,3 +98,29 @@ def gallery_report(checkpoint: Checkpoint, attack: AttackSpec, data: EvalData | 
                 "adv_pred": g.adv_pred.tolist(), "adv_conf": g.adv_conf.tolist()}
 
     return cached("gallery", checkpoint, config, compute, cache, cached_only)
+
+
+def gallery_grid(reports: dict[str, dict], rows: int, zoom: int = 4, gap: int = 2) -> np.ndarray:
+    """The gallery as one uint8 ``[H, W, 3]`` image: a row per test image; columns clean, then per report
+    (model) its adversarial image and amplified perturbation; ``zoom``x nearest-neighbour, white gaps."""
+    first = next(iter(reports.values()))
+    columns = [decode_images(first["clean"])[:rows]]
+    for report in reports.values():
+        columns += [decode_images(report["adversarial"])[:rows], decode_images(report["perturbation"])[:rows]]
+    cells = [[c[i].repeat(zoom, 0).repeat(zoom, 1) for c in columns] for i in range(len(columns[0]))]
+    return _tile(cells, gap)
+
+
+def _tile(cells: list[list[np.ndarray]], gap: int) -> np.ndarray:
+    h, w, _ = cells[0][0].shape
+    grid = np.full((len(cells) * (h + gap) - gap, len(cells[0]) * (w + gap) - gap, 3), 255, dtype=np.uint8)
+    for i, row in enumerate(cells):
+        for j, cell in enumerate(row):
+            grid[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = cell
+    return grid
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()

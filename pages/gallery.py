@@ -9,7 +9,7 @@ from core.attacks import ATTACKS
 from core.catalog import CatalogEntry
 from core.data import load_dataset
 from core.experiments import EvalData
-from core.gallery import decode_images, gallery_report
+from core.gallery import decode_images, gallery_grid, gallery_report, png_bytes
 from ui import catalog, compute, render, state, widgets
 
 ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
@@ -85,5 +85,8 @@ if models:
         images = decoded(results)
         for i in range(min(shown, len(next(iter(results.values()))["labels"]))):
             render_row(i, results, images, names)
+        st.download_button("Download PNG", png_bytes(gallery_grid(results, shown)), key="gal_png",
+                           file_name=f"{render.slug(f'gallery-{name}-{dataset}')}.png", mime="image/png",
+                           icon=":material/download:")
         render.table(predictions(results, names), f"gallery-{name}-{dataset}", "gal_preds")
         render.dataset_caption({r["dataset"] for r in results.values()})

@@ -23,7 +23,7 @@ entries = catalog.entries(dataset)
 
 def probe_rows() -> pd.DataFrame:
     """Final-epoch probes recorded in each checkpoint's metadata (l2-PGD eps 0.25, 10 steps; LIGS gaussian 0.01)."""
-    return pd.DataFrame([{"model": e.label, "source": e.source, "norm": e.norm, "dataset": e.dataset,
+    return pd.DataFrame([{"model": e.label, "source": e.source, "arch": e.arch, "norm": e.norm, "dataset": e.dataset,
                           "adversarial": e.preset.endswith("_adv"),
                           "clean acc": e.final_metrics.get("test_accuracy"),
                           "l2-PGD acc (probe)": e.final_metrics.get("robust_accuracy"),
@@ -42,22 +42,28 @@ def cached_rows() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def headline(df: pd.DataFrame) -> None:
-    """BN vs norm-free means over the zoo's standard-trained models (uploads, trained runs and adversarially
-    trained models would skew them)."""
+def paired(df: pd.DataFrame) -> pd.DataFrame:
+    """The zoo's standard-trained BN and norm-free models of the architectures that have both, so that both
+    means cover the same architectures (uploads, trained runs and adversarially trained models would skew them)."""
     df = df[(df["source"] == "zoo") & ~df["adversarial"] & df["norm"].isin(["bn", "none"])]
+    both = df.groupby("arch")["norm"].nunique().loc[lambda n: n == 2].index
+    return df[df["arch"].isin(both)]
+
+
+def headline(df: pd.DataFrame) -> None:
+    """BN vs norm-free means over architecture pairs."""
+    df = paired(df)
     by_norm = df.groupby("norm")[["clean acc", "l2-PGD acc (probe)", "LIGS (probe)"]].mean()
     if not {"bn", "none"} <= set(by_norm.index):
-        st.info("Headline numbers need both a BN and a norm-free model on this data source.")
+        st.info("Headline numbers need a BN and a norm-free model of the same architecture on this data source.")
         return
     bn, none = by_norm.loc["bn"], by_norm.loc["none"]
     cols = st.columns(3)
     for col, metric in zip(cols, by_norm.columns):
         col.metric(f"{metric}: BN", f"{bn[metric]:.3f}", f"{bn[metric] - none[metric]:+.3f} vs no norm ({none[metric]:.3f})",
                    border=True)
-    counts = df["norm"].value_counts()
-    st.caption(f"Means over the zoo's standard-trained models on **{dataset}** ({counts['bn']} with BN, "
-               f"{counts['none']} without); probes from each checkpoint's last "
+    st.caption(f"Means over the zoo's standard-trained BN / norm-free pairs on **{dataset}** "
+               f"({', '.join(sorted(df['arch'].unique()))}); probes from each checkpoint's last "
                f"epoch (l2-PGD eps 0.25, 10 steps; LIGS Gaussian 0.01). Cached columns: paper settings, "
                f"{DEFAULT_PER_CLASS} test images per class, when precomputed.")
 
@@ -70,7 +76,7 @@ else:
     with render.user_errors("Cannot read a checkpoint"):
         table = probe_rows().merge(cached_rows(), on="model")
         render.table(table, f"overview-{dataset}", "overview", column_config={
-            c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[4:]})
+            c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if table[c].dtype.kind == "f"})
         render.dataset_caption({dataset})
 
 st.subheader("Explore")

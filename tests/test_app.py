@@ -90,9 +90,11 @@ def test_every_page_renders_with_its_widgets(page):
 def test_overview_shows_headline_numbers_from_the_zoo():
     at = open_page("overview")
     assert_clean(at)
-    assert any(m.label.endswith(": BN") for m in at.metric)
-    table = at.dataframe[0].value
-    assert set(PAIR) <= set(table["model"]) and set(table["dataset"]) == {"builtin"}
+    table = at.dataframe[0].value.set_index("model")
+    assert set(PAIR) <= set(table.index) and set(table["dataset"]) == {"builtin"}
+    clean = at.metric[0]  # the one BN / no-BN pair: its own two clean accuracies
+    none, bn = (table.loc[m, "clean acc"] for m in PAIR)
+    assert clean.label == "clean acc: BN" and clean.value == f"{bn:.3f}" and clean.delta.startswith(f"{bn - none:+.3f}")
 
 
 def test_robustness_computes_then_renders_from_cache():
@@ -170,6 +172,7 @@ def test_gallery_shows_images_for_each_model():
     assert_clean(at)
     assert len(at.image) == 2 * (1 + 2 * len(PAIR))  # per row: clean + (adversarial, perturbation) per model
     assert set(at.dataframe[0].value["model"]) == set(PAIR)
+    assert [b.key for b in at.download_button] == ["gal_png", "gal_preds_csv"]
 
 
 def test_training_dynamics_overlays_histories():

@@ -6,7 +6,8 @@ import torch
 from core.attacks import paper_spec
 from core.cache import ResultCache
 from core.experiments import EvalData
-from core.gallery import adversarial_gallery, amplify, decode_images, encode_images, gallery_report
+from core.gallery import (adversarial_gallery, amplify, decode_images, encode_images, gallery_grid, gallery_report,
+                          png_bytes)
 
 
 def test_gallery_shapes_ranges_and_predictions(trained_pair, eval_batch):
@@ -51,3 +52,21 @@ def test_report_is_cached_and_cached_only_misses_first(trained_pair, tmp_path):
     first = gallery_report(ckpt, spec, data, cache)
     assert first["dataset"] == "builtin" and len(first["labels"]) == 10
     assert gallery_report(ckpt, spec, data, cache, cached_only=True) == first
+
+
+def test_grid_png_puts_each_image_in_its_cell():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    def report(seed: int) -> dict:
+        g = torch.Generator().manual_seed(seed)
+        return {k: encode_images(torch.rand(3, 3, 4, 4, generator=g)) for k in ("clean", "adversarial", "perturbation")}
+
+    reports = {"bn": report(0), "none": report(1)}
+    grid = np.asarray(Image.open(io.BytesIO(png_bytes(gallery_grid(reports, rows=2, zoom=2, gap=1)))))
+    assert grid.shape == (2 * 8 + 1, 5 * 8 + 4, 3)  # 2 rows; clean + 2 x (adversarial, perturbation) columns
+    cell = (slice(9, 17), slice(3 * 9, 3 * 9 + 8))  # row 1, column 3: the second model's adversarial image
+    assert (grid[cell] == decode_images(reports["none"]["adversarial"])[1].repeat(2, 0).repeat(2, 1)).all()
+    assert (grid[8] == 255).all() and (grid[:, 8] == 255).all()  # white gaps
