@@ -7,6 +7,7 @@ model on its own dataset's balanced test subset, then prints each BN-vs-none com
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,11 +36,17 @@ def main() -> None:
     p.add_argument("--per-class", type=int, default=100)
     p.add_argument("--only", default="", help="only zoo models whose name contains this text")
     p.add_argument("--cached-only", action="store_true", help="print only rows already in the cache")
+    p.add_argument("--snapshots", nargs="*", default=[], metavar="NAME/epoch_NNN",
+                   help="also rows for these epoch snapshots, e.g. cifar10jpeg-resnet18-none/epoch_012")
     args = p.parse_args()
     cache, lines = ResultCache(), [HEADER, HEADER_RULE]
-    for entry in (e for e in read_index() if args.only in e["name"]):
-        ckpt = load_checkpoint(ZOO_DIR / entry["file"])
-        row = paper_table_row(ckpt, EvalData(entry["dataset"], "test", args.per_class), cache,
+    files = [(e, ZOO_DIR / e["file"]) for e in read_index() if args.only in e["name"]]
+    for snap in args.snapshots:
+        meta = json.loads((ZOO_DIR / "snapshots" / f"{snap}.json").read_text())
+        files.append(({"name": snap, "dataset": meta["dataset"], "epochs": meta["epochs_completed"]},
+                      ZOO_DIR / "snapshots" / f"{snap}.safetensors"))
+    for entry, path in files:
+        row = paper_table_row(load_checkpoint(path), EvalData(entry["dataset"], "test", args.per_class), cache,
                               None if args.cached_only else ConsoleProgress(), cached_only=args.cached_only)
         if row is not None:
             lines.append(row_markdown(entry, row))
