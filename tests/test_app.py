@@ -134,6 +134,14 @@ def test_missing_results_can_be_computed_by_a_background_job():
     assert list(at.dataframe[0].value["model"]) == PAIR and not [b for b in at.button if b.key == "ligs_run"]
 
 
+def test_a_vanished_background_job_is_forgotten_quietly():
+    at = open_page("ligs", ligs_run_job="20260101-000000-gone00")
+    at.multiselect(key="ligs_models").set_value(PAIR)
+    at.number_input(key="ligs_per_class").set_value(2).run()
+    assert_clean(at)
+    assert "ligs_run_job" not in at.session_state and any(b.key == "ligs_run_bg" for b in at.button)
+
+
 def test_eps_sweep_and_a_bad_eps_list():
     at = open_page("robustness")
     at.multiselect(key="rob_models").set_value(PAIR[:1])

@@ -67,7 +67,11 @@ def submit(evaluations: list[Evaluation], title: str) -> jobs.Job:
 @st.fragment(run_every=2)
 def job_progress(state_key: str) -> None:
     """The background job's progress, refreshed alone every 2 s; the whole page reruns when it is done."""
-    job = jobs.get(st.session_state[state_key])
+    try:
+        job = jobs.get(st.session_state[state_key])
+    except ValueError:  # its folder is gone (the cache folder was cleared or moved)
+        del st.session_state[state_key]
+        return
     status = job.status
     if status["state"] == "done":
         del st.session_state[state_key]
