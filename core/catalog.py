@@ -43,6 +43,11 @@ class CatalogEntry:
     preset: str = ""
 
     @property
+    def adversarial(self) -> bool:
+        """Adversarially trained (by one of the ``*_adv`` training presets)."""
+        return self.preset.endswith("_adv")
+
+    @property
     def label(self) -> str:
         """Unique in the catalog: zoo names are; uploads and trained runs add a short hash."""
         return self.name if self.source == "zoo" else f"{self.name} ({self.source} {self.sha256[:6]})"

@@ -5,6 +5,7 @@ subset) and the code version, and carries that provenance in the returned dict.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +19,12 @@ from core.data import DataError, balanced_subset, load_dataset, resolve_name, to
 from core.device import resolve_device
 from core.metrics import LIGSSpec, ligs, run_attack
 from core.progress import Progress, scaled
+
+
+# Test images per class that the dashboard and scripts/precompute.py use by default: the paper's trend
+# setting, 1000 images (100 per class). NORMSCOPE_PER_CLASS lowers it for a talk on a slow machine; both
+# read it here, so demo mode finds the precomputed results under the same cache keys.
+DEFAULT_PER_CLASS = int(os.environ.get("NORMSCOPE_PER_CLASS", 100))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ entries = catalog.entries(dataset)
 def probe_rows() -> pd.DataFrame:
     """Final-epoch probes recorded in each checkpoint's metadata (l2-PGD eps 0.25, 10 steps; LIGS gaussian 0.01)."""
     return pd.DataFrame([{"model": e.label, "source": e.source, "arch": e.arch, "norm": e.norm, "dataset": e.dataset,
-                          "adversarial": e.preset.endswith("_adv"),
+                          "adversarial": e.adversarial,
                           "clean acc": e.final_metrics.get("test_accuracy"),
                           "l2-PGD acc (probe)": e.final_metrics.get("robust_accuracy"),
                           "LIGS (probe)": e.final_metrics.get("ligs")} for e in entries])

@@ -9,7 +9,6 @@ model's dataset), so a page in demo mode finds every result by the same cache ke
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,31 +19,27 @@ from core.attacks import paper_spec  # noqa: E402
 from core.cache import ResultCache  # noqa: E402
 from core.catalog import CatalogEntry, list_checkpoints  # noqa: E402
 from core.checkpoints import load_checkpoint  # noqa: E402
-from core.experiments import EvalData, ligs_report, robustness, robustness_sweep  # noqa: E402
+from core.experiments import DEFAULT_PER_CLASS, TABLE_ATTACKS, EvalData, paper_table_row, robustness_sweep  # noqa: E402
 from core.gallery import gallery_report  # noqa: E402
-from core.metrics import LIGSSpec  # noqa: E402
 from core.progress import ConsoleProgress  # noqa: E402
 
-ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 + A6: eps 0.25, 1/255, 0.25, 4/255; 20 steps
 GALLERY_ATTACK = "pgd_linf"  # the gallery page's default
 SWEEP_L2 = [0.0, 0.125, 0.25, 0.5, 1.0]  # the robustness page's default l2 sweep (pages/robustness.py SWEEPS)
 
 
 def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache) -> None:
     checkpoint, data = load_checkpoint(entry.path), EvalData(entry.dataset, per_class=per_class)
-    for name in ATTACKS:
-        r = robustness(checkpoint, paper_spec(name), data, cache, ConsoleProgress())
-        print(f"  {name:9s} clean {r['clean_accuracy']:.3f} robust {r['robust_accuracy']:.3f} (n={r['n']})")
+    row = paper_table_row(checkpoint, data, cache, ConsoleProgress())  # Table 1 + A6 attacks and LIGS
+    print(f"  clean {row['clean_accuracy']:.3f}; robust " + ", ".join(f"{a} {row[a]:.3f}" for a in TABLE_ATTACKS)
+          + f"; LIGS {row['ligs']:.3f} (n={row['n']})")
     curve = robustness_sweep(checkpoint, paper_spec("pgd_l2"), SWEEP_L2, data, cache, ConsoleProgress())
     print("  l2 sweep  " + ", ".join(f"{p['eps']:g}: {p['robust_accuracy']:.2f}" for p in curve))
-    r = ligs_report(checkpoint, LIGSSpec(), data, cache, ConsoleProgress())
-    print(f"  LIGS      {r['ligs']:.3f} (n={r['n']})")
     gallery_report(checkpoint, paper_spec(GALLERY_ATTACK), EvalData(entry.dataset, per_class=1), cache)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-class", type=int, default=int(os.environ.get("NORMSCOPE_PER_CLASS", 100)),
+    parser.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
                         help="test images per class (default as the pages: NORMSCOPE_PER_CLASS or 100)")
     parser.add_argument("--only", default="", help="only checkpoints whose name contains this text")
     parser.add_argument("--cache", default=None, help="cache directory (default: NORMSCOPE_CACHE or ~/.cache/normscope)")
@@ -60,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  done in {time.perf_counter() - start:.1f} s")
     print(f"{len(entries)} checkpoints; cache {cache.volume() / 2**20:.1f} MiB at {cache.directory}")
     if args.export:
-        shas = {load_checkpoint(e.path).sha256 for e in entries}
+        shas = {e.sha256 for e in entries}  # the sidecar's hash, which loading verifies against the weights
         print(f"exported {cache.export(args.export, checkpoints=shas)} results to {args.export}")
     return 0
 

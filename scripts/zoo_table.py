@@ -7,14 +7,13 @@ model on its own dataset's balanced test subset, then prints each BN-vs-none com
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.cache import ResultCache  # noqa: E402
-from core.checkpoints import load_checkpoint  # noqa: E402
+from core.checkpoints import load_checkpoint, read_sidecar  # noqa: E402
 from core.experiments import TABLE_ATTACKS, EvalData, paper_table_row  # noqa: E402
 from core.progress import ConsoleProgress  # noqa: E402
 from core.zoo import ZOO_DIR, read_index  # noqa: E402
@@ -42,7 +41,7 @@ def main() -> None:
     cache, lines = ResultCache(), [HEADER, HEADER_RULE]
     files = [(e, ZOO_DIR / e["file"]) for e in read_index() if args.only in e["name"]]
     for snap in args.snapshots:
-        meta = json.loads((ZOO_DIR / "snapshots" / f"{snap}.json").read_text())
+        meta = read_sidecar(ZOO_DIR / "snapshots" / f"{snap}.safetensors")
         files.append(({"name": snap, "dataset": meta["dataset"], "epochs": meta["epochs_completed"]},
                       ZOO_DIR / "snapshots" / f"{snap}.safetensors"))
     for entry, path in files:

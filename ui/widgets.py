@@ -1,25 +1,19 @@
 """Widgets that return plain parameters (specs, lists, numbers); they never compute."""
 from __future__ import annotations
 
-import os
-
 import streamlit as st
 
 from core.attacks import ATTACKS, AttackSpec, paper_spec
 from core.catalog import CatalogEntry
+from core.experiments import DEFAULT_PER_CLASS, TABLE_ATTACKS
 from core.metrics import LIGS_KINDS, LIGSSpec
 from ui import catalog
-
-TABLE1_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 (+ FGSM, Table A6)
-# The paper's trend setting: 1000 test images (100 per class). NORMSCOPE_PER_CLASS lowers it for a talk
-# on a slow machine; scripts/precompute.py reads the same variable, so demo mode finds its results.
-DEFAULT_PER_CLASS = int(os.environ.get("NORMSCOPE_PER_CLASS", 100))
 
 
 def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
     """Up to ``limit`` models, standard-trained BN and norm-free first, so the default view is the paper's
-    comparison (adversarially trained models, presets ending in ``_adv``, come after)."""
-    ranked = sorted(entries, key=lambda e: (e.source != "zoo", e.norm not in ("bn", "none"), e.preset.endswith("_adv"),
+    comparison (adversarially trained models come after)."""
+    ranked = sorted(entries, key=lambda e: (e.source != "zoo", e.norm not in ("bn", "none"), e.adversarial,
                                             e.arch, e.norm))
     return [e.label for e in ranked[:limit]]
 
@@ -52,7 +46,7 @@ def attack_spec_input(name: str, prefix: str) -> AttackSpec:
     return paper_spec(name, eps=float(eps), steps=steps)
 
 
-def attacks_input(prefix: str, defaults: tuple[str, ...] = TABLE1_ATTACKS) -> list[AttackSpec]:
+def attacks_input(prefix: str, defaults: tuple[str, ...] = TABLE_ATTACKS) -> list[AttackSpec]:
     """Which attacks, and each one's settings (paper defaults: 20 steps, step 2.5*eps/steps)."""
     names = st.multiselect("Attacks", list(ATTACKS), default=list(defaults), key=f"{prefix}_attacks",
                            format_func=lambda n: f"{ATTACKS[n].title}: {ATTACKS[n].description}")
