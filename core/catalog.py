@@ -8,21 +8,18 @@ Listing reads only the small JSON sidecars; weights load when a page needs them.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from core.cache import default_cache_dir
 from core.checkpoints import load_checkpoint_bytes, read_sidecar, save_checkpoint
 from core.models import ModelSpec
-from core.train import state_path
-from core.zoo import ZOO_DIR
 
 SOURCES = ("zoo", "upload", "trained")
+SHIPPED_ZOO = Path(__file__).resolve().parents[1] / "checkpoints"
+RESULTS_SEED = "results.json"  # the zoo's precomputed results, beside its checkpoints (see ResultCache.seed)
 _SAVED_KEYS = ("format", "name", "model", "code_version", "storage_dtype", "saved_at", "sha256")
 
 
@@ -80,7 +77,12 @@ def entry_from_file(path: Path, source: str) -> CatalogEntry | None:
 
 def zoo_dir() -> Path:
     """The reference zoo's folder: ``NORMSCOPE_ZOO`` if set (a mounted volume, or a test's own zoo), else checkpoints/."""
-    return Path(os.environ.get("NORMSCOPE_ZOO") or ZOO_DIR)
+    return Path(os.environ.get("NORMSCOPE_ZOO") or SHIPPED_ZOO)
+
+
+def zoo_results() -> Path:
+    """The zoo's shipped precomputed results (seeded into every new cache)."""
+    return zoo_dir() / RESULTS_SEED
 
 
 def list_checkpoints(root: Path | None = None, zoo: Path | None = None, dataset: str | None = None) -> list[CatalogEntry]:
@@ -113,17 +115,3 @@ def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, data
     entry = entry_from_file(out.with_suffix(".safetensors"), "upload")
     assert entry is not None  # just written by save_checkpoint, which always writes model and sha256
     return entry
-
-
-def training_history(out: Path) -> list[dict]:
-    """Per-epoch records of a training run writing to ``out`` (no suffix): final metadata, else resume state."""
-    final = out.with_name(out.name + ".json")
-    if final.is_file():
-        return json.loads(final.read_text()).get("history", [])
-    state = state_path(out)
-    if not state.is_file():
-        return []
-    try:  # our own tensors + JSON strings; weights-only loading never runs code
-        return json.loads(torch.load(state, map_location="cpu", weights_only=True)["history"])
-    except (OSError, RuntimeError, KeyError, ValueError, EOFError):  # mid-write or foreign file: no history yet
-        return []

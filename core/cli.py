@@ -1,7 +1,7 @@
 """The command line: ``python -m core {info,eval,ligs,train,list,jobs} ... [--json]``.
 
-``--json`` output is a stable contract (schemas ``normscope.<command>/1``, documented in the
-README): tools may script against it. Errors print one line (``{"error": ...}`` with ``--json``)
+``--json`` output is a stable contract (schemas ``normscope.<command>/<version>``, see
+:data:`SCHEMA_VERSIONS`, documented in the README): tools may script against it. Errors print one line (``{"error": ...}`` with ``--json``)
 and exit with status 2; no traceback.
 """
 from __future__ import annotations
@@ -16,15 +16,18 @@ import torch
 
 from core._version import CODE_VERSION
 from core.attacks import ATTACKS, TARGET_MODES, AttackSpec, list_attacks, paper_spec
-from core.cache import ResultCache, config_dict
+from core.cache import MISSING, ResultCache
 from core.checkpoints import CheckpointError, load_checkpoint
+from core.config import config_dict
 from core.data import DATASETS, DataError, available_datasets, load_dataset
-from core.device import describe_device
+from core.device import describe_device, resolve_device
+from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, registry
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.models import list_models, model_entry
 from core.progress import ConsoleProgress
 
-SCHEMA = "normscope.{}/1"
+# A schema's version grows when a field is renamed or removed (list/2: attacks' "norm" became "threat").
+SCHEMA_VERSIONS = {"info": 1, "eval": 1, "ligs": 1, "train": 1, "list": 2, "jobs": 1, "error": 1}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -49,12 +52,14 @@ def parser() -> argparse.ArgumentParser:
     lg = sub.add_parser("ligs", help="LIGS (local input gradient similarity)")
     lg.add_argument("checkpoint")
     lg.add_argument("--kind", default="gaussian", choices=LIGS_KINDS)
-    lg.add_argument("--size", type=float, default=0.01, help="std (gaussian) or eps (others); default 0.01")
+    lg.add_argument("--size", type=float, default=LIGSSpec.size,
+                    help=f"std (gaussian) or eps (others); default {LIGSSpec.size}")
     lg.add_argument("--seed", type=int, default=0)
 
     for command in (ev, lg):
         command.add_argument("--dataset", default="auto", help="default: the checkpoint's own dataset")
-        command.add_argument("--per-class", type=int, default=100, help="balanced test subset size per class")
+        command.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
+                             help=f"balanced test subset size per class (default {DEFAULT_PER_CLASS})")
         command.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
 
     tr = sub.add_parser("train", help="train a model in the foreground (same runner as background jobs)")
@@ -67,8 +72,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int)
     tr.add_argument("--out", required=True, help="checkpoint path without suffix")
 
-    ls = sub.add_parser("list", help="list registries: models, attacks, datasets, presets")
-    ls.add_argument("what", choices=["models", "attacks", "datasets", "presets"])
+    ls = sub.add_parser("list", help="list registries: models, attacks, experiments, datasets, presets")
+    ls.add_argument("what", choices=["models", "attacks", "experiments", "datasets", "presets"])
 
     jb = sub.add_parser("jobs", help="background jobs")
     jb.add_argument("action", choices=["list", "show", "cancel", "run"])
@@ -87,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
 
 def attack_specs(args) -> list[AttackSpec]:
     base = paper_spec(args.attack, random_start=args.random_start, target=args.target, seed=args.seed)
-    base = replace(base, steps=args.steps or base.steps, step_size=args.step_size)
+    base = replace(base, steps=base.steps if args.steps is None else args.steps, step_size=args.step_size)
     return [base.with_eps(e) for e in (args.eps or [base.eps])]
 
 
@@ -100,26 +105,28 @@ def cmd_info(args) -> dict:
             "epochs": len(ckpt.history), "history": ckpt.history, "metadata_code_version": ckpt.meta.get("code_version")}
 
 
-def cmd_eval(args) -> dict:
-    from core.experiments import EvalData, robustness
+def run_context(args) -> RunContext:
+    return RunContext(_NoCache() if args.no_cache else ResultCache(), args.device,
+                      None if args.json else ConsoleProgress())
 
-    ckpt, specs = load_checkpoint(args.checkpoint), attack_specs(args)
-    data, cache = EvalData(args.dataset, "test", args.per_class), _NoCache() if args.no_cache else ResultCache()
-    runs = [robustness(ckpt, spec, data, cache, None if args.json else ConsoleProgress(), args.device)
-            for spec in specs]
+
+def cmd_eval(args) -> dict:
+    from core.robustness import RobustnessConfig, robustness
+
+    specs, data = attack_specs(args), EvalData(args.dataset, "test", args.per_class)
+    ckpt, run = load_checkpoint(args.checkpoint), run_context(args)
+    runs = [robustness(ckpt, RobustnessConfig(spec, data), run) for spec in specs]
     results = [{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")} for r in runs]
-    return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"], "attack": config_dict(specs[0]),
-            "results": results}
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"],
+            "attack": {**config_dict(specs[0]), "threat": specs[0].entry.threat}, "results": results}
 
 
 def cmd_ligs(args) -> dict:
-    from core.experiments import EvalData, ligs_report
+    from core.robustness import LIGSConfig, ligs_report
 
+    spec, data = LIGSSpec(args.kind, args.size, seed=args.seed), EvalData(args.dataset, "test", args.per_class)
     ckpt = load_checkpoint(args.checkpoint)
-    spec = LIGSSpec(args.kind, args.size, seed=args.seed)
-    cache = _NoCache() if args.no_cache else ResultCache()
-    r = ligs_report(ckpt, spec, EvalData(args.dataset, "test", args.per_class), cache,
-                    None if args.json else ConsoleProgress(), args.device)
+    r = ligs_report(ckpt, LIGSConfig(spec, data), run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "perturbation": config_dict(spec),
             "n": r["n"], "ligs": r["ligs"], "logit_similarity": r["logit_similarity"], "per_class": r["per_class"]}
 
@@ -142,8 +149,11 @@ def cmd_list(args) -> dict | list:
     if args.what == "models":
         return [{"name": n, "norms": list(model_entry(n).norms), "family": model_entry(n).family} for n in list_models()]
     if args.what == "attacks":
-        return [{"name": n, "title": a.title, "norm": a.norm, "paper_eps": a.paper_eps, "paper_steps": a.paper_steps,
-                 "description": a.description} for n, a in ATTACKS.items()]
+        return [{"name": n, "title": a.title, "threat": a.threat, "paper_eps": a.default("eps"),
+                 "paper_steps": a.default("steps", 1), "description": a.description} for n, a in ATTACKS.items()]
+    if args.what == "experiments":
+        return [{"name": n, "config": e.config_type.__name__, "description": e.description}
+                for n, e in registry().items()]
     if args.what == "datasets":
         present = available_datasets()
         return [{"name": n, "available": n in present} for n in DATASETS]
@@ -170,7 +180,7 @@ class _NoCache(ResultCache):
     """A cache that never hits, for ``--no-cache``; results still are stored for later runs."""
 
     def get(self, key):  # noqa: D401
-        return None
+        return MISSING
 
 
 def _ckpt_summary(ckpt) -> dict:
@@ -182,6 +192,10 @@ COMMANDS = {"info": cmd_info, "eval": cmd_eval, "ligs": cmd_ligs, "train": cmd_t
             "jobs": cmd_jobs}
 
 
+def schema(command: str) -> str:
+    return f"normscope.{command}/{SCHEMA_VERSIONS[command]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.threads:
@@ -189,18 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_root:
         os.environ["NORMSCOPE_DATA"] = args.data_root
     try:
+        resolve_device(args.device)  # asking for a device this machine lacks is an error, cached result or not
         if args.download:
             name = getattr(args, "dataset", None)
             load_dataset(name if name not in (None, "auto") else "cifar10", download=True)
         payload = COMMANDS[args.command](args)
     except (CheckpointError, DataError, ValueError, OSError) as e:
         message = str(e)
-        print(json.dumps({"schema": SCHEMA.format("error"), "error": message}) if args.json else f"error: {message}",
+        print(json.dumps({"schema": schema("error"), "error": message}) if args.json else f"error: {message}",
               file=sys.stdout if args.json else sys.stderr)
         return 2
     if args.json:
         body = {"items": payload} if isinstance(payload, list) else payload
-        print(json.dumps({"schema": SCHEMA.format(args.command), "code_version": CODE_VERSION,
+        print(json.dumps({"schema": schema(args.command), "code_version": CODE_VERSION,
                           "device": describe_device(), **body}))
     else:
         print(render_text(args.command, payload))

@@ -1,30 +1,55 @@
-"""Cached experiments on checkpoints: the one call each CLI command and UI page makes.
+"""Experiments: named, cached computations on a checkpoint, each declared once.
 
-Each result is keyed by the checkpoint's sha256, a frozen config (attack or LIGS spec + data
-subset) and the code version, and carries that provenance in the returned dict.
+An experiment is its math plus one declaration; the declaration names it, fixes its config type
+(a frozen dataclass: the UI's form, the cache key and the record of how a result was made) and
+registers it, so that pages, the CLI, background jobs and ``python -m core list experiments`` all
+find it by name::
+
+    @experiment("ligs", LIGSConfig, "LIGS: similarity of input gradients under a small perturbation (Sec. 4)")
+    def ligs_report(checkpoint: Checkpoint, config: LIGSConfig, run: RunContext) -> dict:
+        x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
+        return ligs(checkpoint.model.to(run.torch_device), x, y, config.ligs, progress=run.progress).to_dict()
+
+    ligs_report(checkpoint_or_catalog_entry, LIGSConfig(), RunContext(cache=...))   # -> dict, or MISSING
+
+The key is the experiment's name + the code version + the checkpoint's sha256 + the config (with
+``data.dataset="auto"`` resolved to the checkpoint's own dataset), so a lookup needs only a
+subject's ``sha256`` and ``dataset``: a catalog entry is enough, and weights load only to compute.
 """
 from __future__ import annotations
 
+import importlib
 import os
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Protocol
 
 import torch
 
 from core._version import CODE_VERSION
-from core.attacks import AttackSpec, paper_spec
-from core.cache import ResultCache, config_dict, make_key
-from core.checkpoints import Checkpoint, load_checkpoint
+from core.cache import MISSING, Missing, ResultCache, make_key
+from core.checkpoints import Checkpoint, CheckpointError, load_checkpoint
+from core.config import config_dict, config_from_dict
 from core.data import DataError, balanced_subset, load_dataset, resolve_name, to_float
 from core.device import resolve_device
-from core.metrics import LIGSSpec, ligs, run_attack
 from core.progress import Progress, scaled
 
-
-# Test images per class that the dashboard and scripts/precompute.py use by default: the paper's trend
-# setting, 1000 images (100 per class). NORMSCOPE_PER_CLASS lowers it for a talk on a slow machine; both
-# read it here, so demo mode finds the precomputed results under the same cache keys.
+# Test images per class of every evaluation by default: the paper's 1000 samples (100 per class).
+# NORMSCOPE_PER_CLASS lowers it (a talk on a slow machine); pages, CLI and precompute all read it
+# here, so demo mode finds the precomputed results under the same cache keys.
 DEFAULT_PER_CLASS = int(os.environ.get("NORMSCOPE_PER_CLASS", 100))
+
+# Modules that declare experiments; importing them fills the registry.
+DECLARING_MODULES = ("core.robustness", "core.gallery")
+
+
+class Subject(Protocol):
+    """What an experiment runs on: a loaded :class:`Checkpoint`, a catalog entry or an :class:`Evaluation`."""
+
+    sha256: str
+    path: Any
+
+    @property
+    def dataset(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -33,29 +58,118 @@ class EvalData:
 
     dataset: str = "auto"
     split: str = "test"
-    per_class: int = 100
+    per_class: int = DEFAULT_PER_CLASS
+
+    def __post_init__(self) -> None:
+        if self.per_class < 1:
+            raise ValueError(f"images per class must be at least 1, got {self.per_class}")
+
+
+def load_verified(path: str, sha256: str) -> Checkpoint:
+    """The checkpoint at ``path``, refused if its weights changed since they were listed as ``sha256``
+    (results would be cached under the wrong weights)."""
+    checkpoint = load_checkpoint(path)
+    if checkpoint.sha256 != sha256:
+        raise CheckpointError(f"{path} changed on disk since it was listed; reload the page")
+    return checkpoint
+
+
+def load_subject(subject: Subject) -> Checkpoint:
+    """The subject's checkpoint: itself if loaded, else loaded from its path."""
+    return subject if isinstance(subject, Checkpoint) else load_verified(str(subject.path), subject.sha256)
 
 
 @dataclass(frozen=True)
-class RobustnessConfig:
-    attack: AttackSpec
-    data: EvalData
+class RunContext:
+    """How experiments run: the result cache (None: the default one), the device (None: CUDA if present),
+    who hears progress, whether a miss may be computed (``cached_only``: demo mode never computes), and
+    how a subject's weights are loaded (the dashboard shares loaded models across sessions)."""
+
+    cache: ResultCache | None = None
+    device: str | torch.device | None = None
+    progress: Progress | None = None
+    cached_only: bool = False
+    load: Callable[[Subject], Checkpoint] = load_subject
+
+    @property
+    def results(self) -> ResultCache:
+        return self.cache if self.cache is not None else ResultCache()
+
+    @property
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def part(self, index: int, count: int) -> "RunContext":
+        """The context of sub-task ``index`` of ``count``: its progress maps onto that slice of this one's."""
+        return replace(self, progress=scaled(self.progress, index / count, (index + 1) / count))
 
 
 @dataclass(frozen=True)
-class LIGSConfig:
-    ligs: LIGSSpec
-    data: EvalData
+class Experiment:
+    """A registered experiment: ``experiment(subject, config, run)`` -> its result dict, or MISSING."""
+
+    name: str
+    config_type: type
+    compute: Callable[[Checkpoint, Any, RunContext], dict] = field(repr=False)
+    description: str
+
+    def resolved(self, subject: Subject, config: Any) -> Any:
+        """The config as keyed: its ``data.dataset="auto"`` replaced by the subject's own dataset."""
+        config = self.config_type() if config is None else config
+        if not isinstance(config, self.config_type):
+            raise TypeError(f"{self.name} takes a {self.config_type.__name__}, got {type(config).__name__}")
+        has_data = any(f.name == "data" for f in fields(config))
+        return replace(config, data=data_for(subject, config.data)) if has_data else config
+
+    def key(self, subject: Subject, config: Any = None) -> str:
+        return make_key(self.name, subject.sha256, self.resolved(subject, config))
+
+    def __call__(self, subject: Subject, config: Any = None, run: RunContext = RunContext()) -> dict | Missing:
+        config = self.resolved(subject, config)
+        key, cache = make_key(self.name, subject.sha256, config), run.results
+        found = cache.get(key)
+        if found is not MISSING or run.cached_only:
+            return found
+        checkpoint = run.load(subject)
+        result = {**provenance(checkpoint, config), **self.compute(checkpoint, config, run)}
+        cache.set(key, result)
+        return result
 
 
-def data_for(checkpoint: Checkpoint, data: EvalData | None = None) -> EvalData:
-    """The checkpoint's own dataset unless another is named; ``auto`` resolved to a concrete name."""
-    data = data or EvalData()
-    name = data.dataset if data.dataset != "auto" else checkpoint.meta.get("dataset", "auto")
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def experiment(name: str, config_type: type, description: str) -> Callable[[Callable], Experiment]:
+    """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name``."""
+    def declare(compute: Callable[[Checkpoint, Any, RunContext], dict]) -> Experiment:
+        if name in EXPERIMENTS:
+            raise ValueError(f"experiment {name!r} is declared twice")
+        EXPERIMENTS[name] = Experiment(name, config_type, compute, description)
+        return EXPERIMENTS[name]
+    return declare
+
+
+def registry() -> dict[str, Experiment]:
+    """Every declared experiment, by name."""
+    for module in DECLARING_MODULES:
+        importlib.import_module(module)
+    return EXPERIMENTS
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in registry():
+        raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def data_for(subject: Subject, data: EvalData) -> EvalData:
+    """``data`` with ``auto`` resolved: the subject's own dataset, else the best one on this machine."""
+    name = data.dataset if data.dataset != "auto" else subject.dataset
     return replace(data, dataset=resolve_name(name if name != "unknown" else "auto"))
 
 
 def eval_tensors(data: EvalData, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images (float in [0, 1]) and labels of ``data``, for a model with ``num_classes`` outputs."""
     dataset = load_dataset(data.dataset)
     if dataset.num_classes != num_classes:
         raise DataError(f"the model has {num_classes} classes but {dataset.name} has {dataset.num_classes}")
@@ -64,124 +178,52 @@ def eval_tensors(data: EvalData, num_classes: int) -> tuple[torch.Tensor, torch.
     return to_float(x[keep]), y[keep]
 
 
-def provenance(checkpoint: Checkpoint, config) -> dict:
+def provenance(checkpoint: Checkpoint, config: Any) -> dict:
+    """How a result was made: which weights, which config, which code (and on which dataset)."""
+    data = getattr(config, "data", None)
     return {"checkpoint": {"name": checkpoint.name, "sha256": checkpoint.sha256, "arch": checkpoint.spec.arch,
                            "norm": checkpoint.spec.norm, "dataset": checkpoint.dataset},
-            "config": config_dict(config), "code_version": CODE_VERSION}
-
-
-def cached(function: str, checkpoint: Checkpoint, config, compute, cache: ResultCache | None,
-           cached_only: bool) -> Any:
-    """The cached result, computing it on a miss unless ``cached_only`` (then a miss is None).
-
-    ``cached_only`` serves the dashboard's demo mode: it shows precomputed results and never computes.
-    """
-    cache = cache if cache is not None else ResultCache()  # an empty cache is falsy (it has a length)
-    if cached_only:
-        return cache.get(make_key(function, checkpoint.sha256, config))
-    return cache.get_or_compute(function, checkpoint.sha256, config, compute)
-
-
-def robustness(checkpoint: Checkpoint, attack: AttackSpec, data: EvalData | None = None,
-               cache: ResultCache | None = None, progress: Progress | None = None, device=None,
-               cached_only: bool = False) -> dict | None:
-    """Clean and robust accuracy of a checkpoint under one attack (cached; None if ``cached_only`` misses)."""
-    config = RobustnessConfig(attack, data_for(checkpoint, data))
-
-    def compute() -> dict:
-        model = checkpoint.model.to(resolve_device(device))
-        x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-        result = run_attack(model, x, y, attack, checkpoint.spec.num_classes, progress=progress)
-        return {**provenance(checkpoint, config), **result.to_dict(), "dataset": config.data.dataset,
-                "robust_correct": result.robust_correct.tolist()}
-
-    return cached("robustness", checkpoint, config, compute, cache, cached_only)
-
-
-def robustness_sweep(checkpoint: Checkpoint, attack: AttackSpec, eps: list[float], data: EvalData | None = None,
-                     cache: ResultCache | None = None, progress: Progress | None = None, device=None,
-                     cached_only: bool = False) -> list[dict | None]:
-    """A robustness-vs-eps curve in one call; every point is cached on its own (None: not cached)."""
-    return [robustness(checkpoint, attack.with_eps(e), data, cache, scaled(progress, i / len(eps), (i + 1) / len(eps)),
-                       device, cached_only) for i, e in enumerate(eps)]
-
-
-def ligs_report(checkpoint: Checkpoint, spec: LIGSSpec = LIGSSpec(), data: EvalData | None = None,
-                cache: ResultCache | None = None, progress: Progress | None = None, device=None,
-                cached_only: bool = False) -> dict | None:
-    """LIGS of a checkpoint: mean, per-sample values, per-class means and logit similarity (cached;
-    None if ``cached_only`` misses)."""
-    config = LIGSConfig(spec, data_for(checkpoint, data))
-
-    def compute() -> dict:
-        model = checkpoint.model.to(resolve_device(device))
-        x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-        result = ligs(model, x, y, spec, progress=progress)
-        per_class = [result.per_sample[y == c].mean().item() for c in range(checkpoint.spec.num_classes)]
-        return {**provenance(checkpoint, config), **result.to_dict(), "dataset": config.data.dataset,
-                "per_sample": result.per_sample.tolist(), "labels": y.tolist(), "per_class": per_class}
-
-    return cached("ligs", checkpoint, config, compute, cache, cached_only)
-
-
-TABLE_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 and Table A6, at the paper's settings
-
-
-def paper_table_row(checkpoint: Checkpoint, data: EvalData | None = None, cache: ResultCache | None = None,
-                    progress: Progress | None = None, device=None, cached_only: bool = False) -> dict | None:
-    """One row of Table 1 / A6: clean accuracy, robust accuracy per paper attack, and LIGS (None if
-    ``cached_only`` and any part is missing)."""
-    parts = len(TABLE_ATTACKS) + 1
-    results = {name: robustness(checkpoint, paper_spec(name), data, cache, scaled(progress, i / parts, (i + 1) / parts),
-                                device, cached_only) for i, name in enumerate(TABLE_ATTACKS)}
-    lg = ligs_report(checkpoint, LIGSSpec(), data, cache, scaled(progress, 1 - 1 / parts, 1), device, cached_only)
-    if lg is None or any(r is None for r in results.values()):
-        return None
-    first = results[TABLE_ATTACKS[0]]
-    return {"checkpoint": checkpoint.name, "dataset": first["dataset"], "n": first["n"],
-            "clean_accuracy": first["clean_accuracy"], **{k: r["robust_accuracy"] for k, r in results.items()},
-            "ligs": lg["ligs"]}
+            "config": config_dict(config), "code_version": CODE_VERSION,
+            **({"dataset": data.dataset} if isinstance(data, EvalData) else {})}
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One cached evaluation of a checkpoint file as plain data: robustness under ``attack`` or LIGS under
-    ``ligs``. Lists of them run outside the page that asked for them, as a background job ("evaluate")."""
+    """One experiment on one checkpoint file, as plain data: what a page asks for and a background job
+    ("evaluate") runs. It is itself a subject (path, sha256, dataset), so a lookup loads no weights."""
 
-    checkpoint: str  # path of the checkpoint file
-    attack: AttackSpec | None = None
-    ligs: LIGSSpec | None = None
-    data: EvalData = EvalData()
+    experiment: str
+    config: Any
+    path: str
+    sha256: str
+    dataset: str = "unknown"
 
-    def __post_init__(self) -> None:
-        if (self.attack is None) == (self.ligs is None):
-            raise ValueError("an evaluation measures either an attack or LIGS, exactly one of them")
+    @classmethod
+    def of(cls, subject: Subject, experiment: Experiment, config: Any) -> "Evaluation":
+        return cls(experiment.name, config, str(subject.path), subject.sha256, subject.dataset)
+
+    def run(self, run: RunContext = RunContext()) -> dict | Missing:
+        return get_experiment(self.experiment)(self, self.config, run)
 
     def to_dict(self) -> dict:
-        return config_dict(self)
+        return {"experiment": self.experiment, "config": config_dict(self.config), "path": self.path,
+                "sha256": self.sha256, "dataset": self.dataset}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Evaluation":
-        def part(kind: type, key: str):
-            fields = {k: v for k, v in (d.get(key) or {}).items() if k != "__type__"}
-            return kind(**fields) if d.get(key) else None
-        return cls(d["checkpoint"], part(AttackSpec, "attack"), part(LIGSSpec, "ligs"),
-                   part(EvalData, "data") or EvalData())
-
-    def run(self, checkpoint: Checkpoint, cache: ResultCache | None = None, progress: Progress | None = None,
-            device=None, cached_only: bool = False) -> dict | None:
-        if self.attack is not None:
-            return robustness(checkpoint, self.attack, self.data, cache, progress, device, cached_only)
-        return ligs_report(checkpoint, self.ligs, self.data, cache, progress, device, cached_only)
+        config = config_from_dict(get_experiment(d["experiment"]).config_type, d["config"])
+        return cls(d["experiment"], config, d["path"], d["sha256"], d.get("dataset", "unknown"))
 
 
-def run_evaluations(evaluations: list[Evaluation], cache: ResultCache | None = None,
-                    progress: Progress | None = None, device=None) -> dict:
-    """Compute every evaluation not cached yet, loading each checkpoint file once; the results land in the cache."""
-    checkpoints: dict[str, Checkpoint] = {}
+def run_evaluations(evaluations: list[Evaluation], run: RunContext = RunContext()) -> dict:
+    """Compute every evaluation not cached yet, loading each checkpoint file once; results land in the cache."""
+    loaded: dict[str, Checkpoint] = {}
+
+    def load(subject: Subject) -> Checkpoint:
+        if subject.path not in loaded:
+            loaded[subject.path] = run.load(subject)
+        return loaded[subject.path]
+
     for i, evaluation in enumerate(evaluations):
-        if evaluation.checkpoint not in checkpoints:
-            checkpoints[evaluation.checkpoint] = load_checkpoint(evaluation.checkpoint)
-        evaluation.run(checkpoints[evaluation.checkpoint], cache,
-                       scaled(progress, i / len(evaluations), (i + 1) / len(evaluations)), device)
-    return {"evaluations": len(evaluations), "checkpoints": len(checkpoints)}
+        evaluation.run(replace(run.part(i, len(evaluations)), load=load))
+    return {"evaluations": len(evaluations), "checkpoints": len(loaded)}

@@ -1,8 +1,8 @@
 """Adversarial gallery: clean images, their adversarial versions and the perturbation, with predictions.
 
 :func:`adversarial_gallery` is the pure computation (model, images, labels, AttackSpec -> images,
-predictions, confidences); :func:`gallery_report` caches it per checkpoint like
-:mod:`core.experiments`, storing images as base64 uint8 so a cached entry stays small JSON.
+predictions, confidences); the experiment :func:`gallery_report` caches it per checkpoint, storing
+images as base64 uint8 so a cached entry stays small JSON.
 """
 from __future__ import annotations
 
@@ -16,10 +16,8 @@ from PIL import Image
 from torch import nn
 
 from core.attacks import AttackSpec, build_attack
-from core.cache import ResultCache
 from core.checkpoints import Checkpoint
-from core.device import resolve_device
-from core.experiments import EvalData, cached, data_for, eval_tensors, provenance
+from core.experiments import EvalData, RunContext, eval_tensors, experiment
 from core.metrics import confidences, target_labels
 
 
@@ -40,10 +38,13 @@ class Gallery:
         return self.adversarial - self.clean
 
 
+DEFAULT_ATTACK = "pgd_linf"  # what the gallery shows first (and precompute fills in)
+
+
 @dataclass(frozen=True)
 class GalleryConfig:
     attack: AttackSpec
-    data: EvalData
+    data: EvalData = EvalData(per_class=1)  # one image of each class
 
 
 def amplify(delta: torch.Tensor) -> torch.Tensor:
@@ -77,27 +78,16 @@ def decode_images(blob: dict) -> np.ndarray:
     return np.frombuffer(base64.b64decode(blob["data"]), dtype=np.uint8).reshape(blob["shape"])
 
 
-def gallery_report(checkpoint: Checkpoint, attack: AttackSpec, data: EvalData | None = None,
-                   cache: ResultCache | None = None, device=None, cached_only: bool = False) -> dict | None:
-    """The gallery of a checkpoint (cached; None if ``cached_only`` misses).
-
-    Defaults to one image per class; the dict holds encoded clean / adversarial / amplified
-    perturbation images, labels, predictions, confidences and the dataset's class names.
-    """
-    config = GalleryConfig(attack, data_for(checkpoint, data or EvalData(per_class=1)))
-
-    def compute() -> dict:
-        model = checkpoint.model.to(resolve_device(device))
-        x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-        g = adversarial_gallery(model, x, y, attack, checkpoint.spec.num_classes)
-        return {**provenance(checkpoint, config), "dataset": config.data.dataset,
-                "clean": encode_images(g.clean), "adversarial": encode_images(g.adversarial),
-                "perturbation": encode_images(amplify(g.perturbation)),
-                "linf": g.perturbation.abs().flatten(1).amax(1).tolist(),
-                "labels": g.labels.tolist(), "clean_pred": g.clean_pred.tolist(), "clean_conf": g.clean_conf.tolist(),
-                "adv_pred": g.adv_pred.tolist(), "adv_conf": g.adv_conf.tolist()}
-
-    return cached("gallery", checkpoint, config, compute, cache, cached_only)
+@experiment("gallery", GalleryConfig, "clean and adversarial images with predictions (the adversarial gallery)")
+def gallery_report(checkpoint: Checkpoint, config: GalleryConfig, run: RunContext) -> dict:
+    """Encoded clean / adversarial / amplified-perturbation images, labels, predictions and confidences."""
+    x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
+    g = adversarial_gallery(checkpoint.model.to(run.torch_device), x, y, config.attack, checkpoint.spec.num_classes)
+    return {"clean": encode_images(g.clean), "adversarial": encode_images(g.adversarial),
+            "perturbation": encode_images(amplify(g.perturbation)),
+            "linf": g.perturbation.abs().flatten(1).amax(1).tolist(),
+            "labels": g.labels.tolist(), "clean_pred": g.clean_pred.tolist(), "clean_conf": g.clean_conf.tolist(),
+            "adv_pred": g.adv_pred.tolist(), "adv_conf": g.adv_conf.tolist()}
 
 
 def gallery_grid(reports: dict[str, dict], rows: int, zoom: int = 4, gap: int = 2) -> np.ndarray:

@@ -17,11 +17,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from core.cache import default_cache_dir
 from core.checkpoints import atomic_write
 from core.progress import Cancelled
+
+if TYPE_CHECKING:
+    from core.train import TrainConfig
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 _KINDS: dict[str, Callable[[dict, Callable], Any]] = {}
@@ -45,12 +48,12 @@ def _train(params: dict, progress) -> dict:
 
 @job_kind("evaluate")
 def _evaluate(params: dict, progress) -> dict:
-    """Robustness / LIGS evaluations (``core.experiments.Evaluation`` dicts) into the result cache."""
+    """Registered experiments (``core.experiments.Evaluation`` dicts) computed into the result cache."""
     from core.cache import ResultCache
-    from core.experiments import Evaluation, run_evaluations
+    from core.experiments import Evaluation, RunContext, run_evaluations
 
     evaluations = [Evaluation.from_dict(d) for d in params["evaluations"]]
-    return run_evaluations(evaluations, ResultCache(params.get("cache")), progress)
+    return run_evaluations(evaluations, RunContext(ResultCache(params.get("cache")), progress=progress))
 
 
 @job_kind("sleep")
@@ -136,6 +139,15 @@ def submit(kind: str, params: dict, root: Path | None = None, title: str = "") -
             cwd=Path(__file__).resolve().parents[1])
     threading.Thread(target=process.wait, daemon=True).start()  # reap it, so no zombie outlives the job
     return job
+
+
+def submit_training(config: "TrainConfig", root: Path | None = None) -> Job:
+    """Train ``config`` in the background into the catalog's folder of trained models (listed once done)."""
+    from core.catalog import safe_stem, trained_dir
+
+    title = f"{config.arch}-{config.norm}-{config.dataset}-{config.preset}"
+    out = trained_dir(root) / f"{safe_stem(title)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return submit("train", {"config": config.to_dict(), "out": str(out)}, root, title)
 
 
 def run(job: Job, echo: Callable[[float, str], None] | None = None) -> dict:

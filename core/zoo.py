@@ -1,19 +1,16 @@
-"""The reference zoo: what the project trains and ships in ``checkpoints/``, and its index.
+"""The reference zoo's plan: what the project trains and ships in ``checkpoints/``.
 
 ``ZOO_PLAN`` is the single source of truth for every reference model's training config;
-``scripts/build_zoo.py`` trains whatever is missing and writes ``checkpoints/zoo.json``.
+``scripts/build_zoo.py`` trains whatever is missing and writes the index ``checkpoints/zoo.json``.
+Where the zoo lives and what it holds is :mod:`core.catalog`'s business (``zoo_dir``, ``list_checkpoints``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.train import TrainConfig, preset
 
-ZOO_DIR = Path(__file__).resolve().parents[1] / "checkpoints"
 INDEX = "zoo.json"
-RESULTS_SEED = "results.json"  # precomputed results of the zoo (see ResultCache.seed)
 
 
 @dataclass(frozen=True)
@@ -56,14 +53,3 @@ def plan_entry(name: str) -> ZooEntry:
     if not found:
         raise ValueError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in ZOO_PLAN)}")
     return found[0]
-
-
-def read_index(zoo_dir: Path = ZOO_DIR) -> list[dict]:
-    """The zoo's index entries (name, file, arch, norm, dataset, final metrics), [] when absent."""
-    path = zoo_dir / INDEX
-    return json.loads(path.read_text())["models"] if path.is_file() else []
-
-
-def zoo_checkpoints(zoo_dir: Path = ZOO_DIR) -> list[Path]:
-    """Every shipped checkpoint file (not epoch snapshots), by name."""
-    return sorted(p for p in zoo_dir.glob("*.safetensors"))

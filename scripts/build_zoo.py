@@ -19,8 +19,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.catalog import zoo_dir  # noqa: E402
 from core.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
-from core.zoo import INDEX, ZOO_DIR, ZOO_PLAN, plan_entry  # noqa: E402
+from core.zoo import INDEX, ZOO_PLAN, plan_entry  # noqa: E402
 
 RUNS = ROOT / "runs" / "zoo"
 
@@ -47,16 +48,16 @@ def export(name: str) -> None:
     """fp16 copy of the finished run (and its snapshots) into the shipped zoo."""
     ckpt = load_checkpoint(RUNS / f"{name}.safetensors")
     meta = {k: v for k, v in ckpt.meta.items() if k not in ("sha256", "format", "name")}
-    save_checkpoint(ckpt.model, ZOO_DIR / name, {**meta, "fp32_sha256": ckpt.sha256}, dtype=torch.float16)
+    save_checkpoint(ckpt.model, zoo_dir() / name, {**meta, "fp32_sha256": ckpt.sha256}, dtype=torch.float16)
     snaps = RUNS / "snapshots" / name
     if snaps.is_dir():
-        shutil.copytree(snaps, ZOO_DIR / "snapshots" / name, dirs_exist_ok=True)
+        shutil.copytree(snaps, zoo_dir() / "snapshots" / name, dirs_exist_ok=True)
 
 
 def write_index() -> None:
     models = []
     for entry in ZOO_PLAN:
-        side = ZOO_DIR / f"{entry.name}.json"
+        side = zoo_dir() / f"{entry.name}.json"
         if not side.is_file():
             continue
         meta = json.loads(side.read_text())
@@ -65,7 +66,7 @@ def write_index() -> None:
                        "dataset": meta["dataset"], "preset": entry.config.preset,
                        "adversarial": entry.config.adversarial is not None,
                        "epochs": meta["epochs_completed"], "final_metrics": meta["final_metrics"]})
-    (ZOO_DIR / INDEX).write_text(json.dumps({"models": models}, indent=1) + "\n")
+    (zoo_dir() / INDEX).write_text(json.dumps({"models": models}, indent=1) + "\n")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.checkpoints import load_checkpoint  # noqa: E402
 from core.data import load_dataset, to_float  # noqa: E402
 from core.metrics import predict  # noqa: E402
-from core.zoo import ZOO_DIR  # noqa: E402
+from core.catalog import zoo_dir  # noqa: E402
 
 
 def main(paths: list[str]) -> None:
@@ -23,7 +23,7 @@ def main(paths: list[str]) -> None:
     x = to_float(x)
     print("| model | follows robust cue (y) | follows non-robust cue (y+1) |")
     print("|---|---|---|")
-    for path in paths or sorted(str(p) for p in ZOO_DIR.glob("builtin-*.safetensors")):
+    for path in paths or sorted(str(p) for p in zoo_dir().glob("builtin-*.safetensors")):
         ckpt = load_checkpoint(path)
         pred = predict(ckpt.model, x)
         robust, non_robust = ((pred == t).float().mean().item() for t in (y, (y + 1) % 10))

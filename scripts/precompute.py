@@ -19,22 +19,22 @@ from core.attacks import paper_spec  # noqa: E402
 from core.cache import ResultCache  # noqa: E402
 from core.catalog import CatalogEntry, list_checkpoints  # noqa: E402
 from core.checkpoints import load_checkpoint  # noqa: E402
-from core.experiments import DEFAULT_PER_CLASS, TABLE_ATTACKS, EvalData, paper_table_row, robustness_sweep  # noqa: E402
-from core.gallery import gallery_report  # noqa: E402
+from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext  # noqa: E402
+from core.gallery import DEFAULT_ATTACK, GalleryConfig, gallery_report  # noqa: E402
 from core.progress import ConsoleProgress  # noqa: E402
-
-GALLERY_ATTACK = "pgd_linf"  # the gallery page's default
-SWEEP_L2 = [0.0, 0.125, 0.25, 0.5, 1.0]  # the robustness page's default l2 sweep (pages/robustness.py SWEEPS)
+from core.robustness import SWEEP_EPS, TABLE_ATTACKS, paper_table_row, robustness_sweep  # noqa: E402
 
 
 def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache) -> None:
+    """The pages' default views: Table 1 + A6 and LIGS, the l2 sweep, and the gallery."""
     checkpoint, data = load_checkpoint(entry.path), EvalData(entry.dataset, per_class=per_class)
-    row = paper_table_row(checkpoint, data, cache, ConsoleProgress())  # Table 1 + A6 attacks and LIGS
+    run = RunContext(cache, progress=ConsoleProgress())
+    row = paper_table_row(checkpoint, data, run)
     print(f"  clean {row['clean_accuracy']:.3f}; robust " + ", ".join(f"{a} {row[a]:.3f}" for a in TABLE_ATTACKS)
           + f"; LIGS {row['ligs']:.3f} (n={row['n']})")
-    curve = robustness_sweep(checkpoint, paper_spec("pgd_l2"), SWEEP_L2, data, cache, ConsoleProgress())
+    curve = robustness_sweep(checkpoint, paper_spec("pgd_l2"), list(SWEEP_EPS["l2"]), data, run)
     print("  l2 sweep  " + ", ".join(f"{p['eps']:g}: {p['robust_accuracy']:.2f}" for p in curve))
-    gallery_report(checkpoint, paper_spec(GALLERY_ATTACK), EvalData(entry.dataset, per_class=1), cache)
+    gallery_report(checkpoint, GalleryConfig(paper_spec(DEFAULT_ATTACK)), run)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.cache import ResultCache  # noqa: E402
-from core.checkpoints import load_checkpoint, read_sidecar  # noqa: E402
-from core.experiments import TABLE_ATTACKS, EvalData, paper_table_row  # noqa: E402
+from core.cache import MISSING, ResultCache  # noqa: E402
+from core.catalog import CatalogEntry, entry_from_file, list_checkpoints, zoo_dir  # noqa: E402
+from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext  # noqa: E402
 from core.progress import ConsoleProgress  # noqa: E402
-from core.zoo import ZOO_DIR, read_index  # noqa: E402
+from core.robustness import TABLE_ATTACKS, paper_table_row  # noqa: E402
 
 HEADER = "| model | dataset | epochs | clean | PGD-l2 0.25 | PGD-linf 1/255 | CW-l2 0.25 | FGSM 4/255 | LIGS | PGD-l2 / clean |"
 HEADER_RULE = "|" + "---|" * (HEADER.count("|") - 1)
 
 
-def row_markdown(entry: dict, row: dict) -> str:
+def row_markdown(entry: CatalogEntry, row: dict) -> str:
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
-    cells = [entry["name"], row["dataset"], str(entry["epochs"]), pct(row["clean_accuracy"]),
+    cells = [entry.name, row["dataset"], str(len(entry.history)), pct(row["clean_accuracy"]),
              *[pct(row[a]) for a in TABLE_ATTACKS], f"{row['ligs']:.3f}",
              f"{row['pgd_l2'] / row['clean_accuracy']:.2f}"]
     return "| " + " | ".join(cells) + " |"
@@ -32,22 +33,21 @@ def row_markdown(entry: dict, row: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--per-class", type=int, default=100)
+    p.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS)
     p.add_argument("--only", default="", help="only zoo models whose name contains this text")
     p.add_argument("--cached-only", action="store_true", help="print only rows already in the cache")
     p.add_argument("--snapshots", nargs="*", default=[], metavar="NAME/epoch_NNN",
                    help="also rows for these epoch snapshots, e.g. cifar10jpeg-resnet18-none/epoch_012")
     args = p.parse_args()
-    cache, lines = ResultCache(), [HEADER, HEADER_RULE]
-    files = [(e, ZOO_DIR / e["file"]) for e in read_index() if args.only in e["name"]]
+    run = RunContext(ResultCache(), progress=None if args.cached_only else ConsoleProgress(),
+                     cached_only=args.cached_only)
+    entries = [e for e in list_checkpoints() if e.source == "zoo" and args.only in e.name]
     for snap in args.snapshots:
-        meta = read_sidecar(ZOO_DIR / "snapshots" / f"{snap}.safetensors")
-        files.append(({"name": snap, "dataset": meta["dataset"], "epochs": meta["epochs_completed"]},
-                      ZOO_DIR / "snapshots" / f"{snap}.safetensors"))
-    for entry, path in files:
-        row = paper_table_row(load_checkpoint(path), EvalData(entry["dataset"], "test", args.per_class), cache,
-                              None if args.cached_only else ConsoleProgress(), cached_only=args.cached_only)
-        if row is not None:
+        entries.append(replace(entry_from_file(zoo_dir() / "snapshots" / f"{snap}.safetensors", "zoo"), name=snap))
+    lines = [HEADER, HEADER_RULE]
+    for entry in entries:
+        row = paper_table_row(entry, EvalData(entry.dataset, "test", args.per_class), run)
+        if row is not MISSING:
             lines.append(row_markdown(entry, row))
     print("\n".join(lines))
 

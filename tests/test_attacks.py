@@ -36,7 +36,7 @@ def test_random_start_inside_ball(step):
     x = x_batch(64, dtype=torch.float32)
     r = step.random_start(x, torch.Generator().manual_seed(1))
     d = r - x
-    bound = d.abs().amax(dim=(1, 2, 3)) if step.norm == "linf" else d.flatten(1).norm(dim=1)
+    bound = d.abs().amax(dim=(1, 2, 3)) if step.threat == "linf" else d.flatten(1).norm(dim=1)
     assert bound.max() <= step.eps + 1e-6 and r.min() >= 0 and r.max() <= 1
 
 
@@ -83,10 +83,10 @@ def test_eps_zero_gives_exactly_clean_accuracy(trained_pair, eval_batch, name):
 @pytest.mark.parametrize("name", list_attacks())
 def test_every_attack_stays_in_its_ball(trained_pair, eval_batch, name):
     x, y = eval_batch[0][:16], eval_batch[1][:16]
-    spec = paper_spec(name, eps=0.5 if ATTACKS[name].norm == "l2" else 8 / 255, random_start=True)
+    spec = paper_spec(name, eps=0.5 if ATTACKS[name].threat == "l2" else 8 / 255, random_start=True)
     adv = build_attack(trained_pair["bn"].model, spec)(x, y)
     d = adv - x
-    size = d.flatten(1).norm(dim=1) if ATTACKS[name].norm == "l2" else d.abs().flatten(1).amax(1)
+    size = d.flatten(1).norm(dim=1) if ATTACKS[name].threat == "l2" else d.abs().flatten(1).amax(1)
     assert size.max() <= spec.eps + 1e-5 and adv.min() >= 0 and adv.max() <= 1
 
 
@@ -126,10 +126,31 @@ def test_random_start_is_deterministic_under_seed(trained_pair, eval_batch):
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("bad", [dict(eps=float("nan")), dict(eps=-1.0), dict(steps=0), dict(target="sideways")])
-def test_bad_parameters_raise_value_error(bad):
-    with pytest.raises(ValueError):
-        build_attack(torch.nn.Linear(1, 1), paper_spec("pgd_l2", **bad))
+@pytest.mark.parametrize("bad, message", [(dict(eps=float("nan")), "eps must be"), (dict(eps=-1.0), "eps must be"),
+                                          (dict(steps=-1), "steps must be 0 or more"),
+                                          (dict(step_size=0.0), "step size must be"),
+                                          (dict(target="sideways"), "unknown target mode")])
+def test_bad_parameters_are_refused_when_the_spec_is_made(bad, message):
+    with pytest.raises(ValueError, match=message):
+        paper_spec("pgd_l2", **bad)
+
+
+@pytest.mark.parametrize("name", ["pgd_l2", "cw_linf", "ifgsm"])
+def test_zero_steps_is_the_honest_clean_result(name, trained_pair, eval_batch):
+    x, y = eval_batch
+    assert torch.equal(build_attack(trained_pair["bn"].model, paper_spec(name, steps=0))(x, y), x)
+
+
+def test_registry_entries_build_by_keyword_with_each_default_once():
+    from core.attacks import PGD
+
+    assert ATTACKS["cw_l2"].cls is PGD and dict(ATTACKS["cw_l2"].kwargs) == {"threat": "l2", "eps": 0.25, "loss": "cw"}
+    assert paper_spec("cw_l2").steps == 20 and paper_spec("fgsm").steps == 1 and paper_spec("mifgsm").steps == 10
+    assert {n: a.threat for n, a in ATTACKS.items() if n.startswith("pgd")} == {"pgd_l2": "l2", "pgd_linf": "linf"}
+    with pytest.raises(TypeError, match="eps"):  # no silent budget: a PGD needs its radius named
+        PGD(torch.nn.Linear(1, 1), threat="linf")
+    attack = build_attack(torch.nn.Linear(1, 1), paper_spec("tifgsm", steps=3))
+    assert (attack.threat, attack.kernel_size, attack.steps, attack.eps) == ("linf", 5, 3, 8 / 255)
 
 
 def test_unknown_attack_names_the_known_ones():

@@ -7,19 +7,20 @@ import pytest
 
 import core.cache as cache_module
 from core.attacks import paper_spec
-from core.cache import ResultCache, make_key
-from core.experiments import EvalData, ligs_report, robustness
+from core.cache import MISSING, ResultCache, make_key
+from core.experiments import EvalData, RunContext
+from core.robustness import LIGSConfig, RobustnessConfig, ligs_report, robustness
 
 
 def test_cached_result_equals_recomputed(trained_pair, tmp_path):
     ckpt, data = trained_pair["bn"], EvalData("builtin", "test", 5)
-    cache = ResultCache(tmp_path)
-    first = robustness(ckpt, paper_spec("pgd_linf", steps=5), data, cache)
-    assert cache.contains("robustness", ckpt.sha256, __import__("core.experiments").experiments.RobustnessConfig(
-        paper_spec("pgd_linf", steps=5), data))
-    fresh = robustness(ckpt, paper_spec("pgd_linf", steps=5), data, ResultCache(tmp_path / "other"))
-    assert first == fresh == robustness(ckpt, paper_spec("pgd_linf", steps=5), data, cache)
-    assert ligs_report(ckpt, data=data, cache=cache) == ligs_report(ckpt, data=data, cache=ResultCache(tmp_path / "o2"))
+    cache, config = ResultCache(tmp_path), RobustnessConfig(paper_spec("pgd_linf", steps=5), data)
+    first = robustness(ckpt, config, RunContext(cache))
+    assert cache.get(robustness.key(ckpt, config)) == first
+    fresh = robustness(ckpt, config, RunContext(ResultCache(tmp_path / "other")))
+    assert first == fresh == robustness(ckpt, config, RunContext(cache, cached_only=True))
+    ligs = LIGSConfig(data=data)
+    assert ligs_report(ckpt, ligs, RunContext(cache)) == ligs_report(ckpt, ligs, RunContext(ResultCache(tmp_path / "o2")))
 
 
 def test_key_covers_function_checkpoint_config_and_code_version(monkeypatch):
@@ -31,14 +32,20 @@ def test_key_covers_function_checkpoint_config_and_code_version(monkeypatch):
     assert base != make_key("robustness", "a" * 64, paper_spec("pgd_l2"))
 
 
-def test_corrupt_entry_is_recomputed_not_raised(tmp_path):
+def test_corrupt_entry_is_a_miss_and_dropped_not_raised(tmp_path):
     cache = ResultCache(tmp_path)
     key = make_key("f", "sha", {"x": 1})
     cache._cache.set(key, "{not json")
-    calls = []
-    value = cache.get_or_compute("f", "sha", {"x": 1}, lambda: calls.append(1) or {"v": 2})
-    assert value == {"v": 2} and calls == [1]
-    assert cache.get_or_compute("f", "sha", {"x": 1}, lambda: pytest.fail("recomputed")) == {"v": 2}
+    assert cache.get(key) is MISSING and key not in cache._cache
+    cache.set(key, {"v": 2})
+    assert cache.get(key) == {"v": 2}
+
+
+def test_corrupt_entry_is_recomputed_by_an_experiment(trained_pair, tmp_path):
+    ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
+    config = RobustnessConfig(paper_spec("fgsm"), EvalData("builtin", "test", 2))
+    cache._cache.set(robustness.key(ckpt, config), "{not json")
+    assert robustness(ckpt, config, RunContext(cache))["n"] == 20
 
 
 def _writer(directory: str, worker: int) -> None:
@@ -67,7 +74,7 @@ def test_export_then_seed_restores_entries_without_overwriting(tmp_path):
     target.set("ligs:2", {"v": "kept"})
     assert target.seed(tmp_path / "seed.json") == 1
     assert target.get("robustness:1") == {"v": 1} and target.get("ligs:2") == {"v": "kept"}
-    assert target.get("other:3") is None and target.seed(tmp_path / "missing.json") == 0
+    assert target.get("other:3") is MISSING and target.seed(tmp_path / "missing.json") == 0
 
 
 def test_export_can_keep_only_some_checkpoints(tmp_path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch
 
 from core.attacks import paper_spec
-from core.cache import ResultCache
-from core.experiments import EvalData
-from core.gallery import (adversarial_gallery, amplify, decode_images, encode_images, gallery_grid, gallery_report,
-                          png_bytes)
+from core.cache import MISSING, ResultCache
+from core.experiments import RunContext
+from core.gallery import (GalleryConfig, adversarial_gallery, amplify, decode_images, encode_images, gallery_grid,
+                          gallery_report, png_bytes)
 
 
 def test_gallery_shapes_ranges_and_predictions(trained_pair, eval_batch):
@@ -47,11 +47,11 @@ def test_image_encoding_round_trips_to_uint8():
 
 def test_report_is_cached_and_cached_only_misses_first(trained_pair, tmp_path):
     ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
-    spec, data = paper_spec("pgd_l2", steps=3), EvalData("builtin", per_class=1)
-    assert gallery_report(ckpt, spec, data, cache, cached_only=True) is None
-    first = gallery_report(ckpt, spec, data, cache)
+    config = GalleryConfig(paper_spec("pgd_l2", steps=3))  # default data: one image per class of its own dataset
+    assert gallery_report(ckpt, config, RunContext(cache, cached_only=True)) is MISSING
+    first = gallery_report(ckpt, config, RunContext(cache))
     assert first["dataset"] == "builtin" and len(first["labels"]) == 10
-    assert gallery_report(ckpt, spec, data, cache, cached_only=True) == first
+    assert gallery_report(ckpt, config, RunContext(cache, cached_only=True)) == first
 
 
 def test_grid_png_puts_each_image_in_its_cell():

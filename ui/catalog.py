@@ -5,7 +5,8 @@ import streamlit as st
 
 from core.cache import default_cache_dir
 from core.catalog import CatalogEntry, list_checkpoints
-from core.checkpoints import Checkpoint, load_checkpoint
+from core.checkpoints import Checkpoint
+from core.experiments import Subject, load_verified
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -21,7 +22,7 @@ def entries(dataset: str | None = None) -> list[CatalogEntry]:
 
 @st.cache_resource(max_entries=32, show_spinner="Loading checkpoint…")
 def _load(path: str, sha256: str) -> Checkpoint:
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_verified(path, sha256)
     # Frozen parameters make the shared model stateless under attacks in concurrent sessions:
     # attack_mode then has nothing to toggle, and only input gradients are ever taken.
     for p in checkpoint.model.parameters():
@@ -29,9 +30,10 @@ def _load(path: str, sha256: str) -> Checkpoint:
     return checkpoint
 
 
-def load(entry: CatalogEntry) -> Checkpoint:
-    """The checkpoint's model, loaded once per (path, sha256) and shared by every session."""
-    return _load(entry.path, entry.sha256)
+def load(subject: Subject) -> Checkpoint:
+    """The checkpoint of a catalog entry (or any experiment subject), loaded once per (path, sha256) and
+    shared by every session."""
+    return subject if isinstance(subject, Checkpoint) else _load(str(subject.path), subject.sha256)
 
 
 def by_label(dataset: str | None = None) -> dict[str, CatalogEntry]:

@@ -5,8 +5,9 @@ import streamlit as st
 
 from core.attacks import ATTACKS, AttackSpec, paper_spec
 from core.catalog import CatalogEntry
-from core.experiments import DEFAULT_PER_CLASS, TABLE_ATTACKS
+from core.experiments import DEFAULT_PER_CLASS
 from core.metrics import LIGS_KINDS, LIGSSpec
+from core.robustness import TABLE_ATTACKS
 from ui import catalog
 
 
@@ -18,14 +19,16 @@ def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
     return [e.label for e in ranked[:limit]]
 
 
-def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models") -> list[CatalogEntry]:
-    """A multiselect over the catalog's checkpoints trained on ``dataset``."""
+def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models",
+                 most: int | None = None) -> list[CatalogEntry]:
+    """A multiselect over the catalog's checkpoints trained on ``dataset`` (at most ``most``, said in the UI)."""
     options = catalog.by_label(dataset)
     if not options:
         st.info(f"No checkpoints trained on **{dataset}** yet: pick another data source in the sidebar, "
                 "upload one or train one on the Models page.")
         return []
-    picked = st.multiselect(label, list(options), default=default_models(list(options.values()), limit), key=key)
+    picked = st.multiselect(label + (f" (up to {most})" if most else ""), list(options), max_selections=most,
+                            default=default_models(list(options.values()), min(limit, most or limit)), key=key)
     return [options[p] for p in picked]
 
 
@@ -34,15 +37,21 @@ def per_class_input(key: str, default: int = DEFAULT_PER_CLASS) -> int:
                                help="A balanced subset of the test split; results are cached per setting."))
 
 
+def format_eps(eps: float, threat: str) -> str:
+    """A budget as the paper writes it: linf in x/255 units ("1/255"), l2 as a plain number."""
+    if threat == "linf" and eps:
+        return f"{eps * 255:.3g}/255"
+    return f"{eps:.3g}"
+
+
 def attack_spec_input(name: str, prefix: str) -> AttackSpec:
     """eps and steps of one attack, preset to the paper's defaults."""
-    spec, info = paper_spec(name), ATTACKS[name]
+    spec, entry = paper_spec(name), ATTACKS[name]
     c1, c2 = st.columns(2)
-    eps = c1.number_input(f"{info.title} eps ({info.norm})", 0.0, 16.0, spec.eps, format="%.5f",
-                          key=f"{prefix}_eps_{name}", help=f"Paper: {spec.eps:.5g}" +
-                          (f" = {spec.eps * 255:.0f}/255" if info.norm == "linf" else ""))
-    steps = spec.steps if name == "fgsm" else int(
-        c2.number_input(f"{info.title} steps", 1, 1000, spec.steps, key=f"{prefix}_steps_{name}"))
+    eps = c1.number_input(f"{entry.title} eps ({entry.threat})", 0.0, 16.0, spec.eps, format="%.5f",
+                          key=f"{prefix}_eps_{name}", help=f"Paper: {format_eps(spec.eps, entry.threat)}")
+    steps = int(c2.number_input(f"{entry.title} steps", 0, 1000, spec.steps, key=f"{prefix}_steps_{name}")) \
+        if entry.iterative else spec.steps
     return paper_spec(name, eps=float(eps), steps=steps)
 
 
@@ -59,7 +68,7 @@ def ligs_input(prefix: str) -> LIGSSpec:
     c1, c2 = st.columns(2)
     kind = c1.selectbox("Perturbation", LIGS_KINDS, key=f"{prefix}_kind",
                         help="gaussian: std = size; uniform: [-size, size]; fgsm/pgd: linf eps = size")
-    size = c2.number_input("Size", 0.0001, 1.0, 0.01, format="%.4f", key=f"{prefix}_size")
+    size = c2.number_input("Size", 0.0001, 1.0, LIGSSpec.size, format="%.4f", key=f"{prefix}_size")
     return LIGSSpec(kind=kind, size=float(size))
 
 

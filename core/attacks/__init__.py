@@ -1,34 +1,90 @@
-"""Attacks: a registry of named attacks, each described by a frozen :class:`AttackSpec`.
+"""Attacks: a registry of named attacks, each an attack class plus the keyword arguments that make it
+the paper's attack, and a frozen :class:`AttackSpec` that runs one.
 
 The spec is at once the UI's form, the cache key and the record of how a result was made.
 
     >>> spec = paper_spec("pgd_l2")       # eps 0.25, 20 steps, step 2.5*eps/20 (Table 1)
     >>> attack = build_attack(model, spec)  # doctest: +SKIP
     >>> x_adv = attack(images, labels)      # doctest: +SKIP
+
+Each default lives in one place: the paper's budgets in :data:`ATTACKS`, everything else (steps,
+step-size rule, loss) in the attack class's signature.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable
+import inspect
+import math
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from torch import nn
 
 from core.attacks.base import Attack, attack_mode
-from core.attacks.cw import CW
 from core.attacks.fgsm import FGSM
 from core.attacks.ifgsm import IFGSM
 from core.attacks.pgd import PGD, default_step_size
-from core.attacks.steps import L2Step, LinfStep, threat_model
+from core.attacks.steps import THREATS, L2Step, LinfStep, threat_model
 
 TARGET_MODES = ("untargeted", "next", "random")  # "next": t = (y + 1) mod K, as D_det
 
 
 @dataclass(frozen=True)
+class AttackEntry:
+    """A registry entry: ``cls(model, **kwargs, **spec)`` is the attack; ``kwargs`` hold the paper's settings."""
+
+    title: str
+    cls: type[Attack]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kwargs", MappingProxyType(dict(self.kwargs)))
+
+    def default(self, name: str, fallback: Any = None) -> Any:
+        """The entry's setting ``name``: its own keyword argument, else the class's default."""
+        if name in self.kwargs:
+            return self.kwargs[name]
+        parameter = inspect.signature(self.cls).parameters.get(name)
+        return fallback if parameter is None or parameter.default is inspect.Parameter.empty else parameter.default
+
+    @property
+    def iterative(self) -> bool:
+        return "steps" in inspect.signature(self.cls).parameters
+
+    @property
+    def threat(self) -> str:
+        return self.default("threat") or self.cls.threat
+
+
+ATTACKS: dict[str, AttackEntry] = {
+    "fgsm": AttackEntry("FGSM", FGSM, dict(eps=4 / 255), "one linf gradient-sign step (Table A6)"),
+    "pgd_l2": AttackEntry("PGD-l2", PGD, dict(threat="l2", eps=0.25), "l2 PGD, cross-entropy (Table 1)"),
+    "pgd_linf": AttackEntry("PGD-linf", PGD, dict(threat="linf", eps=1 / 255), "linf PGD, cross-entropy (Table 1)"),
+    "cw_l2": AttackEntry("CW-l2", PGD, dict(threat="l2", eps=0.25, loss="cw"), "l2 PGD on the CW margin loss (Table 1)"),
+    "cw_linf": AttackEntry("CW-linf", PGD, dict(threat="linf", eps=1 / 255, loss="cw"), "linf PGD on the CW margin loss"),
+    # Transfer attacks (Sec. 7, App. H): linf 8/255, the usual budget of the I-FGSM family on CIFAR-10.
+    "ifgsm": AttackEntry("I-FGSM", IFGSM, dict(eps=8 / 255), "iterative FGSM (transfer, Sec. 7)"),
+    "mifgsm": AttackEntry("MI-FGSM", IFGSM, dict(eps=8 / 255, decay=1.0), "momentum I-FGSM"),
+    "difgsm": AttackEntry("DI-FGSM", IFGSM, dict(eps=8 / 255, diversity_prob=0.5), "input-diversity I-FGSM"),
+    "tifgsm": AttackEntry("TI-FGSM", IFGSM, dict(eps=8 / 255, kernel_size=5), "translation-invariant I-FGSM"),
+}
+WHITE_BOX = ("fgsm", "pgd_l2", "pgd_linf", "cw_l2", "cw_linf")  # the Robustness page's and gallery's choices
+
+
+def attack_entry(name: str) -> AttackEntry:
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
+    return ATTACKS[name]
+
+
+@dataclass(frozen=True)
 class AttackSpec:
-    """One attack's full configuration.
+    """One attack's full configuration, validated on construction.
 
     ``step_size=None`` means the attack's rule (2.5*eps/steps for PGD and CW, eps/steps for I-FGSM).
-    ``target`` is ``"untargeted"``, ``"next"`` or ``"random"`` (drawn with ``seed``).
+    ``steps=0`` is the honest zero-step attack (the clean images). ``target`` is ``"untargeted"``,
+    ``"next"`` or ``"random"`` (drawn with ``seed``).
     """
 
     name: str
@@ -39,45 +95,26 @@ class AttackSpec:
     target: str = "untargeted"
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        threat_model(attack_entry(self.name).threat, self.eps)  # validates the name and eps
+        if self.steps < 0:
+            raise ValueError(f"steps must be 0 or more, got {self.steps}")
+        if self.step_size is not None and not (self.step_size > 0 and math.isfinite(self.step_size)):
+            raise ValueError(f"step size must be a positive number, got {self.step_size}")
+        if self.target not in TARGET_MODES:
+            raise ValueError(f"unknown target mode {self.target!r}; choose from {', '.join(TARGET_MODES)}")
+
     def with_eps(self, eps: float) -> "AttackSpec":
         return replace(self, eps=eps)
 
     @property
+    def entry(self) -> AttackEntry:
+        return ATTACKS[self.name]
+
+    @property
     def label(self) -> str:
-        steps = "" if self.name == "fgsm" else f", {self.steps} steps"
-        return f"{ATTACKS[self.name].title} (eps={self.eps:.4g}{steps})"
-
-
-@dataclass(frozen=True)
-class AttackInfo:
-    title: str
-    norm: str
-    paper_eps: float
-    paper_steps: int
-    make: Callable[[nn.Module, AttackSpec], Attack]
-    description: str
-
-
-def _pgd(norm: str, loss: str) -> Callable[[nn.Module, AttackSpec], Attack]:
-    return lambda m, s: PGD(m, norm, s.eps, s.steps, s.step_size, s.random_start, loss, s.seed)
-
-
-def _ifgsm(**kw) -> Callable[[nn.Module, AttackSpec], Attack]:
-    return lambda m, s: IFGSM(m, s.eps, s.steps, s.step_size, seed=s.seed, **kw)
-
-
-ATTACKS: dict[str, AttackInfo] = {
-    "fgsm": AttackInfo("FGSM", "linf", 4 / 255, 1, lambda m, s: FGSM(m, s.eps, seed=s.seed),
-                       "one linf gradient-sign step (Table A6)"),
-    "pgd_l2": AttackInfo("PGD-l2", "l2", 0.25, 20, _pgd("l2", "ce"), "l2 PGD, cross-entropy (Table 1)"),
-    "pgd_linf": AttackInfo("PGD-linf", "linf", 1 / 255, 20, _pgd("linf", "ce"), "linf PGD, cross-entropy (Table 1)"),
-    "cw_l2": AttackInfo("CW-l2", "l2", 0.25, 20, _pgd("l2", "cw"), "l2 PGD on the CW margin loss (Table 1)"),
-    "cw_linf": AttackInfo("CW-linf", "linf", 1 / 255, 20, _pgd("linf", "cw"), "linf PGD on the CW margin loss"),
-    "ifgsm": AttackInfo("I-FGSM", "linf", 8 / 255, 10, _ifgsm(), "iterative FGSM (transfer, Sec. 7)"),
-    "mifgsm": AttackInfo("MI-FGSM", "linf", 8 / 255, 10, _ifgsm(decay=1.0), "momentum I-FGSM"),
-    "difgsm": AttackInfo("DI-FGSM", "linf", 8 / 255, 10, _ifgsm(diversity_prob=0.5), "input-diversity I-FGSM"),
-    "tifgsm": AttackInfo("TI-FGSM", "linf", 8 / 255, 10, _ifgsm(kernel_size=5), "translation-invariant I-FGSM"),
-}
+        steps = f", {self.steps} steps" if self.entry.iterative else ""
+        return f"{self.entry.title} (eps={self.eps:.4g}{steps})"
 
 
 def list_attacks() -> list[str]:
@@ -85,26 +122,20 @@ def list_attacks() -> list[str]:
 
 
 def paper_spec(name: str, **overrides) -> AttackSpec:
-    """The paper's default spec for an attack, with optional overrides."""
-    info = attack_info(name)
-    return replace(AttackSpec(name, info.paper_eps, info.paper_steps), **overrides)
-
-
-def attack_info(name: str) -> AttackInfo:
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
-    return ATTACKS[name]
+    """The paper's spec for an attack (its registry settings), with optional overrides."""
+    entry = attack_entry(name)
+    return replace(AttackSpec(name, entry.default("eps"), entry.default("steps", 1)), **overrides)
 
 
 def build_attack(model: nn.Module, spec: AttackSpec) -> Attack:
-    if spec.target not in TARGET_MODES:
-        raise ValueError(f"unknown target mode {spec.target!r}; choose from {TARGET_MODES}")
-    if spec.steps < 1:
-        raise ValueError(f"steps must be at least 1, got {spec.steps}")
-    threat_model(attack_info(spec.name).norm, spec.eps)  # validates eps
-    return attack_info(spec.name).make(model, spec)
+    """The attack of ``spec`` on ``model``, built by keyword from its registry entry."""
+    entry = spec.entry
+    accepted = inspect.signature(entry.cls).parameters
+    settings = dict(eps=spec.eps, steps=spec.steps, step_size=spec.step_size, random_start=spec.random_start,
+                    seed=spec.seed)
+    return entry.cls(model, **{**entry.kwargs, **{k: v for k, v in settings.items() if k in accepted}})
 
 
-__all__ = ["Attack", "AttackSpec", "AttackInfo", "ATTACKS", "CW", "FGSM", "IFGSM", "PGD", "L2Step", "LinfStep",
-           "attack_mode", "build_attack", "default_step_size", "list_attacks", "paper_spec", "threat_model",
-           "TARGET_MODES"]
+__all__ = ["Attack", "AttackSpec", "AttackEntry", "ATTACKS", "FGSM", "IFGSM", "PGD", "L2Step", "LinfStep",
+           "THREATS", "TARGET_MODES", "WHITE_BOX", "attack_entry", "attack_mode", "build_attack",
+           "default_step_size", "list_attacks", "paper_spec", "threat_model"]

@@ -38,7 +38,7 @@ class Attack:
 
     Args:
         model: a classifier taking images in [0, 1].
-        eps: the perturbation budget in its threat model's norm.
+        eps: the perturbation budget, measured in the attack's threat model (``threat``: l2 or linf).
         loss: ``"ce"`` (cross-entropy) or ``"cw"`` (Carlini-Wagner margin).
         seed: seeds random starts and random transforms, so results are deterministic.
 
@@ -46,7 +46,7 @@ class Attack:
         images ``[N, C, H, W]`` in [0, 1], labels ``[N]``, optional target ``[N]``; returns ``[N, C, H, W]``.
     """
 
-    norm = "linf"
+    threat: str  # "l2" or "linf": the set the adversarial images are kept in (set by each subclass)
 
     def __init__(self, model: nn.Module, eps: float, loss: str = "ce", seed: int = 0) -> None:
         self.model, self.eps, self.seed = model, eps, seed

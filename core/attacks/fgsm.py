@@ -9,15 +9,17 @@ from core.attacks.steps import LinfStep
 
 
 class FGSM(Attack):
-    """``x' = clip_[0,1](x + eps * sign(grad_x L(x, y)))``; paper default eps = 4/255 (Table A6).
+    """``x' = clip_[0,1](x + eps * sign(grad_x L(x, y)))``.
 
     Shape:
         images ``[N, C, H, W]`` in [0, 1] -> adversarial images of the same shape, in [0, 1].
     """
 
-    def __init__(self, model: nn.Module, eps: float = 4 / 255, loss: str = "ce", seed: int = 0) -> None:
+    threat = "linf"
+
+    def __init__(self, model: nn.Module, eps: float, loss: str = "ce", seed: int = 0) -> None:
         super().__init__(model, eps, loss, seed)
-        self.threat = LinfStep(eps)
+        self.constraint = LinfStep(eps)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        return self.threat.project(self.threat.step(x, self.ascent_grad(x, y, target), self.eps), x)
+        return self.constraint.project(self.constraint.step(x, self.ascent_grad(x, y, target), self.eps), x)

@@ -26,17 +26,19 @@ def gaussian_kernel(size: int, sigma: float, channels: int = 3) -> torch.Tensor:
 
 class IFGSM(Attack):
     """Iterative FGSM with optional momentum (``decay``), input diversity (``diversity_prob``) and a
-    translation-invariant kernel (``kernel_size``; 0 = off). Defaults: eps 8/255, 10 steps.
+    translation-invariant kernel (``kernel_size``; 0 = off). Step size eps / steps unless given.
 
     Shape:
         images ``[N, C, H, W]`` in [0, 1] -> adversarial images, ``||x' - x||_inf <= eps``.
     """
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, steps: int = 10, step_size: float | None = None,
+    threat = "linf"
+
+    def __init__(self, model: nn.Module, eps: float, steps: int = 10, step_size: float | None = None,
                  decay: float = 0.0, diversity_prob: float = 0.0, kernel_size: int = 0, loss: str = "ce",
                  seed: int = 0) -> None:
         super().__init__(model, eps, loss, seed)
-        self.threat, self.steps = LinfStep(eps), steps
+        self.constraint, self.steps = LinfStep(eps), steps
         self.step_size = eps / max(steps, 1) if step_size is None else step_size
         self.decay, self.diversity_prob, self.kernel_size = decay, diversity_prob, kernel_size
 
@@ -49,7 +51,7 @@ class IFGSM(Attack):
                 grad = F.conv2d(grad, kernel, padding=self.kernel_size // 2, groups=grad.shape[1])
             if self.decay:
                 grad = momentum = self.decay * momentum + grad / grad.abs().flatten(1).mean(1).view(-1, 1, 1, 1).clamp_min(1e-12)
-            x_adv = self.threat.project(self.threat.step(x_adv, grad, self.step_size), x)
+            x_adv = self.constraint.project(self.constraint.step(x_adv, grad, self.step_size), x)
         return x_adv
 
     def diverse(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:

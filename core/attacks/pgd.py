@@ -1,8 +1,7 @@
 """PGD (Madry et al., ICLR 2018) in l2 or linf, with cross-entropy or CW-margin loss.
 
 Iterates ``x <- Proj_S(x + a * step(grad))`` where S is the eps-ball of the threat model intersected
-with [0, 1]^d. Paper defaults (Table 1, App. B.2): 20 steps, step size ``a = 2.5 * eps / steps``,
-eps 0.25 (l2) or 1/255 (linf), no random start.
+with [0, 1]^d. Step size ``a = 2.5 * eps / steps`` unless given (the paper's and Madry et al.'s rule).
 """
 from __future__ import annotations
 
@@ -22,24 +21,24 @@ class PGD(Attack):
     """Projected gradient descent.
 
     Args:
-        norm: ``"l2"`` or ``"linf"``. eps: the radius (default 0.25, the paper's l2 setting).
-        steps: iterations (20). step_size: None -> 2.5 * eps / steps. random_start: start uniformly
-        inside the ball (False, as in the paper). loss: ``"ce"`` or ``"cw"``.
+        threat: ``"l2"`` or ``"linf"``. eps: the radius in that threat model. steps: iterations
+        (0 returns the clean images). step_size: None -> 2.5 * eps / steps. random_start: start
+        uniformly inside the ball. loss: ``"ce"`` (cross-entropy) or ``"cw"`` (CW margin, the paper's CW attack).
 
     Shape:
         images ``[N, C, H, W]`` in [0, 1] -> adversarial images, ``||x' - x|| <= eps``, in [0, 1].
     """
 
-    def __init__(self, model: nn.Module, norm: str = "l2", eps: float = 0.25, steps: int = 20,
-                 step_size: float | None = None, random_start: bool = False, loss: str = "ce", seed: int = 0) -> None:
+    def __init__(self, model: nn.Module, threat: str, eps: float, steps: int = 20, step_size: float | None = None,
+                 random_start: bool = False, loss: str = "ce", seed: int = 0) -> None:
         super().__init__(model, eps, loss, seed)
-        self.threat, self.norm, self.steps = threat_model(norm, eps), norm, steps
+        self.threat, self.constraint, self.steps = threat, threat_model(threat, eps), steps
         self.step_size = default_step_size(eps, steps) if step_size is None else step_size
         self.random_start = random_start
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        x_adv = self.threat.random_start(x, self.generator(x.device)) if self.random_start else x.clone()
+        x_adv = self.constraint.random_start(x, self.generator(x.device)) if self.random_start else x.clone()
         for _ in range(self.steps):
             grad = self.ascent_grad(x_adv, y, target)
-            x_adv = self.threat.project(self.threat.step(x_adv, grad, self.step_size), x)
+            x_adv = self.constraint.project(self.constraint.step(x_adv, grad, self.step_size), x)
         return x_adv

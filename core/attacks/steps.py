@@ -1,12 +1,14 @@
 """Threat models, apart from the attack loop (as in MadryLab ``robustness``).
 
-Each step knows how to take a step along a gradient, project back onto its set, and start at
-random inside it; pixels always stay in [0, 1].
+A threat model is the set an adversarial image may live in; each knows how to take a step along a
+gradient, project back onto its set, and start at random inside it. Pixels always stay in [0, 1].
 
-* :class:`LinfStep`: the set ``{x' : ||x' - x||_inf <= eps, 0 <= x' <= 1}``, steps ``x + a*sign(g)``.
-* :class:`L2Step`: the set ``{x' : ||x' - x||_2 <= eps, 0 <= x' <= 1}``, steps ``x + a*g/||g||_2``.
+* :class:`LinfStep` (``"linf"``): ``{x' : ||x' - x||_inf <= eps, 0 <= x' <= 1}``, steps ``x + a*sign(g)``.
+* :class:`L2Step` (``"l2"``): ``{x' : ||x' - x||_2 <= eps, 0 <= x' <= 1}``, steps ``x + a*g/||g||_2``.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -19,7 +21,7 @@ def per_sample_norm(t: torch.Tensor) -> torch.Tensor:
 
 
 class LinfStep:
-    norm = "linf"
+    threat = "linf"
 
     def __init__(self, eps: float) -> None:
         self.eps = eps
@@ -36,7 +38,7 @@ class LinfStep:
 
 
 class L2Step:
-    norm = "l2"
+    threat = "l2"
 
     def __init__(self, eps: float) -> None:
         self.eps = eps
@@ -57,12 +59,13 @@ class L2Step:
         return (x + direction * self.eps * u ** (1.0 / x[0].numel())).clamp(0, 1)
 
 
-STEPS = {"linf": LinfStep, "l2": L2Step}
+THREATS = {"linf": LinfStep, "l2": L2Step}
 
 
-def threat_model(norm: str, eps: float) -> LinfStep | L2Step:
-    if norm not in STEPS:
-        raise ValueError(f"unknown threat model {norm!r}; choose from {sorted(STEPS)}")
-    if not eps >= 0:  # also rejects NaN
-        raise ValueError(f"eps must be a non-negative number, got {eps}")
-    return STEPS[norm](eps)
+def threat_model(threat: str, eps: float) -> LinfStep | L2Step:
+    """The constraint set of ``threat`` (``"l2"`` or ``"linf"``) with radius ``eps``."""
+    if threat not in THREATS:
+        raise ValueError(f"unknown threat model {threat!r}; choose from {sorted(THREATS)}")
+    if not (eps >= 0 and math.isfinite(eps)):  # also rejects NaN
+        raise ValueError(f"eps must be a non-negative finite number, got {eps}")
+    return THREATS[threat](eps)

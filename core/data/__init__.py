@@ -10,10 +10,15 @@ import functools
 import os
 
 from core.data.dataset import DataError, Dataset, balanced_subset, channel_stats, to_float
-from core.data.sources import find_cifar10_jpeg, load_cifar10_jpeg, load_npz, load_torchvision, torchvision_available
+from core.data.sources import (CIFAR10_CLASSES, find_cifar10_jpeg, load_cifar10_jpeg, load_npz, load_torchvision,
+                                torchvision_available)
+from core.data.synthetic import CLASSES as BUILTIN_CLASSES
 from core.data.synthetic import make_builtin
 
 DATASETS = ("builtin", "cifar10-jpeg", "cifar10", "cifar100", "svhn")
+# Class names known without reading a file (the others come from the dataset's own files).
+KNOWN_CLASSES = {"builtin": BUILTIN_CLASSES, "cifar10-jpeg": CIFAR10_CLASSES, "cifar10": CIFAR10_CLASSES,
+                 "svhn": [str(i) for i in range(10)]}
 
 
 def resolve_name(name: str = "auto", root: str | None = None) -> str:
@@ -47,5 +52,11 @@ def load_dataset(name: str = "auto", root: str | None = None, download: bool = F
     raise DataError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}, npz:<path> or auto")
 
 
-__all__ = ["DataError", "Dataset", "balanced_subset", "channel_stats", "to_float", "load_dataset",
+def class_names(name: str) -> list[str]:
+    """A dataset's class names, without decoding its images where they are known."""
+    name = resolve_name(name)
+    return list(KNOWN_CLASSES[name]) if name in KNOWN_CLASSES else load_dataset(name).classes
+
+
+__all__ = ["class_names", "DataError", "Dataset", "balanced_subset", "channel_stats", "to_float", "load_dataset",
            "resolve_name", "available_datasets", "DATASETS", "make_builtin"]

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from core.data.dataset import Dataset
 
 SIZE, NUM_CLASSES = 32, 10
+CLASSES = [f"class {i}" for i in range(NUM_CLASSES)]
 ROBUST_AMPLITUDE, NON_ROBUST_AMPLITUDE = 0.15, 6 / 255
 SPLIT_SIZES = {"train": 10000, "test": 2000, "conflict": 2000}
 
@@ -62,7 +63,7 @@ def make_builtin(seed: int = 0) -> Dataset:
         y_nr = (y + 1) % NUM_CLASSES if split == "conflict" else y
         splits[split] = (render(y, y_nr, g, robust, non_robust), y)
     return Dataset(
-        name="builtin", splits=splits, classes=[f"class {i}" for i in range(NUM_CLASSES)],
+        name="builtin", splits=splits, classes=CLASSES,
         mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), source="generated",
         description="synthetic 32x32, 10 classes: low-frequency robust cue + 6/255 high-frequency "
                     "non-robust cue; 'conflict' split has the non-robust cue of class y+1",

@@ -1,0 +1,38 @@
+"""Configs as plain data: frozen dataclasses to JSON-ready dicts and back.
+
+A run's config is at once its cache key, its record in a result's provenance and, as a dict, the
+form a background job receives; :func:`config_dict` and :func:`config_from_dict` are inverses.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any
+
+
+def config_dict(config: Any) -> Any:
+    """A JSON-ready form of a (nested) frozen dataclass config; each dataclass carries its ``__type__``."""
+    if dataclasses.is_dataclass(config):
+        return {"__type__": type(config).__qualname__, **{
+            f.name: config_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}}
+    if isinstance(config, (list, tuple)):
+        return [config_dict(v) for v in config]
+    return config
+
+
+def config_from_dict(cls: type, d: dict) -> Any:
+    """Rebuild a ``cls`` from :func:`config_dict`'s output (nested configs by their field types)."""
+    if d.get("__type__", cls.__qualname__) != cls.__qualname__:
+        raise ValueError(f"expected a {cls.__qualname__} config, got {d['__type__']}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: _decode(hints[f.name], d[f.name]) for f in dataclasses.fields(cls) if f.name in d})
+
+
+def _decode(kind: Any, value: Any) -> Any:
+    if isinstance(value, dict) and "__type__" in value:
+        options = [t for t in typing.get_args(kind) or (kind,) if dataclasses.is_dataclass(t)]
+        match = next((t for t in options if t.__qualname__ == value["__type__"]), None)
+        if match is None:
+            raise ValueError(f"a {value['__type__']} config does not fit a field of type {kind}")
+        return config_from_dict(match, value)
+    return tuple(_decode(Any, v) for v in value) if isinstance(value, list) else value
