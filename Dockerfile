@@ -17,7 +17,7 @@ RUN pip install -r requirements.txt
 
 COPY core/ core/
 COPY ui/ ui/
-COPY pages/ pages/
+COPY views/ views/
 COPY scripts/ scripts/
 COPY checkpoints/ checkpoints/
 COPY .streamlit/ .streamlit/

@@ -2,7 +2,8 @@
 Vulnerability and Decreases Adversarial Transferability: A Non-Robust Feature Perspective".
 
 Run: ``streamlit run app.py``. This entry point draws the shared sidebar (data source, device,
-cache, demo mode) and routes to one page per file in ``pages/``; pages compute only through ``core``.
+cache, demo mode) and routes to the pages listed in ``ui/navigation.py``, one file each in ``views/``
+(not ``pages/``: see there why); pages compute only through ``core``.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import streamlit as st
 
 from core.data import available_datasets
 from core.device import describe_device
-from ui import state
+from ui import navigation, state
 
 # Larger type in the main area only: the sidebar keeps its size so page names are not cut off.
 DEMO_CSS = """<style>
@@ -22,15 +23,6 @@ DEMO_CSS = """<style>
 [data-testid="stMetricValue"] { font-size: 3rem; }
 h1 { font-size: 3.2rem !important; } h2 { font-size: 2.4rem !important; } h3 { font-size: 1.9rem !important; }
 </style>"""
-
-PAGES = [
-    st.Page("pages/overview.py", title="Overview", icon=":material/home:", default=True),
-    st.Page("pages/models.py", title="Models", icon=":material/model_training:", url_path="models"),
-    st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:", url_path="robustness"),
-    st.Page("pages/training.py", title="Training dynamics", icon=":material/show_chart:", url_path="training"),
-    st.Page("pages/ligs.py", title="LIGS explorer", icon=":material/blur_on:", url_path="ligs"),
-    st.Page("pages/gallery.py", title="Adversarial gallery", icon=":material/image:", url_path="gallery"),
-]
 
 
 def sidebar() -> None:
@@ -51,7 +43,7 @@ def sidebar() -> None:
 
 
 st.set_page_config(page_title="NormScope", page_icon=":material/biotech:", layout="wide")
-page = st.navigation(PAGES)
+page = st.navigation(list(navigation.build().values()))
 sidebar()
 if state.demo_mode():
     st.markdown(DEMO_CSS, unsafe_allow_html=True)

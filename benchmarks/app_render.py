@@ -18,7 +18,10 @@ from pathlib import Path
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["overview", "models", "robustness", "training", "ligs", "gallery"]
+sys.path.insert(0, str(ROOT))
+from ui import navigation  # noqa: E402
+
+PAGES = [p.url_path for p in navigation.PAGES]
 
 
 def session(dataset: str, page: str) -> tuple[AppTest, float]:
@@ -28,7 +31,7 @@ def session(dataset: str, page: str) -> tuple[AppTest, float]:
     start = time.perf_counter()
     at.run()
     if page != "overview":
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(navigation.page_def(page).file)
         start = time.perf_counter()
         at.run()
     seconds = time.perf_counter() - start

@@ -35,6 +35,7 @@ class CatalogEntry:
     norm: str
     width: float
     sha256: str
+    num_classes: int = 10
     final_metrics: dict = field(default_factory=dict, compare=False, hash=False)
     history: tuple = field(default=(), compare=False, hash=False)
     preset: str = ""
@@ -71,6 +72,7 @@ def entry_from_file(path: Path, source: str) -> CatalogEntry | None:
     return CatalogEntry(name=name, path=str(path), source=source,
                         dataset=meta.get("dataset", "unknown"), arch=model.get("arch", "?"),
                         norm=model.get("norm", "?"), width=float(model.get("width", 1.0)), sha256=meta["sha256"],
+                        num_classes=int(model.get("num_classes", 10)),
                         final_metrics=meta.get("final_metrics", {}), history=tuple(meta.get("history", [])),
                         preset=meta.get("train_config", {}).get("preset", ""))
 

@@ -13,7 +13,9 @@ import io
 import json
 import os
 import pickle
+import pickletools
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,10 @@ class Checkpoint:
         return self.meta.get("dataset", "unknown")
 
     @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
     def history(self) -> list[dict]:
         return self.meta.get("history", [])
 
@@ -70,10 +76,23 @@ def atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def checkpoint_stem(path: str | os.PathLike) -> Path:
+    """The checkpoint's name without a known suffix: ``runs/m.safetensors`` and ``runs/m`` name one checkpoint,
+    ``runs/model_v1.5`` keeps its ".5"."""
+    path = Path(path)
+    return path.with_suffix("") if path.suffix in SUFFIXES + (".json",) else path
+
+
+def weights_file(path: str | os.PathLike) -> Path:
+    """The ``.safetensors`` file that :func:`save_checkpoint` writes for ``path``."""
+    stem = checkpoint_stem(path)
+    return stem.with_name(stem.name + ".safetensors")
+
+
 def save_checkpoint(model: NormScopeModel, path: str | os.PathLike, meta: dict | None = None,
                     dtype: torch.dtype = torch.float32) -> dict:
     """Save ``path.safetensors`` + ``path.json``; floating weights stored in ``dtype``. Returns the metadata."""
-    stem = Path(path).with_suffix("") if Path(path).suffix in SUFFIXES + (".json",) else Path(path)
+    stem = checkpoint_stem(path)
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().contiguous()
                for k, v in model.state_dict().items()}
     meta = {**(meta or {}), "format": FORMAT, "name": stem.name, "model": model.spec.to_dict(),
@@ -81,8 +100,9 @@ def save_checkpoint(model: NormScopeModel, path: str | os.PathLike, meta: dict |
             "saved_at": (meta or {}).get("saved_at") or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     data = save_safetensors_bytes(tensors, metadata={"normscope": json.dumps(meta)})
     meta["sha256"] = sha256_bytes(data)
-    atomic_write(stem.with_suffix(".safetensors"), data)
-    atomic_write(stem.with_suffix(".json"), json.dumps(meta, indent=1).encode())
+    # appended, not with_suffix: "model_v1.5" is a name, not "model_v1" with suffix ".5"
+    atomic_write(weights_file(stem), data)
+    atomic_write(stem.with_name(stem.name + ".json"), json.dumps(meta, indent=1).encode())
     return meta
 
 
@@ -117,6 +137,8 @@ def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = N
     if len(data) > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"{filename}: {len(data) / 2**20:.0f} MiB exceeds the "
                               f"{MAX_CHECKPOINT_BYTES / 2**20:.0f} MiB limit")
+    if not data:
+        raise CheckpointError(f"{filename}: the file is empty (an interrupted download or copy?)")
     digest = sha256_bytes(data)
     state, embedded = parse_weights(data, filename)
     meta = {**embedded, **(meta or {})}
@@ -151,18 +173,63 @@ def _parse_safetensors(data: bytes, filename: str) -> tuple[dict[str, torch.Tens
 
 def _parse_torch(data: bytes, filename: str) -> dict[str, torch.Tensor]:
     try:
-        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the error below says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{filename}: refused: {refused_content(str(e), data)}. Only a plain state dict of "
+                              f"tensors is accepted; code inside a checkpoint is never run. {RESAVE}") from e
     # torch's weights-only unpickler raises many types on malformed input (a bare KeyError for a bad memo)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError,
+    except (RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError,
             KeyError, IndexError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{filename}: refused or unreadable as a weights-only state dict ({str(e)[:300]}). "
-                              "Only plain tensors are accepted; code inside a checkpoint is never run") from e
+        raise CheckpointError(f"{filename}: unreadable as a weights-only state dict ({error_summary(e)}); "
+                              "code inside a checkpoint is never run. Was it truncated?") from e
     for key in ("state_dict", "model", "model_state_dict", "net"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{filename}: expected a state dict of tensors, got {type(obj).__name__}")
     return {re.sub(r"^(module\.|_orig_mod\.)", "", k): v for k, v in obj.items()}
+
+
+RESAVE = ("To use it, re-save just its weights where the model was made: torch.save(model.state_dict(), path) "
+          "(a plain dict of tensors) or safetensors.torch.save_file(model.state_dict(), path)")
+
+
+def refused_content(message: str, data: bytes) -> str:
+    """What the weights-only unpickler refused, from its message. Torch's own text is never passed on:
+    it advises ``weights_only=False`` or allow-listing the global, either of which would run the file's code."""
+    found = re.search(r"GLOBAL ([A-Za-z_][\w.]{0,200})", message)
+    names = [found.group(1)] if found else pickled_globals(data)
+    if names:
+        return f"it would import {', '.join(names[:3])} (classes or functions, not tensors)"
+    found = re.search(r"Unsupported operand (\d+)", message)
+    if found:
+        return f"it uses pickle opcode {found.group(1)}, which weights-only loading does not allow"
+    return "it holds objects other than tensors"
+
+
+def pickled_globals(data: bytes) -> list[str]:
+    """Names a plain (non-zip) pickle would import; pickletools only parses opcodes, it imports nothing."""
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        for op, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if op.name == "GLOBAL":
+                names.append(arg.replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:  # module and name were pushed just before
+                names.append(".".join(strings[-2:]))
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except ValueError:  # not a plain pickle (a torch zip file) or cut short: report what was seen
+        pass
+    return [n for n in names if re.fullmatch(r"[A-Za-z_][\w.]{0,200}", n)]
+
+
+def error_summary(e: Exception) -> str:
+    """The error's type and short text, unless the text carries torch's unsafe loading advice."""
+    text = str(e)[:200]
+    return type(e).__name__ if "weights_only" in text or not text else f"{type(e).__name__}: {text}"
 
 
 def model_from_state(state: dict[str, torch.Tensor], spec: ModelSpec, filename: str) -> NormScopeModel:

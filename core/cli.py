@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         body = {"items": payload} if isinstance(payload, list) else payload
         print(json.dumps({"schema": schema(args.command), "code_version": CODE_VERSION,
-                          "device": describe_device(), **body}))
+                          "device": describe_device(resolve_device(args.device)), **body}))
     else:
         print(render_text(args.command, payload))
     return 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Protocol
 
@@ -39,7 +40,7 @@ from core.progress import Progress, scaled
 DEFAULT_PER_CLASS = int(os.environ.get("NORMSCOPE_PER_CLASS", 100))
 
 # Modules that declare experiments; importing them fills the registry.
-DECLARING_MODULES = ("core.robustness", "core.gallery")
+DECLARING_MODULES = ("core.robustness", "core.gallery", "core.transfer")
 
 
 class Subject(Protocol):
@@ -47,6 +48,7 @@ class Subject(Protocol):
 
     sha256: str
     path: Any
+    name: str
 
     @property
     def dataset(self) -> str: ...
@@ -197,6 +199,10 @@ class Evaluation:
     path: str
     sha256: str
     dataset: str = "unknown"
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
 
     @classmethod
     def of(cls, subject: Subject, experiment: Experiment, config: Any) -> "Evaluation":

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from core.cache import default_cache_dir
-from core.checkpoints import atomic_write
+from core.checkpoints import atomic_write, weights_file
 from core.progress import Cancelled
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def _train(params: dict, progress) -> dict:
     from core.train import TrainConfig, train
 
     meta = train(TrainConfig.from_dict(params["config"]), params["out"], progress=progress)
-    return {"checkpoint": str(Path(params["out"]).with_suffix(".safetensors")), "final_metrics": meta["final_metrics"]}
+    return {"checkpoint": str(weights_file(params["out"])), "final_metrics": meta["final_metrics"]}
 
 
 @job_kind("evaluate")

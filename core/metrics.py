@@ -7,6 +7,8 @@ loss is locally linear around inputs, i.e. the model relies on robust features.
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -40,17 +42,19 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.T
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    return (predict(model, x, batch_size) == y).float().mean().item() if len(y) else float("nan")
+    """Fraction of ``x`` predicted as ``y``; images and labels may be on any device."""
+    return (predict(model, x, batch_size) == y.cpu()).float().mean().item() if len(y) else float("nan")
 
 
 def target_labels(y: torch.Tensor, mode: str, num_classes: int, seed: int = 0) -> torch.Tensor | None:
-    """Attack targets: None (untargeted), ``y + 1 mod K`` ("next") or a random other class ("random")."""
+    """Attack targets on ``y``'s device: None (untargeted), ``y + 1 mod K`` ("next") or a random other
+    class ("random", drawn on the CPU so every device gets the same targets)."""
     if mode == "untargeted":
         return None
     if mode == "next":
         return (y + 1) % num_classes
     g = torch.Generator().manual_seed(seed)
-    return (y + torch.randint(1, num_classes, y.shape, generator=g)) % num_classes
+    return ((y.cpu() + torch.randint(1, num_classes, y.shape, generator=g)) % num_classes).to(y.device)
 
 
 @dataclass
@@ -71,8 +75,9 @@ class AttackResult:
 
 def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
                batch_size: int = 250, progress: Progress | None = None) -> AttackResult:
-    """Attack every sample; report clean and robust accuracy (and target success when targeted)."""
-    progress, attack = progress or null_progress, build_attack(model, spec)
+    """Attack every sample; report clean and robust accuracy (and target success when targeted).
+    Images and labels may be on any device; the per-sample results are CPU tensors."""
+    progress, attack, y = progress or null_progress, build_attack(model, spec), y.cpu()  # predictions are on CPU
     targets = target_labels(y, spec.target, num_classes, spec.seed)
     clean, robust, hit = [], [], []
     for i, s in enumerate(parts := batches(len(x), batch_size)):
@@ -112,6 +117,15 @@ class LIGSSpec:
     steps: int = 7
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        # checked here once, so the UI, CLI and jobs refuse the same specs (a negative size gave a LIGS)
+        if self.kind not in LIGS_KINDS:
+            raise ValueError(f"unknown LIGS perturbation {self.kind!r}; choose from {', '.join(LIGS_KINDS)}")
+        if not (isinstance(self.size, numbers.Real) and math.isfinite(self.size) and self.size > 0):
+            raise ValueError(f"LIGS perturbation size must be a positive number, got {self.size!r}")
+        if not (isinstance(self.steps, numbers.Integral) and self.steps >= 1):
+            raise ValueError(f"LIGS steps must be an integer >= 1, got {self.steps!r}")
+
 
 @dataclass
 class LIGSResult:
@@ -130,11 +144,11 @@ class LIGSResult:
 
 def perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec,
                  generator: torch.Generator) -> torch.Tensor:
-    """The perturbation nu for one batch."""
+    """The perturbation nu for one batch, drawn on ``generator``'s device and moved to ``x``'s."""
     if spec.kind == "gaussian":
-        return spec.size * torch.randn(x.shape, generator=generator, device=x.device)
+        return spec.size * torch.randn(x.shape, generator=generator, device=generator.device).to(x.device)
     if spec.kind == "uniform":
-        return spec.size * (torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1)
+        return spec.size * (torch.rand(x.shape, generator=generator, device=generator.device) * 2 - 1).to(x.device)
     if spec.kind in ("fgsm", "pgd"):
         attack_spec = AttackSpec("fgsm" if spec.kind == "fgsm" else "pgd_linf", spec.size, spec.steps, seed=spec.seed)
         return build_attack(model, attack_spec)(x, y) - x
@@ -150,11 +164,10 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
 
 def ligs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec = LIGSSpec(),
          batch_size: int = 250, progress: Progress | None = None) -> LIGSResult:
-    """LIGS per sample (and its mean) for perturbations of ``spec``; deterministic under ``spec.seed``."""
-    if spec.kind not in LIGS_KINDS:
-        raise ValueError(f"unknown LIGS perturbation {spec.kind!r}; choose from {LIGS_KINDS}")
+    """LIGS per sample (and its mean) for perturbations of ``spec``; deterministic under ``spec.seed``.
+    Images and labels may be on any device; the noise is drawn on the CPU, so every device draws the same."""
     progress, device = progress or null_progress, model_device(model)
-    generator = torch.Generator(device=device).manual_seed(spec.seed)
+    generator = torch.Generator().manual_seed(spec.seed)
     cos, logit_cos = [], []
     for i, s in enumerate(parts := batches(len(x), batch_size)):
         xb, yb = to_device(x[s], device), y[s].to(device)

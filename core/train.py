@@ -14,7 +14,10 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
+import numbers
 import os
+import pickle
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,6 +34,7 @@ from core.models import ModelSpec, NormScopeModel, build_from_spec
 from core.progress import Progress, null_progress, scaled
 
 ADVERSARIAL_TRAINING = AttackSpec("pgd_l2", eps=0.5, steps=7, step_size=0.1)  # Table A2
+SCHEDULES = ("step", "onecycle")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,19 @@ class TrainConfig:
     snapshot_every: int = 0  # keep weights every k epochs (0: never), for "over training" analyses
     seed: int = 0
     preset: str = "custom"
+
+    def __post_init__(self) -> None:
+        # checked once here, so the UI, CLI and jobs refuse the same configs (epochs=0 saved an untrained model)
+        for name in ("epochs", "batch_size", "probe_per_class", "probe_every"):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Integral) and value >= 1):
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("lr", "width"):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
 
     def to_dict(self) -> dict:
         """Plain JSON types (tuples become lists): the form stored in metadata and job specs."""
@@ -135,6 +152,22 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state.pt")
 
 
+def read_history(out: Path) -> list[dict]:
+    """Per-epoch records of a run writing to ``out`` (no suffix), readable while it trains: the final
+    ``<out>.json`` metadata if present, else the resume state; [] when there is neither yet."""
+    out = Path(out)
+    final, state = out.with_name(out.name + ".json"), state_path(out)
+    try:
+        if final.is_file():
+            return json.loads(final.read_text()).get("history", [])
+        if state.is_file():  # our own tensors + JSON strings; weights-only loading never runs code
+            return json.loads(torch.load(state, map_location="cpu", weights_only=True)["history"])
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError, TypeError, AttributeError,
+            pickle.UnpicklingError):
+        pass  # replaced mid-read, or a foreign file: no history yet
+    return []
+
+
 def save_state(state: TrainState, config: TrainConfig, out: Path) -> None:
     buffer = io.BytesIO()
     torch.save({"model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(),
@@ -201,13 +234,14 @@ def train(config: TrainConfig, out: str | os.PathLike, progress: Progress | None
     leaves just its resume state.
     """
     progress, out = progress or null_progress, Path(out)
+    device = resolve_device(device)  # before loading data, so a missing GPU fails at once
     dataset = dataset or load_dataset(config.dataset)
     x, y = dataset.split("train")
     x, y = (x[:config.train_subset], y[:config.train_subset]) if config.train_subset else (x, y)
     xt, yt = dataset.split("test")
     keep = balanced_subset(yt, config.probe_per_class, dataset.num_classes)
     x_probe, y_probe = to_float(xt[keep]), yt[keep]
-    state = new_state(config, dataset, resolve_device(device))
+    state = new_state(config, dataset, device)
     if resume:
         load_state(state, config, out)
     while state.epoch < config.epochs:

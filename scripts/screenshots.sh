@@ -8,7 +8,11 @@ cd "$(dirname "$0")/.."
 OUT="${1:-screenshots}"
 PORT=8599
 PY="${PYTHON:-.venv/bin/python}"
-SHOOT="${SCREENSHOT_TOOL:-/work/shared/tools/screenshot.py}"
+SHOOT="${SCREENSHOT_TOOL:-../shared/tools/screenshot.py}"  # relative to the repository root
+[ -f "$SHOOT" ] || { echo "no screenshot tool at $SHOOT: set SCREENSHOT_TOOL" >&2; exit 1; }
+# Every page's url path ("" for the home page), from the one page list in ui/navigation.py.
+ROUTES="$("$PY" -c 'from ui.navigation import PAGES; print("\n".join(p.route for p in PAGES))')"
+mapfile -t ROUTES <<<"$ROUTES"
 
 PYTHONPATH=. "$PY" -m streamlit run app.py --server.headless true --server.port "$PORT" \
     --browser.gatherUsageStats false >"${TMPDIR:-/tmp}/normscope-streamlit.log" 2>&1 &
@@ -21,4 +25,4 @@ for _ in $(seq 1 60); do  # wait for the health endpoint (up to 60 s)
 done
 curl -fs "http://localhost:$PORT/_stcore/health" >/dev/null || { echo "server did not start" >&2; exit 1; }
 
-"$PY" "$SHOOT" "http://localhost:$PORT" "$OUT" "" models robustness training ligs gallery
+"$PY" "$SHOOT" "http://localhost:$PORT" "$OUT" "${ROUTES[@]}"

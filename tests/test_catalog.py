@@ -6,7 +6,7 @@ import io
 import pytest
 import torch
 
-from core.catalog import list_checkpoints, safe_stem, store_upload, training_history, uploads_dir
+from core.catalog import list_checkpoints, safe_stem, store_upload, uploads_dir
 from core.checkpoints import CheckpointError, save_checkpoint
 from core.models import build
 
@@ -69,8 +69,3 @@ def test_zoo_folder_follows_normscope_zoo(zoo, tmp_path, monkeypatch):
 
 def test_safe_stem_drops_dots_and_path_parts():
     assert safe_stem("../../etc/pass wd.v1.pt") == "pass_wd_v1"
-
-
-def test_training_history_reads_final_metadata(zoo):
-    assert [h["epoch"] for h in training_history(zoo / "pair-bn")] == [1, 2, 3]
-    assert training_history(zoo / "missing") == []

@@ -70,18 +70,62 @@ def test_ambiguous_norm_is_named(tmp_path):
 
 
 class Exploit:
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
     def __reduce__(self):
         import os
-        return (os.system, ("touch /tmp/normscope-pwned",))
+        return (os.system, (f"touch {self.marker}",))
+
+
+class Custom:
+    def __init__(self) -> None:
+        self.weight = torch.zeros(2)
 
 
 def test_malicious_pickle_is_refused_and_never_executed(tmp_path):
-    import os
+    marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
-    path.write_bytes(pickle.dumps({"weight": Exploit()}))
+    path.write_bytes(pickle.dumps({"weight": Exploit(marker)}))
     with pytest.raises(CheckpointError, match="never run"):
         load_checkpoint(path)
-    assert not os.path.exists("/tmp/normscope-pwned")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("save", ["pickle", "torch"])
+def test_refused_pickle_names_the_global_and_the_safe_fix_in_one_quiet_line(tmp_path, recwarn, save):
+    """torch's own text advises weights_only=False (which would run the file's code) and warns on stderr."""
+    path = tmp_path / "evil.pt"
+    obj = {"weight": Exploit(tmp_path / "pwned")}
+    path.write_bytes(pickle.dumps(obj)) if save == "pickle" else torch.save(obj, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "system" in message and "torch.save(model.state_dict(), path)" in message and "safetensors" in message
+    assert "weights_only" not in message and "False" not in message and "add_safe_globals" not in message
+    assert "\n" not in message and not recwarn.list
+
+
+def test_refused_custom_class_is_named(tmp_path):
+    buffer = io.BytesIO()
+    torch.save({"model": Custom()}, buffer)
+    with pytest.raises(CheckpointError, match="Custom") as info:
+        load_checkpoint_bytes(buffer.getvalue(), "custom.pt")
+    assert "weights_only" not in str(info.value)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".safetensors"])
+def test_empty_file_says_so(tmp_path, suffix):
+    (tmp_path / f"m{suffix}").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="the file is empty"):
+        load_checkpoint(tmp_path / f"m{suffix}")
+
+
+@pytest.mark.parametrize("name", ["model_v1.5", "model_v1.5.safetensors", "model_v1.5.json", "model_v1.5.pt"])
+def test_save_keeps_dots_in_the_name(tmp_path, model, name):
+    save_checkpoint(model, tmp_path / "runs" / name)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["model_v1.5.json", "model_v1.5.safetensors"]
+    assert same_weights(load_checkpoint(tmp_path / "runs" / "model_v1.5.safetensors").model, model)
 
 
 def test_truncated_and_garbage_safetensors(tmp_path, model):

@@ -55,14 +55,35 @@ def test_ligs_json(checkpoint, tmp_path):
     assert -1 <= out["ligs"] <= 1 and len(out["per_class"]) == 10 and out["n"] == 30
 
 
-@pytest.mark.parametrize("args", [("info", "missing.safetensors"), ("eval", "README.md"),
-                                  ("eval", "CKPT", "--eps", "nan"), ("eval", "CKPT", "--dataset", "imagenet-21k")])
-def test_errors_are_one_json_line_and_exit_2(checkpoint, tmp_path, args):
-    args = [str(checkpoint) if a == "CKPT" else a for a in args]
+@pytest.mark.parametrize("args, message", [
+    (("info", "missing.safetensors"), "no such file"), (("eval", "README.md"), "unsupported file type"),
+    (("eval", "CKPT", "--eps", "nan"), "eps must be"), (("eval", "CKPT", "--dataset", "imagenet-21k"), "unknown dataset"),
+    (("eval", "CKPT", "--per-class", "0"), "images per class must be at least 1"),
+    (("eval", "CKPT", "--steps", "-2"), "steps must be 0 or more"),
+    (("ligs", "CKPT", "--size", "-1"), "size"),
+    (("train", "--preset", "tiny", "--epochs", "0", "--out", "OUT"), "epochs"),
+])
+def test_errors_are_one_json_line_and_exit_2(checkpoint, tmp_path, args, message):
+    args = [str(checkpoint) if a == "CKPT" else str(tmp_path / "m") if a == "OUT" else a for a in args]
     r = cli(*args, "--json", env_cache=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
     out = json.loads(r.stdout)
-    assert out["schema"] == "normscope.error/1" and out["error"]
+    assert out["schema"] == "normscope.error/1" and message in out["error"]
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_zero_steps_is_the_honest_zero_step_result(checkpoint, tmp_path):
+    out = json.loads(cli("eval", str(checkpoint), "--steps", "0", "--per-class", "2", "--json", env_cache=tmp_path).stdout)
+    assert out["attack"]["steps"] == 0 and out["results"][0]["robust_accuracy"] == out["results"][0]["clean_accuracy"]
+
+
+def test_a_device_this_machine_lacks_is_an_error(checkpoint, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = cli("eval", str(checkpoint), "--device", "cuda", "--per-class", "1", "--json", env_cache=tmp_path)
+    assert r.returncode == 2 and "CUDA" in json.loads(r.stdout)["error"]
 
 
 def test_text_errors_have_no_traceback(tmp_path):
@@ -72,7 +93,11 @@ def test_text_errors_have_no_traceback(tmp_path):
 
 def test_list_registries(tmp_path):
     out = json.loads(cli("list", "attacks", "--json", env_cache=tmp_path).stdout)
-    names = [a["name"] for a in out["items"]]
-    assert {"fgsm", "pgd_l2", "pgd_linf", "cw_l2", "mifgsm"} <= set(names)
+    assert out["schema"] == "normscope.list/2"  # /2: an attack's l_p ball is "threat", never "norm"
+    attacks = {a["name"]: a for a in out["items"]}
+    assert {"fgsm", "pgd_l2", "pgd_linf", "cw_l2", "mifgsm"} <= set(attacks)
+    assert attacks["cw_l2"]["threat"] == "l2" and attacks["fgsm"]["paper_steps"] == 1 and "norm" not in attacks["fgsm"]
+    experiments = json.loads(cli("list", "experiments", "--json", env_cache=tmp_path).stdout)["items"]
+    assert {"robustness", "ligs", "gallery"} <= {e["name"] for e in experiments}
     models = json.loads(cli("list", "models", "--json", env_cache=tmp_path).stdout)["items"]
     assert {"name": "resnet20", "norms": ["none", "bn", "in", "ln", "gn", "fixup"], "family": "cifar"} in models

@@ -66,3 +66,21 @@ def test_bn_relies_more_on_non_robust_cue(trained_pair, builtin):
     x, y = to_float(x[:500]), y[:500]
     follows_nrf = {n: (predict(m.model, x) == (y + 1) % 10).float().mean().item() for n, m in trained_pair.items()}
     assert follows_nrf["bn"] > follows_nrf["none"] + 0.3
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(kind="laplace"), "unknown LIGS perturbation"),
+                                           (dict(size=-1), "positive"), (dict(size=0), "positive"),
+                                           (dict(size=float("nan")), "positive"), (dict(size=float("inf")), "positive"),
+                                           (dict(kind="pgd", steps=0), "steps")])
+def test_ligs_spec_refuses_meaningless_perturbations(kwargs, match):
+    """Checked in the spec, so UI, CLI and jobs agree (``ligs --size -1`` used to report a LIGS)."""
+    with pytest.raises(ValueError, match=match):
+        LIGSSpec(**kwargs)
+
+
+def test_random_targets_are_other_classes_and_fixed_by_the_seed():
+    from core.metrics import target_labels
+
+    y = torch.arange(10).repeat(5)
+    t = target_labels(y, "random", 10, seed=1)
+    assert (t != y).all() and t.device == y.device and torch.equal(t, target_labels(y, "random", 10, seed=1))

@@ -1,1 +1,1 @@
-"""Shared Streamlit helpers for the NormScope dashboard (the only place besides pages/ that imports streamlit)."""
+"""Shared Streamlit helpers for the NormScope dashboard (the only place besides views/ that imports streamlit)."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.cache import ResultCache, default_cache_dir
-from core.catalog import list_checkpoints, zoo_dir
+from core.catalog import list_checkpoints, zoo_results
 from core.data import available_datasets, resolve_name
-from core.zoo import RESULTS_SEED
 
 DATASET_KEY, DEMO_KEY = "dataset", "demo_mode"
 
@@ -16,7 +15,7 @@ def _cache(directory: str) -> ResultCache:
     """The cache, seeded once per process with the zoo's shipped precomputed results, so the first
     start shows the paper's tables offline without computing."""
     cache = ResultCache(directory)
-    cache.seed(zoo_dir() / RESULTS_SEED)
+    cache.seed(zoo_results())
     return cache
 
 

@@ -5,6 +5,8 @@ The torchvision module is kept whole so its state_dict keys (``conv1.weight``, `
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torchvision
 from torch import nn
@@ -35,30 +37,20 @@ class TorchvisionNet(nn.Module):
         return self.net(x)
 
 
-def _check(norm: str, expected: str, arch: str) -> None:
-    if norm != expected:
-        raise ValueError(f"{arch} exists only with norm={expected!r} (torchvision layout)")
+# registry name -> (torchvision constructor, its normalization, the attribute holding the classifier)
+TORCHVISION_MODELS = {"tv_resnet18": ("resnet18", "bn", "fc"), "tv_resnet50": ("resnet50", "bn", "fc"),
+                      "tv_vgg16": ("vgg16", "none", "classifier"), "tv_vgg16_bn": ("vgg16_bn", "bn", "classifier")}
 
 
-@register_model(("bn",), family="imagenet", input_size=224)
-def tv_resnet18(norm: str = "bn", num_classes: int = 1000, width: float = 1.0) -> TorchvisionNet:
-    _check(norm, "bn", "tv_resnet18")
-    return TorchvisionNet(torchvision.models.resnet18(weights=None, num_classes=num_classes), "fc")
+def torchvision_builder(name: str, constructor: str, expected_norm: str, head: str) -> Callable[..., TorchvisionNet]:
+    """A registry builder for one torchvision architecture, which exists with one normalization only."""
+    def build(norm: str = expected_norm, num_classes: int = 1000, width: float = 1.0) -> TorchvisionNet:
+        if norm != expected_norm:
+            raise ValueError(f"{name} exists only with norm={expected_norm!r} (torchvision layout)")
+        return TorchvisionNet(getattr(torchvision.models, constructor)(weights=None, num_classes=num_classes), head)
+    build.__name__ = name
+    return build
 
 
-@register_model(("bn",), family="imagenet", input_size=224)
-def tv_resnet50(norm: str = "bn", num_classes: int = 1000, width: float = 1.0) -> TorchvisionNet:
-    _check(norm, "bn", "tv_resnet50")
-    return TorchvisionNet(torchvision.models.resnet50(weights=None, num_classes=num_classes), "fc")
-
-
-@register_model(("none",), family="imagenet", input_size=224)
-def tv_vgg16(norm: str = "none", num_classes: int = 1000, width: float = 1.0) -> TorchvisionNet:
-    _check(norm, "none", "tv_vgg16")
-    return TorchvisionNet(torchvision.models.vgg16(weights=None, num_classes=num_classes), "classifier")
-
-
-@register_model(("bn",), family="imagenet", input_size=224)
-def tv_vgg16_bn(norm: str = "bn", num_classes: int = 1000, width: float = 1.0) -> TorchvisionNet:
-    _check(norm, "bn", "tv_vgg16_bn")
-    return TorchvisionNet(torchvision.models.vgg16_bn(weights=None, num_classes=num_classes), "classifier")
+for _name, (_constructor, _norm, _head) in TORCHVISION_MODELS.items():
+    register_model((_norm,), family="imagenet", input_size=224)(torchvision_builder(_name, _constructor, _norm, _head))

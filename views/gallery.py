@@ -5,33 +5,29 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.attacks import ATTACKS
-from core.catalog import CatalogEntry
-from core.data import load_dataset
-from core.experiments import EvalData
-from core.gallery import decode_images, gallery_grid, gallery_report, png_bytes
-from ui import catalog, compute, render, state, widgets
+from core.attacks import ATTACKS, WHITE_BOX
+from core.data import class_names
+from core.experiments import EvalData, Evaluation
+from core.gallery import DEFAULT_ATTACK, GalleryConfig, decode_images, gallery_grid, gallery_report, png_bytes
+from ui import compute, render, state, widgets
 
 ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
 WIDTH = 128  # one display width for every image, so clean and adversarial line up
+MAX_MODELS = 4  # two columns per model: more would not fit a screen
 
 st.title("Adversarial gallery")
 st.markdown("Clean image, adversarial image and the perturbation (amplified to full range: grey = 0), with the "
             "true label, prediction and confidence. The same images on every model.")
 dataset = state.dataset()
-models = widgets.model_picker("gal_models", dataset, limit=2)[:4]
+models = widgets.model_picker("gal_models", dataset, limit=2, most=MAX_MODELS)
 c1, c2 = st.columns([1, 2])
-name = c1.selectbox("Attack", list(ATTACKS)[:5], index=list(ATTACKS).index("pgd_linf"), key="gal_attack",
+name = c1.selectbox("Attack", WHITE_BOX, index=WHITE_BOX.index(DEFAULT_ATTACK), key="gal_attack",
                     format_func=lambda n: ATTACKS[n].title)
 with c2:
     spec = widgets.attack_spec_input(name, "gal")
-data = EvalData(dataset, per_class=int(st.number_input("Images per class", 1, 5, 1, key="gal_per_class")))
+per_class = GalleryConfig.data.per_class  # the gallery's default: one image of each class
+data = EvalData(dataset, per_class=int(st.number_input("Images per class", 1, 5, per_class, key="gal_per_class")))
 shown = int(st.slider("Images shown", 1, 30, 6, key="gal_shown"))
-
-
-def task(entry: CatalogEntry) -> compute.Task:
-    return compute.Task(lambda cached_only, progress: gallery_report(catalog.load(entry), spec, data, state.cache(),
-                                                                     cached_only=cached_only))
 
 
 def zoom(img: np.ndarray) -> np.ndarray:
@@ -76,9 +72,10 @@ def predictions(results: dict, names: list[str]) -> pd.DataFrame:
 
 
 if models:
-    results = compute.gather({e.label: task(e) for e in models}, "gal_run", "galleries")
+    results = compute.gather({e.label: Evaluation.of(e, gallery_report, GalleryConfig(spec, data)) for e in models},
+                             "gal_run", "galleries")
     if len(results) == len(models):
-        names = load_dataset(data.dataset).classes
+        names = class_names(data.dataset)
         st.caption(f"{spec.label}. Columns: clean, then per model: adversarial (✓ still correct / ✗ fooled) "
                    "and its amplified perturbation.")
         header(results)

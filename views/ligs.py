@@ -5,11 +5,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.catalog import CatalogEntry
-from core.data import load_dataset
-from core.experiments import EvalData, Evaluation, ligs_report
-from core.metrics import LIGSSpec
-from ui import catalog, compute, render, state, widgets
+from core.data import class_names
+from core.experiments import EvalData, Evaluation
+from core.robustness import LIGSConfig, ligs_report
+from ui import compute, render, state, widgets
 
 st.title("LIGS explorer")
 st.markdown("LIGS = E[cos(∇ₓL(x, y), ∇ₓL(x + ν, y))]: how similar the input gradient stays under a small "
@@ -21,20 +20,9 @@ spec = widgets.ligs_input("ligs")
 data = EvalData(dataset, per_class=widgets.per_class_input("ligs_per_class"))
 
 
-def task(entry: CatalogEntry, spec: LIGSSpec) -> compute.Task:
-    return compute.Task(lambda cached_only, progress: ligs_report(catalog.load(entry), spec, data, state.cache(),
-                                                                  progress, cached_only=cached_only),
-                        (Evaluation(entry.path, ligs=spec, data=data),))
-
-
-def class_names(name: str) -> list[str]:
-    with render.user_errors("Cannot read class names"):
-        return load_dataset(name).classes
-    return []
-
-
 if models:
-    results = compute.gather({e.label: task(e, spec) for e in models}, "ligs_run", "LIGS evaluations")
+    results = compute.gather({e.label: Evaluation.of(e, ligs_report, LIGSConfig(spec, data)) for e in models},
+                             "ligs_run", "LIGS evaluations")
     if results:
         summary = pd.DataFrame([{"model": m, "norm": next(e.norm for e in models if e.label == m),
                                  "dataset": r["dataset"], "kind": r["kind"], "size": r["size"], "n": r["n"],

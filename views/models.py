@@ -1,7 +1,6 @@
 """Models: browse the zoo, upload a checkpoint, train one in the background and watch it."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -10,12 +9,12 @@ import streamlit as st
 
 from core import jobs
 from core.cache import default_cache_dir
-from core.catalog import CatalogEntry, safe_stem, store_upload, trained_dir, training_history
+from core.catalog import CatalogEntry, store_upload
 from core.checkpoints import MAX_CHECKPOINT_BYTES
 from core.data import available_datasets
 from core.models import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, list_models, model_entry
-from core.train import PRESETS, preset
-from ui import catalog, render, state
+from core.train import PRESETS, TrainConfig, preset, read_history
+from ui import catalog, compute, render, state
 
 FROM_FILE = "as recorded in the file"
 
@@ -77,8 +76,8 @@ with upload_tab:
                        f"trained on **{entry.dataset}**, sha256 {entry.sha256[:12]}… It is now in every model list.")
 
 
-def train_form() -> tuple[dict, str] | None:
-    """The training job's parameters from the form, or None until the button is pressed."""
+def train_form() -> TrainConfig | None:
+    """The training config from the form, or None until the button is pressed."""
     c1, c2, c3 = st.columns(3)
     name = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny"), key="train_preset")
     base = preset(name)
@@ -92,10 +91,7 @@ def train_form() -> tuple[dict, str] | None:
     epochs = int(c3.number_input("Epochs", 1, 400, base.epochs, key=f"train_epochs_{name}"))
     if not st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
         return None
-    config = preset(name, arch=arch, norm=norm, dataset=dataset, width=float(width), epochs=epochs)
-    title = f"{arch}-{norm}-{dataset}-{name}"
-    out = trained_dir() / f"{safe_stem(title)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return {"config": config.to_dict(), "out": str(out)}, title
+    return preset(name, arch=arch, norm=norm, dataset=dataset, width=float(width), epochs=epochs)
 
 
 @st.fragment(run_every=2)
@@ -107,16 +103,10 @@ def job_panel() -> None:
         return
     job = st.selectbox("Job", train_jobs, key="job_pick",
                        format_func=lambda j: f"{j.spec.get('title') or j.id} · {j.status['state']} · {j.id}")
-    status = job.status
-    st.progress(float(status.get("progress", 0.0)), text=f"{status['state']}: {status.get('message', '')}")
-    if status["state"] in ("queued", "running") and st.button("Cancel job", key="job_cancel", icon=":material/stop:"):
-        job.cancel()
-        st.toast("Cancel requested; the job stops at its next progress report.")
-    if status.get("error"):
-        st.error(f"Job failed: {status['error']}")
+    status = compute.job_status(job, "job_cancel")
     if status["state"] == "done":
         st.success(f"Done: the checkpoint is in every model list ({status['result']['checkpoint']}).")
-    history = training_history(Path(job.spec["params"]["out"]))
+    history = read_history(Path(job.spec["params"]["out"]))
     if history:
         df = pd.DataFrame(history).melt(id_vars=["epoch"], value_vars=[c for c in ("test_accuracy", "robust_accuracy",
                                                                                   "ligs", "train_loss")
@@ -133,9 +123,7 @@ with train_tab:
                 "paper's settings selectable (`paper`: Table A1) and scale them down for CPUs (`cpu`, `tiny`). "
                 "Per-epoch probes appear below as the job finishes each epoch.")
     with render.user_errors("Cannot start training"):
-        form = train_form()
-        if form:
-            params, title = form
-            job = jobs.submit("train", params, title=title)
-            st.success(f"Started job {job.id}.")
+        config = train_form()
+        if config:
+            st.success(f"Started job {jobs.submit_training(config).id}.")
     job_panel()

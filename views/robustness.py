@@ -5,12 +5,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.attacks import ATTACKS, AttackSpec, paper_spec
-from core.catalog import CatalogEntry
-from core.experiments import EvalData, Evaluation, robustness, robustness_sweep
-from ui import catalog, compute, render, state, widgets
-
-SWEEPS = {"l2": "0, 0.125, 0.25, 0.5, 1", "linf": "0, 0.5/255, 1/255, 2/255, 4/255, 8/255"}
+from core.attacks import ATTACKS, WHITE_BOX, AttackSpec, paper_spec
+from core.experiments import EvalData, Evaluation
+from core.robustness import SWEEP_EPS, RobustnessConfig, robustness
+from ui import compute, render, state, widgets
 
 st.title("Robustness")
 st.markdown("Robust accuracy under white-box attacks (paper: PGD-l2 eps 0.25 and PGD-linf eps 1/255, 20 steps, "
@@ -22,24 +20,14 @@ specs = widgets.attacks_input("rob")
 data = EvalData(dataset, per_class=widgets.per_class_input("rob_per_class"))
 
 
-def task(entry: CatalogEntry, spec: AttackSpec) -> compute.Task:
-    return compute.Task(lambda cached_only, progress: robustness(catalog.load(entry), spec, data, state.cache(),
-                                                                 progress, cached_only=cached_only),
-                        (Evaluation(entry.path, attack=spec, data=data),))
-
-
-def sweep_task(entry: CatalogEntry, spec: AttackSpec, eps: list[float]) -> compute.Task:
-    def run(cached_only: bool, progress) -> list[dict] | None:
-        points = robustness_sweep(catalog.load(entry), spec, eps, data, state.cache(), progress,
-                                  cached_only=cached_only)
-        return None if any(p is None for p in points) else points  # a curve counts only when complete
-    return compute.Task(run, tuple(Evaluation(entry.path, attack=spec.with_eps(e), data=data) for e in eps))
+def request(entry, spec: AttackSpec) -> Evaluation:
+    return Evaluation.of(entry, robustness, RobustnessConfig(spec, data))
 
 
 def column(spec: AttackSpec) -> str:
-    """A compact column name: 'PGD-linf 1/255 (20)'; linf budgets read in the paper's x/255 units."""
-    eps = f"{spec.eps * 255:.3g}/255" if ATTACKS[spec.name].norm == "linf" else f"{spec.eps:.3g}"
-    return f"{ATTACKS[spec.name].title} {eps}" + ("" if spec.name == "fgsm" else f" ({spec.steps})")
+    """A compact column name: 'PGD-linf 1/255 (20)', steps only for iterative attacks."""
+    steps = f" ({spec.steps})" if spec.entry.iterative else ""
+    return f"{spec.entry.title} {widgets.format_eps(spec.eps, spec.entry.threat)}{steps}"
 
 
 def table1(results: dict) -> pd.DataFrame:
@@ -54,7 +42,7 @@ def table1(results: dict) -> pd.DataFrame:
 
 if models and specs:
     st.subheader("Robust accuracy (Table 1)")
-    results = compute.gather({(e.label, s): task(e, s) for e in models for s in specs}, "rob_run", "evaluations")
+    results = compute.gather({(e.label, s): request(e, s) for e in models for s in specs}, "rob_run", "evaluations")
     df = table1(results)
     render.table(df, f"robustness-{dataset}", "rob", column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in df.columns[4:]})
@@ -71,19 +59,23 @@ if models and specs:
 st.subheader("Accuracy vs eps")
 if models:
     c1, c2 = st.columns([1, 2])
-    name = c1.selectbox("Attack", list(ATTACKS)[:5], index=1, key="sweep_attack", format_func=lambda n: ATTACKS[n].title)
+    name = c1.selectbox("Attack", WHITE_BOX, index=WHITE_BOX.index("pgd_l2"), key="sweep_attack",
+                        format_func=lambda n: ATTACKS[n].title)
     base = next((s for s in specs if s.name == name), paper_spec(name))
-    text = c2.text_input("eps values (comma separated; 2/255 allowed)", SWEEPS[ATTACKS[name].norm],
-                         key=f"sweep_eps_{name}")
+    threat = ATTACKS[name].threat
+    text = c2.text_input("eps values (comma separated; 2/255 allowed)",
+                         ", ".join(widgets.format_eps(e, threat) for e in SWEEP_EPS[threat]), key=f"sweep_eps_{name}")
     eps = []
     with render.user_errors("Bad eps list"):
         eps = widgets.parse_floats(text)
     if eps:
-        curves = compute.gather({e.label: sweep_task(e, base, eps) for e in models}, "sweep_run", "curves")
+        points = compute.gather({(e.label, x): request(e, base.with_eps(x)) for e in models for x in eps},
+                                "sweep_run", "curve points")
+        complete = [e.label for e in models if all((e.label, x) in points for x in eps)]  # a curve shows whole
         rows = [{"model": m, "eps": p["eps"], "robust accuracy": p["robust_accuracy"], "dataset": p["dataset"]}
-                for m, points in curves.items() for p in points]
+                for (m, _), p in points.items() if m in complete]
         if rows:
-            sweep = pd.DataFrame(rows)
+            sweep = pd.DataFrame(rows).sort_values(["model", "eps"])
             fig = px.line(sweep, x="eps", y="robust accuracy", color="model", markers=True,
                           title=f"{ATTACKS[name].title} ({base.steps} steps) on {data.dataset}")
             fig.update_yaxes(range=[0, 1])

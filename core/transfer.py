@@ -1,0 +1,176 @@
+"""Transferability (Sec. 7, App. H; Table 4, A8; Fig. 9): adversarial examples crafted on a source model,
+white-box, then shown to other (target) models.
+
+Two experiments, so that adding a target to a matrix costs one column:
+
+* ``transfer_examples`` on the source: the adversarial images of one attack on one test subset, stored as
+  8-bit images (what a transferred image is in practice; for the linf attacks on 8-bit datasets the
+  rounding keeps every image inside its eps-ball, as pixels and eps both lie on the 1/255 grid).
+* ``transfer`` on a target: those images' attack success rate on it, keyed by the source's sha256.
+
+The success rate counts, among the images the target classifies correctly when clean, those it
+misclassifies after the attack (``n`` of them per cell); the plain error rate on all images is reported
+beside it. The paper's CIFAR-10 budget is not stated in the supplement: linf eps 8/255, 10 steps of
+eps/10, is the usual setting of the I-FGSM family on CIFAR-10 and is the assumed default here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from core.attacks import AttackSpec, build_attack, paper_spec
+from core.cache import MISSING, Missing, make_key
+from core.checkpoints import Checkpoint
+from core.experiments import EvalData, RunContext, Subject, data_for, eval_tensors, experiment
+from core.gallery import decode_images, encode_images
+from core.metrics import batches, predict, target_labels
+from core.progress import Progress, null_progress
+
+TRANSFER_ATTACKS = ("ifgsm", "mifgsm", "difgsm", "tifgsm")
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Which adversarial examples a source model makes: the attack (paper: the I-FGSM family) and the images."""
+
+    attack: AttackSpec = paper_spec("ifgsm")
+    data: EvalData = EvalData()
+
+
+@dataclass(frozen=True)
+class TransferCellConfig:
+    """One matrix cell, measured on the target: the examples of source ``source`` (its sha256) under ``attack``."""
+
+    source: str
+    attack: AttackSpec = paper_spec("ifgsm")
+    data: EvalData = EvalData()
+
+    @property
+    def examples(self) -> TransferConfig:
+        return TransferConfig(self.attack, self.data)
+
+
+def craft(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int,
+          batch_size: int = 250, progress: Progress | None = None) -> torch.Tensor:
+    """Adversarial versions of ``x`` (CPU) under ``spec``, batch by batch."""
+    progress, attack = progress or null_progress, build_attack(model, spec)
+    targets = target_labels(y, spec.target, num_classes, spec.seed)
+    out = []
+    for i, s in enumerate(parts := batches(len(x), batch_size)):
+        out.append(attack(x[s], y[s], None if targets is None else targets[s]).cpu())
+        progress((i + 1) / len(parts), f"{spec.label}: {s.stop}/{len(x)}")
+    return torch.cat(out)
+
+
+def to_uint8_grid(x: torch.Tensor) -> torch.Tensor:
+    return (x * 255).round() / 255
+
+
+@experiment("transfer_examples", TransferConfig, "adversarial examples crafted on a source model (Sec. 7)")
+def transfer_examples(checkpoint: Checkpoint, config: TransferConfig, run: RunContext) -> dict:
+    x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
+    model = checkpoint.model.to(run.torch_device)
+    adversarial = to_uint8_grid(craft(model, x, y, config.attack, checkpoint.spec.num_classes, progress=run.progress))
+    return {"adversarial": encode_images(adversarial), "labels": y.tolist(),
+            "source_pred": predict(model, adversarial).tolist(),
+            "linf": (adversarial - x).abs().flatten(1).amax(1).max().item()}
+
+
+def examples_images(examples: dict) -> torch.Tensor:
+    """The stored adversarial images as floats in [0, 1], ``[N, 3, H, W]``."""
+    return torch.from_numpy(decode_images(examples).copy()).permute(0, 3, 1, 2).float() / 255
+
+
+def stored_examples(source_sha256: str, config: TransferConfig, run: RunContext) -> dict:
+    """The source's cached examples (a matrix computes them before its cells)."""
+    examples = run.results.get(make_key(transfer_examples.name, source_sha256, config))
+    if examples is MISSING:
+        raise ValueError(f"the adversarial examples of source {source_sha256[:12]} under {config.attack.label} are "
+                         "not computed yet; compute the source's examples first")
+    return examples
+
+
+@experiment("transfer", TransferCellConfig, "attack success rate on a target of a source's examples (Table 4, A8)")
+def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunContext) -> dict:
+    examples = stored_examples(config.source, config.examples, run)
+    x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
+    if examples["labels"] != y.tolist():
+        raise ValueError("the source's examples were made from other images than this target's test subset")
+    model = checkpoint.model.to(run.torch_device)
+    adv_pred = predict(model, examples_images(examples["adversarial"]))
+    return {"source": config.source, "n_images": len(y), **rates(y, predict(model, x), adv_pred),
+            "adv_pred": adv_pred.tolist()}
+
+
+def rates(y: torch.Tensor, clean_pred: torch.Tensor, adv_pred: torch.Tensor) -> dict:
+    """The attack success rate over the ``n`` images classified correctly when clean (None if there are none),
+    and the plain error rate on the adversarial images."""
+    correct, fooled = clean_pred == y, adv_pred != y
+    n = int(correct.sum())
+    return {"n": n, "success_rate": (correct & fooled).sum().item() / n if n else None,
+            "error_rate": fooled.float().mean().item(), "clean_accuracy": correct.float().mean().item()}
+
+
+def common_dataset(subjects: list[Subject], data: EvalData) -> EvalData:
+    """``data`` resolved for models that must share a matrix; a clear error when their datasets or classes differ."""
+    datasets = {s.dataset for s in subjects}
+    classes = {getattr(s, "num_classes", None) for s in subjects} - {None}
+    if len(datasets) > 1 or len(classes) > 1:
+        by = ", ".join(f"{s.name}: {s.dataset}" for s in subjects)
+        raise ValueError(f"sources and targets trained on different datasets or class counts cannot share a "
+                         f"transfer matrix ({by}); pick models of one dataset")
+    return data_for(subjects[0], data)
+
+
+@dataclass
+class TransferMatrix:
+    """Cells (source i, target j): the ``transfer`` results, or MISSING where not computed (cached-only)."""
+
+    sources: list[str]
+    targets: list[str]
+    attack: AttackSpec
+    data: EvalData
+    cells: dict[tuple[int, int], dict | Missing] = field(default_factory=dict)
+    white_box: set[tuple[int, int]] = field(default_factory=set)  # the same checkpoint as source and target
+
+    def value(self, i: int, j: int, key: str = "success_rate") -> float | None:
+        cell = self.cells.get((i, j), MISSING)
+        return None if cell is MISSING else cell[key]
+
+    def table(self, key: str = "success_rate") -> list[list[float | None]]:
+        return [[self.value(i, j, key) for j in range(len(self.targets))] for i in range(len(self.sources))]
+
+    def row_average(self, i: int, key: str = "success_rate", black_box_only: bool = False) -> float | None:
+        """The paper's "Avg" column: the mean over every target (``black_box_only``: without the source itself)."""
+        values = [self.value(i, j, key) for j in range(len(self.targets))
+                  if not (black_box_only and (i, j) in self.white_box)]
+        return None if not values or None in values else sum(values) / len(values)
+
+    @property
+    def missing(self) -> int:
+        return sum(cell is MISSING for cell in self.cells.values())
+
+
+def transfer_matrix(sources: list[Subject], targets: list[Subject], attack: AttackSpec = paper_spec("ifgsm"),
+                    data: EvalData = EvalData(), run: RunContext = RunContext()) -> TransferMatrix:
+    """Examples crafted once per source, then evaluated on every target (each cached on its own)."""
+    data = common_dataset([*sources, *targets], data)
+    matrix = TransferMatrix([s.name for s in sources], [t.name for t in targets], attack, data)
+    for i, source in enumerate(sources):
+        row = run.part(i, len(sources))
+        transfer_examples(source, TransferConfig(attack, data), row.part(0, 2))  # cached_only: a cell needs them
+        for j, target in enumerate(targets):
+            cell = TransferCellConfig(source.sha256, attack, data)
+            matrix.cells[i, j] = transfer_cell(target, cell, row.part(len(targets) + j, 2 * len(targets)))
+            if source.sha256 == target.sha256:
+                matrix.white_box.add((i, j))
+    return matrix
+
+
+def transferability_over_training(snapshots: list[Subject], targets: list[Subject],
+                                  attack: AttackSpec = paper_spec("ifgsm"), data: EvalData = EvalData(),
+                                  run: RunContext = RunContext()) -> list[float | None]:
+    """Fig. 9 / A6: per source snapshot (in training order), the mean success rate on the fixed ``targets``."""
+    matrix = transfer_matrix(snapshots, targets, attack, data, run)
+    return [matrix.row_average(i, black_box_only=True) for i in range(len(snapshots))]
