@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.cache import default_cache_dir
 from core.checkpoints import load_checkpoint_bytes, read_sidecar, save_checkpoint
 from core.models import ModelSpec
 
-SOURCES = ("zoo", "upload", "trained")
+SOURCES = ("zoo", "upload", "trained", "snapshot")
 SHIPPED_ZOO = Path(__file__).resolve().parents[1] / "checkpoints"
 RESULTS_SEED = "results.json"  # the zoo's precomputed results, beside its checkpoints (see ResultCache.seed)
 _SAVED_KEYS = ("format", "name", "model", "code_version", "storage_dtype", "saved_at", "sha256")
@@ -117,3 +117,11 @@ def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, data
     entry = entry_from_file(out.with_suffix(".safetensors"), "upload")
     assert entry is not None  # just written by save_checkpoint, which always writes model and sha256
     return entry
+
+
+def snapshots(entry: CatalogEntry) -> list[CatalogEntry]:
+    """The weights saved every few epochs while ``entry`` trained (``snapshots/<name>/`` beside it), oldest
+    first; each is named ``<name> @ epoch N``."""
+    folder = Path(entry.path).parent / "snapshots" / Path(entry.path).stem
+    found = [entry_from_file(p, "snapshot") for p in sorted(folder.glob("*.safetensors"))]
+    return [replace(e, name=f"{entry.name} @ epoch {len(e.history)}") for e in found if e is not None]

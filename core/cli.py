@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -27,7 +28,7 @@ from core.models import list_models, model_entry
 from core.progress import ConsoleProgress
 
 # A schema's version grows when a field is renamed or removed (list/2: attacks' "norm" became "threat").
-SCHEMA_VERSIONS = {"info": 1, "eval": 1, "ligs": 1, "train": 1, "list": 2, "jobs": 1, "error": 1}
+SCHEMA_VERSIONS = {"info": 1, "eval": 1, "ligs": 1, "transfer": 1, "train": 1, "list": 2, "jobs": 1, "error": 1}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -56,7 +57,15 @@ def parser() -> argparse.ArgumentParser:
                     help=f"std (gaussian) or eps (others); default {LIGSSpec.size}")
     lg.add_argument("--seed", type=int, default=0)
 
-    for command in (ev, lg):
+    tf = sub.add_parser("transfer", help="transfer matrix: examples crafted on each source, success on each target")
+    tf.add_argument("--sources", nargs="+", required=True, metavar="CKPT", help="checkpoint files or zoo names")
+    tf.add_argument("--targets", nargs="+", required=True, metavar="CKPT", help="checkpoint files or zoo names")
+    tf.add_argument("--attack", default="ifgsm", choices=list_attacks(), help="default ifgsm (also mifgsm, difgsm, tifgsm)")
+    tf.add_argument("--eps", type=float, help="linf budget (default 8/255)")
+    tf.add_argument("--steps", type=int, help="iterations (default 10)")
+    tf.add_argument("--seed", type=int, default=0, help="seeds DI-FGSM's random resizing")
+
+    for command in (ev, lg, tf):
         command.add_argument("--dataset", default="auto", help="default: the checkpoint's own dataset")
         command.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
                              help=f"balanced test subset size per class (default {DEFAULT_PER_CLASS})")
@@ -131,6 +140,33 @@ def cmd_ligs(args) -> dict:
             "n": r["n"], "ligs": r["ligs"], "logit_similarity": r["logit_similarity"], "per_class": r["per_class"]}
 
 
+def cmd_transfer(args) -> dict:
+    from core.transfer import transfer_matrix
+
+    spec = paper_spec(args.attack, seed=args.seed)
+    spec = replace(spec, eps=spec.eps if args.eps is None else args.eps,
+                   steps=spec.steps if args.steps is None else args.steps)
+    sources, targets = [find_checkpoint(a) for a in args.sources], [find_checkpoint(a) for a in args.targets]
+    m = transfer_matrix(sources, targets, spec, EvalData(args.dataset, "test", args.per_class), run_context(args))
+    cells = [[{k: m.cells[i, j][k] for k in ("success_rate", "error_rate", "n", "n_images")} | {
+        "white_box": (i, j) in m.white_box} for j in range(len(targets))] for i in range(len(sources))]
+    return {"sources": [_ckpt_summary(c) for c in sources], "targets": [_ckpt_summary(c) for c in targets],
+            "dataset": m.data.dataset, "attack": {**config_dict(spec), "threat": spec.entry.threat}, "cells": cells,
+            "row_average": [m.row_average(i) for i in range(len(sources))]}
+
+
+def find_checkpoint(name: str):
+    """A checkpoint file, else the catalog's checkpoint of that name (the zoo's ``cifar10jpeg-vgg11-bn``)."""
+    from core.catalog import list_checkpoints
+
+    if Path(name).is_file():
+        return load_checkpoint(name)
+    found = [e for e in list_checkpoints() if name in (e.name, e.label)]
+    if not found:
+        raise CheckpointError(f"{name}: no such file, and no checkpoint of that name in the catalog")
+    return load_checkpoint(found[0].path)
+
+
 def cmd_train(args) -> dict:
     from core import jobs
     from core.train import preset
@@ -188,7 +224,8 @@ def _ckpt_summary(ckpt) -> dict:
             "dataset": ckpt.dataset}
 
 
-COMMANDS = {"info": cmd_info, "eval": cmd_eval, "ligs": cmd_ligs, "train": cmd_train, "list": cmd_list,
+COMMANDS = {"info": cmd_info, "eval": cmd_eval, "ligs": cmd_ligs, "transfer": cmd_transfer, "train": cmd_train,
+            "list": cmd_list,
             "jobs": cmd_jobs}
 
 
@@ -229,9 +266,27 @@ def render_text(command: str, payload) -> str:
                 + (f"  target hit={100 * r['target_success']:.1f}%" if r["target_success"] is not None else "")
                 for r in payload["results"]]
         return "\n".join([head, *rows])
+    if command == "transfer":
+        return render_transfer(payload)
     if command == "ligs":
         return (f"{payload['checkpoint']['name']} on {payload['dataset']}: LIGS={payload['ligs']:.4f} "
                 f"({payload['perturbation']['kind']}, size {payload['perturbation']['size']}, n={payload['n']})")
     if isinstance(payload, list):
         return "\n".join(json.dumps(item) for item in payload)
     return json.dumps(payload, indent=1, default=str)
+
+
+def render_transfer(payload: dict) -> str:
+    """The matrix as text: success rate in %, white-box cells marked *, the row average last (as Table A8)."""
+    names = [t["name"] for t in payload["targets"]]
+    width = max(12, *(len(n) for n in names))
+    head = f"{payload['attack']['name']} on {payload['dataset']}: attack success rate (%)"
+    lines = [head, " " * 28 + "".join(f"{n[:width]:>{width + 2}}" for n in names) + "     avg"]
+    for source, row, avg in zip(payload["sources"], payload["cells"], payload["row_average"]):
+        cells = "".join(f"{_pct(c['success_rate']) + ('*' if c['white_box'] else ' '):>{width + 2}}" for c in row)
+        lines.append(f"{source['name'][:28]:<28}{cells}{_pct(avg):>8}")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}"

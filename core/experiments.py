@@ -101,6 +101,11 @@ class RunContext:
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
+    def report(self, fraction: float, message: str = "") -> None:
+        """Tell the progress callback, if any."""
+        if self.progress is not None:
+            self.progress(fraction, message)
+
     def part(self, index: int, count: int) -> "RunContext":
         """The context of sub-task ``index`` of ``count``: its progress maps onto that slice of this one's."""
         return replace(self, progress=scaled(self.progress, index / count, (index + 1) / count))

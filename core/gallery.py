@@ -67,9 +67,14 @@ def adversarial_gallery(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return Gallery(images.cpu(), adversarial, labels.cpu(), clean_pred, clean_conf, adv_pred, adv_conf)
 
 
+def uint8_images(x: torch.Tensor) -> np.ndarray:
+    """[N, 3, H, W] in [0, 1] -> uint8 ``[N, H, W, 3]``, what a browser shows."""
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+
+
 def encode_images(x: torch.Tensor) -> dict:
     """[N, 3, H, W] in [0, 1] -> JSON-able base64 of uint8 NHWC (what a browser shows anyway)."""
-    arr = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    arr = uint8_images(x)
     return {"shape": list(arr.shape), "data": base64.b64encode(arr.tobytes()).decode("ascii")}
 
 

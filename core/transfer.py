@@ -22,8 +22,8 @@ import torch
 from core.attacks import AttackSpec, build_attack, paper_spec
 from core.cache import MISSING, Missing, make_key
 from core.checkpoints import Checkpoint
-from core.experiments import EvalData, RunContext, Subject, data_for, eval_tensors, experiment
-from core.gallery import decode_images, encode_images
+from core.experiments import EvalData, Evaluation, RunContext, Subject, data_for, eval_tensors, experiment
+from core.gallery import decode_images, encode_images, uint8_images
 from core.metrics import batches, predict, target_labels
 from core.progress import Progress, null_progress
 
@@ -99,6 +99,7 @@ def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunCo
         raise ValueError("the source's examples were made from other images than this target's test subset")
     model = checkpoint.model.to(run.torch_device)
     adv_pred = predict(model, examples_images(examples["adversarial"]))
+    run.report(1.0, f"{config.attack.label} on {checkpoint.name}")
     return {"source": config.source, "n_images": len(y), **rates(y, predict(model, x), adv_pred),
             "adv_pred": adv_pred.tolist()}
 
@@ -174,3 +175,29 @@ def transferability_over_training(snapshots: list[Subject], targets: list[Subjec
     """Fig. 9 / A6: per source snapshot (in training order), the mean success rate on the fixed ``targets``."""
     matrix = transfer_matrix(snapshots, targets, attack, data, run)
     return [matrix.row_average(i, black_box_only=True) for i in range(len(snapshots))]
+
+
+def matrix_requests(sources: list[Subject], targets: list[Subject], attack: AttackSpec = paper_spec("ifgsm"),
+                    data: EvalData = EvalData()) -> dict[tuple, Evaluation]:
+    """A matrix's work as plain data, each source's examples before its cells (a page or job runs them in order)."""
+    data = common_dataset([*sources, *targets], data)
+    requests: dict[tuple, Evaluation] = {}
+    for source in sources:
+        requests["examples", source.sha256] = Evaluation.of(source, transfer_examples, TransferConfig(attack, data))
+        requests |= {("cell", source.sha256, t.sha256): Evaluation.of(
+            t, transfer_cell, TransferCellConfig(source.sha256, attack, data)) for t in targets}
+    return requests
+
+
+def transferred_gallery(source: Subject, matrix: TransferMatrix, shown: int, run: RunContext) -> dict | None:
+    """The first ``shown`` images of a matrix row, as uint8 ``[N, H, W, 3]``: clean, the source's adversarial
+    version, and each target's prediction on it (None while the source's examples are not computed)."""
+    examples = transfer_examples(source, TransferConfig(matrix.attack, matrix.data), run)
+    if examples is MISSING:
+        return None
+    i = matrix.sources.index(source.name)
+    x, y = eval_tensors(matrix.data, getattr(source, "num_classes", max(examples["labels"]) + 1))
+    return {"clean": uint8_images(x[:shown]), "adversarial": decode_images(examples["adversarial"])[:shown],
+            "labels": y[:shown].tolist(), "source_pred": examples["source_pred"][:shown],
+            "target_pred": {t: matrix.cells[i, j]["adv_pred"][:shown] for j, t in enumerate(matrix.targets)
+                            if matrix.value(i, j) is not None}}

@@ -31,6 +31,7 @@ PAGES = {  # page (its url path in ui/navigation.py) -> widget keys a user (and 
     "training": ["dyn_models"],
     "ligs": ["ligs_models", "ligs_kind", "ligs_size", "ligs_per_class"],
     "gallery": ["gal_models", "gal_attack", "gal_per_class", "gal_shown"],
+    "transfer": ["tr_sources", "tr_targets", "tr_attack", "tr_per_class"],
 }
 
 
@@ -186,6 +187,35 @@ def test_gallery_shows_images_for_each_model():
     assert len(at.image) == 2 * (1 + 2 * len(PAIR))  # per row: clean + (adversarial, perturbation) per model
     assert set(at.dataframe[0].value["model"]) == set(PAIR)
     assert [b.key for b in at.download_button] == ["gal_png", "gal_preds_csv"]
+
+
+def test_transfer_matrix_computes_then_shows_heatmap_average_and_examples():
+    at = open_page("transfer")
+    at.multiselect(key="tr_sources").set_value(PAIR)
+    at.multiselect(key="tr_targets").set_value(PAIR)
+    at.number_input(key="tr_per_class").set_value(1).run()
+    assert not at.dataframe  # nothing cached yet: the page offers to compute
+    at.button(key="tr_run").click().run()
+    assert_clean(at)
+    table = at.dataframe[0].value.set_index("source")
+    assert list(table.columns) == ["norm", *PAIR, "Avg"] and table[PAIR].notna().all().all()
+    assert table.loc[PAIR[0], "Avg"] == pytest.approx(table.loc[PAIR[0], PAIR].mean())
+    heatmap = at.get("plotly_chart")[0].proto.spec
+    assert "*" in heatmap  # the white-box diagonal is marked
+    assert len(at.image) == 2 * 5  # clean + adversarial for the 5 images shown
+    assert "None of the chosen sources has epoch snapshots" in at.info[0].value
+
+
+def test_transfer_refuses_models_of_different_class_counts_clearly(cache_dir):
+    from core.catalog import store_upload
+    from core.models import build
+
+    weights = build("vgg11", norm="bn", width=0.125, num_classes=7).backbone.state_dict()
+    seven = store_upload(state_dict_bytes(weights), "seven.pt",
+                         dataset="builtin", root=cache_dir)
+    at = open_page("transfer")
+    at.multiselect(key="tr_targets").set_value([*PAIR, seven.label]).run()
+    assert not at.exception and "cannot share a transfer matrix" in at.error[0].value
 
 
 def test_training_dynamics_overlays_histories():

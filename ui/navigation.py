@@ -41,6 +41,8 @@ PAGES = (
             "Training dynamics (Fig. 1)"),
     PageDef("views/ligs.py", "LIGS explorer", ":material/blur_on:", "ligs", "LIGS explorer"),
     PageDef("views/gallery.py", "Adversarial gallery", ":material/image:", "gallery", "Adversarial gallery"),
+    PageDef("views/transfer.py", "Transferability", ":material/swap_horiz:", "transfer",
+            "Transferability (Table A8, Fig. 9)"),
 )
 
 

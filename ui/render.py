@@ -5,6 +5,7 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -13,6 +14,12 @@ from core.data import DataError
 from core.progress import Progress
 
 USER_ERRORS = (CheckpointError, DataError, ValueError)  # what a bad file or parameter raises in core
+ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
+
+
+def zoomed(image: np.ndarray, factor: int = ZOOM) -> np.ndarray:
+    """An ``[H, W, 3]`` image ``factor`` times larger, nearest neighbour."""
+    return image.repeat(factor, 0).repeat(factor, 1)
 
 
 def slug(text: str) -> str:

@@ -1,7 +1,6 @@
 """Adversarial gallery: the same images attacked on several models, side by side (BN vs no BN)."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -11,7 +10,6 @@ from core.experiments import EvalData, Evaluation
 from core.gallery import DEFAULT_ATTACK, GalleryConfig, decode_images, gallery_grid, gallery_report, png_bytes
 from ui import compute, render, state, widgets
 
-ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
 WIDTH = 128  # one display width for every image, so clean and adversarial line up
 MAX_MODELS = 4  # two columns per model: more would not fit a screen
 
@@ -30,10 +28,6 @@ data = EvalData(dataset, per_class=int(st.number_input("Images per class", 1, 5,
 shown = int(st.slider("Images shown", 1, 30, 6, key="gal_shown"))
 
 
-def zoom(img: np.ndarray) -> np.ndarray:
-    return img.repeat(ZOOM, 0).repeat(ZOOM, 1)
-
-
 def header(results: dict) -> None:
     cols = st.columns(1 + 2 * len(results))
     cols[0].markdown("**clean**")
@@ -47,12 +41,12 @@ def render_row(i: int, results: dict, images: dict, names: list[str]) -> None:
     first = next(iter(results.values()))
     cols = st.columns(1 + 2 * len(results))
     y = first["labels"][i]
-    cols[0].image(zoom(images["clean"][i]), caption=f"true: {names[y]}", width=WIDTH)
+    cols[0].image(render.zoomed(images["clean"][i]), caption=f"true: {names[y]}", width=WIDTH)
     for j, (label, r) in enumerate(results.items()):
         mark = "✓" if r["adv_pred"][i] == y else "✗"
-        cols[1 + 2 * j].image(zoom(images[label, "adversarial"][i]), width=WIDTH,
+        cols[1 + 2 * j].image(render.zoomed(images[label, "adversarial"][i]), width=WIDTH,
                               caption=f"{mark} {names[r['adv_pred'][i]]} ({r['adv_conf'][i]:.2f})")
-        cols[2 + 2 * j].image(zoom(images[label, "perturbation"][i]), width=WIDTH,
+        cols[2 + 2 * j].image(render.zoomed(images[label, "perturbation"][i]), width=WIDTH,
                               caption=f"δ ×{0.5 / max(r['linf'][i], 1e-12):.0f} · clean pred {names[r['clean_pred'][i]]} "
                                       f"({r['clean_conf'][i]:.2f})")
 

@@ -11,9 +11,10 @@ from core.robustness import LIGSConfig, ligs_report
 from ui import compute, render, state, widgets
 
 st.title("LIGS explorer")
-st.markdown("LIGS = E[cos(∇ₓL(x, y), ∇ₓL(x + ν, y))]: how similar the input gradient stays under a small "
-            "perturbation ν. High LIGS = locally linear loss = reliance on robust features. The paper finds "
-            "**lower LIGS with BN** (Sec. 4; ν Gaussian, std 0.01; Fig. A1 for the other kinds).")
+st.latex(r"\mathrm{LIGS} = \mathbb{E}_{(x, y)}\, \cos\big(\nabla_x L(x, y),\ \nabla_x L(x + \nu, y)\big)")
+st.markdown("How similar the input gradient stays under a small perturbation ν. High LIGS = locally linear loss "
+            "= reliance on robust features. The paper finds **lower LIGS with BN** (Sec. 4; ν Gaussian, std 0.01; "
+            "Fig. A1 for the other kinds).")
 dataset = state.dataset()
 models = widgets.model_picker("ligs_models", dataset)
 spec = widgets.ligs_input("ligs")

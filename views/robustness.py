@@ -11,9 +11,11 @@ from core.robustness import SWEEP_EPS, RobustnessConfig, robustness
 from ui import compute, render, state, widgets
 
 st.title("Robustness")
-st.markdown("Robust accuracy under white-box attacks (paper: PGD-l2 eps 0.25 and PGD-linf eps 1/255, 20 steps, "
-            "step 2.5·eps/steps; CW = the same PGD on the CW margin loss; FGSM linf 4/255). The paper's claim: "
-            "BN models score **lower** under PGD and CW, but **higher** under single-step FGSM (Table A6).")
+st.markdown("""Robust accuracy under white-box attacks, at the paper's settings by default:
+- PGD-l2 eps 0.25 and PGD-linf eps 1/255, 20 steps of 2.5·eps/steps; CW: the same PGD on the CW margin loss (Table 1)
+- FGSM, linf eps 4/255 (Table A6)
+
+The paper's claim: BN models score **lower** under PGD and CW, but **higher** under single-step FGSM.""")
 dataset = state.dataset()
 models = widgets.model_picker("rob_models", dataset)
 specs = widgets.attacks_input("rob")

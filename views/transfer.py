@@ -1,0 +1,100 @@
+"""Transferability: adversarial examples crafted on source models, their success on target models (Sec. 7,
+Table 4 / A8), over the source's training epochs (Fig. 9) and as images."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.attacks import ATTACKS
+from core.catalog import snapshots
+from core.data import class_names
+from core.experiments import EvalData
+from core.transfer import TRANSFER_ATTACKS, TransferMatrix, matrix_requests, transfer_matrix, transferred_gallery
+from ui import compute, render, state, widgets
+
+st.title("Transferability")
+st.markdown("""Adversarial examples are crafted white-box on each **source** and shown to every **target**. A cell
+is the attack success rate: the share of the images the target classifies correctly when clean that it gets wrong
+after the attack (\\* = white-box, the source itself). The paper finds that examples from models **without BN
+transfer better** (Table 4, A8) and that a source's transferability first rises, then falls over training (Fig. 9).
+Budget: linf 8/255, 10 steps of eps/10; the supplement does not state the CIFAR-10 budget, so this common setting
+is an assumption.""")
+dataset = state.dataset()
+sources = widgets.model_picker("tr_sources", dataset, limit=2, label="Sources")
+targets = widgets.model_picker("tr_targets", dataset, limit=6, label="Targets")
+c1, c2 = st.columns([1, 2])
+name = c1.selectbox("Attack", TRANSFER_ATTACKS, key="tr_attack",
+                    format_func=lambda n: f"{ATTACKS[n].title}: {ATTACKS[n].description}")
+with c2:
+    spec = widgets.attack_spec_input(name, "tr")
+data = EvalData(dataset, per_class=widgets.per_class_input("tr_per_class"))
+
+
+def matrix_frame(matrix: TransferMatrix) -> pd.DataFrame:
+    """Sources x targets (success rate), BN rows beside their norm-free twins as in Table A8, and the row average."""
+    rows = [{"source": s, "norm": sources[i].norm, **{t: matrix.value(i, j) for j, t in enumerate(matrix.targets)},
+             "Avg": matrix.row_average(i)} for i, s in enumerate(matrix.sources)]
+    order = sorted(range(len(rows)), key=lambda i: (sources[i].arch, sources[i].norm != "bn", rows[i]["source"]))
+    return pd.DataFrame([rows[i] for i in order])
+
+
+def heatmap(matrix: TransferMatrix) -> None:
+    frame = matrix_frame(matrix).set_index("source").drop(columns="norm")
+    marks = {(matrix.sources[i], matrix.targets[j]) for i, j in matrix.white_box}
+    text = [[("-" if pd.isna(v) else f"{100 * v:.1f}") + ("*" if (s, t) in marks else "") for t, v in row.items()]
+            for s, row in frame.iterrows()]
+    fig = px.imshow(100 * frame.astype(float), zmin=0, zmax=100, color_continuous_scale="Viridis", aspect="auto",
+                    title=f"{spec.label} on {matrix.data.dataset}: success rate (%)")
+    fig.update_traces(text=text, texttemplate="%{text}")
+    render.chart(fig, frame.reset_index(), f"transfer-{name}-{dataset}", "tr_heatmap")
+
+
+def gallery(matrix: TransferMatrix, shown: int) -> None:
+    """The clean image, the source's adversarial image, and what each target predicts on it."""
+    source = st.selectbox("Source", matrix.sources, key="tr_gallery_source")
+    images = transferred_gallery(sources[matrix.sources.index(source)], matrix, shown, compute.context(cached_only=True))
+    if images is None:
+        return
+    names = class_names(matrix.data.dataset)
+    for k, y in enumerate(images["labels"]):
+        cols = st.columns([1, 1, 3])
+        cols[0].image(render.zoomed(images["clean"][k]), caption=f"clean: {names[y]}")
+        cols[1].image(render.zoomed(images["adversarial"][k]), caption=f"{source}: {names[images['source_pred'][k]]}")
+        cols[2].markdown("  \n".join(f"{'✗' if p[k] != y else '✓'} **{t}**: {names[p[k]]}"
+                                      for t, p in images["target_pred"].items()))
+
+
+if sources and targets:
+    with render.user_errors("Cannot build the transfer matrix"):
+        compute.gather(matrix_requests(sources, targets, spec, data), "tr_run", "transfer results")
+        matrix = transfer_matrix(sources, targets, spec, data, compute.context(cached_only=True))
+        if matrix.missing < len(matrix.cells):
+            st.subheader("Transfer matrix (Table 4 / A8)")
+            heatmap(matrix)
+            frame = matrix_frame(matrix)
+            render.table(frame, f"transfer-table-{name}-{dataset}", "tr_table", column_config={
+                c: st.column_config.NumberColumn(format="%.3f") for c in frame.columns[2:]})
+            render.dataset_caption({matrix.data.dataset})
+            st.subheader("Transferred examples")
+            gallery(matrix, int(st.slider("Images shown", 1, 20, 5, key="tr_shown")))
+
+st.subheader("Over the source's training (Fig. 9)")
+with_snapshots = [e for e in sources if snapshots(e)]
+if not with_snapshots:
+    st.info("None of the chosen sources has epoch snapshots; the zoo's ResNet18 pair has them.")
+elif targets:
+    with render.user_errors("Cannot measure transferability over training"):
+        epochs = {e.name: snapshots(e) for e in with_snapshots}
+        flat = [s for snaps in epochs.values() for s in snaps]
+        compute.gather(matrix_requests(flat, targets, spec, data), "tr_epochs_run", "snapshot results")
+        matrix = transfer_matrix(flat, targets, spec, data, compute.context(cached_only=True))
+        rows = [{"source": name_, "epoch": len(s.history),
+                 "success rate": matrix.row_average(flat.index(s), black_box_only=True)}
+                for name_, snaps in epochs.items() for s in snaps]
+        curve = pd.DataFrame(rows).dropna()
+        if not curve.empty:
+            fig = px.line(curve, x="epoch", y="success rate", color="source", markers=True,
+                          title=f"Mean success rate on the {len(targets)} targets, per source epoch ({spec.label})")
+            fig.update_yaxes(range=[0, 1])
+            render.chart(fig, curve, f"transfer-epochs-{name}-{dataset}", "tr_epochs")
