@@ -183,10 +183,14 @@ def matrix_requests(sources: list[Subject], targets: list[Subject], attack: Atta
     data = common_dataset([*sources, *targets], data)
     requests: dict[tuple, Evaluation] = {}
     for source in sources:
-        requests["examples", source.sha256] = Evaluation.of(source, transfer_examples, TransferConfig(attack, data))
+        requests["examples", source.sha256] = examples_request(source, attack, data)
         requests |= {("cell", source.sha256, t.sha256): Evaluation.of(
             t, transfer_cell, TransferCellConfig(source.sha256, attack, data)) for t in targets}
     return requests
+
+
+def examples_request(source: Subject, attack: AttackSpec, data: EvalData) -> Evaluation:
+    return Evaluation.of(source, transfer_examples, TransferConfig(attack, data))
 
 
 def transferred_gallery(source: Subject, matrix: TransferMatrix, shown: int, run: RunContext) -> dict | None:

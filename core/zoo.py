@@ -48,6 +48,20 @@ ZOO_PLAN: list[ZooEntry] = [
 ]
 
 
+# Table A8 at CPU scale: a VGG16 source pair (norm-free VGG16 trains only with Kaiming init, which the
+# registry's VGG uses) and the paper's target architectures with their usual normalization.
+TRANSFER_SOURCES = ("cifar10jpeg-vgg16-bn", "cifar10jpeg-vgg16-none", "cifar10jpeg-resnet18-bn",
+                    "cifar10jpeg-resnet18-none")
+TRANSFER_TARGETS = ("cifar10jpeg-alexnet-none", "cifar10jpeg-vgg16-bn", "cifar10jpeg-resnet20-bn",
+                    "cifar10jpeg-densenet_bc-bn", "cifar10jpeg-resnext29-bn", "cifar10jpeg-wrn16_4-bn")
+ZOO_PLAN += [
+    *[_cifar(f"cifar10jpeg-vgg16-{n}", "transfer", arch="vgg16", norm=n, epochs={"bn": 10, "none": 16}[n],
+             train_subset=25000, snapshot_every=0) for n in ("bn", "none")],
+    *[_cifar(f"cifar10jpeg-{arch}-{n}", "transfer", arch=arch, norm=n, epochs=10, train_subset=25000)
+      for arch, n in (("alexnet", "none"), ("densenet_bc", "bn"), ("resnext29", "bn"), ("wrn16_4", "bn"))],
+]
+
+
 def plan_entry(name: str) -> ZooEntry:
     found = [e for e in ZOO_PLAN if e.name == name]
     if not found:

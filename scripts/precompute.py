@@ -17,12 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.attacks import paper_spec  # noqa: E402
 from core.cache import ResultCache  # noqa: E402
-from core.catalog import CatalogEntry, list_checkpoints  # noqa: E402
+from core.catalog import CatalogEntry, list_checkpoints, snapshots  # noqa: E402
 from core.checkpoints import load_checkpoint  # noqa: E402
-from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext  # noqa: E402
+from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, registry  # noqa: E402
 from core.gallery import DEFAULT_ATTACK, GalleryConfig, gallery_report  # noqa: E402
 from core.progress import ConsoleProgress  # noqa: E402
 from core.robustness import SWEEP_EPS, TABLE_ATTACKS, paper_table_row, robustness_sweep  # noqa: E402
+from core.transfer import TRANSFER_ATTACKS, transfer_matrix, transferability_over_training  # noqa: E402
+from core.zoo import TRANSFER_SOURCES, TRANSFER_TARGETS  # noqa: E402
 
 
 def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache) -> None:
@@ -35,6 +37,23 @@ def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache) -> None:
     curve = robustness_sweep(checkpoint, paper_spec("pgd_l2"), list(SWEEP_EPS["l2"]), data, run)
     print("  l2 sweep  " + ", ".join(f"{p['eps']:g}: {p['robust_accuracy']:.2f}" for p in curve))
     gallery_report(checkpoint, GalleryConfig(paper_spec(DEFAULT_ATTACK)), run)
+
+
+def precompute_transfer(entries: list[CatalogEntry], per_class: int, cache: ResultCache) -> None:
+    """The Transferability page's defaults: the zoo's Table A8 matrix for every transfer attack, and the
+    over-training curves of the sources with epoch snapshots (I-FGSM)."""
+    by_name = {e.name: e for e in entries}
+    sources = [by_name[n] for n in TRANSFER_SOURCES if n in by_name]
+    targets = [by_name[n] for n in TRANSFER_TARGETS if n in by_name]
+    if not (sources and targets):
+        return
+    run, data = RunContext(cache, progress=ConsoleProgress()), EvalData(sources[0].dataset, per_class=per_class)
+    for name in TRANSFER_ATTACKS:
+        matrix = transfer_matrix(sources, targets, paper_spec(name), data, run)
+        print(f"  {name}: " + ", ".join(f"{s} {100 * matrix.row_average(i):.1f}" for i, s in enumerate(matrix.sources)))
+    history = [snap for source in sources for snap in snapshots(source)]
+    curve = transferability_over_training(history, targets, paper_spec("ifgsm"), data, run)
+    print("  over training: " + ", ".join(f"{s.name} {100 * v:.1f}" for s, v in zip(history, curve) if v is not None))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,10 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{entry.name} ({entry.dataset}):")
         precompute(entry, args.per_class, cache)
         print(f"  done in {time.perf_counter() - start:.1f} s")
+    precompute_transfer(entries, args.per_class, cache)
     print(f"{len(entries)} checkpoints; cache {cache.volume() / 2**20:.1f} MiB at {cache.directory}")
     if args.export:
-        shas = {e.sha256 for e in entries}  # the sidecar's hash, which loading verifies against the weights
-        print(f"exported {cache.export(args.export, checkpoints=shas)} results to {args.export}")
+        shas = {e.sha256 for e in entries} | {s.sha256 for e in entries for s in snapshots(e)}
+        # Transfer examples (4 MB per source and attack) stay out: the shipped matrix needs only its cells.
+        shipped = tuple(f"{name}:" for name in registry() if name != "transfer_examples")
+        print(f"exported {cache.export(args.export, shipped, checkpoints=shas)} results to {args.export}")
     return 0
 
 

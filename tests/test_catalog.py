@@ -6,7 +6,7 @@ import io
 import pytest
 import torch
 
-from core.catalog import list_checkpoints, safe_stem, store_upload, uploads_dir
+from core.catalog import list_checkpoints, safe_stem, snapshots, store_upload, uploads_dir
 from core.checkpoints import CheckpointError, save_checkpoint
 from core.models import build
 
@@ -69,3 +69,15 @@ def test_zoo_folder_follows_normscope_zoo(zoo, tmp_path, monkeypatch):
 
 def test_safe_stem_drops_dots_and_path_parts():
     assert safe_stem("../../etc/pass wd.v1.pt") == "pass_wd_v1"
+
+
+def test_snapshots_are_listed_oldest_first_with_their_epoch(tmp_path, builtin):
+    from core.train import preset, train
+
+    out = tmp_path / "run"
+    train(preset("tiny", arch="vgg11", norm="bn", epochs=2, train_subset=500, probe_per_class=1, probe_steps=1,
+                 snapshot_every=1), out, dataset=builtin)
+    (entry,) = list_checkpoints(tmp_path / "cache", zoo=tmp_path)
+    found = snapshots(entry)
+    assert [s.name for s in found] == ["run @ epoch 1", "run @ epoch 2"] and {s.source for s in found} == {"snapshot"}
+    assert found[-1].sha256 != entry.sha256  # snapshots are fp16 copies, the run itself fp32

@@ -101,3 +101,16 @@ def test_list_registries(tmp_path):
     assert {"robustness", "ligs", "gallery"} <= {e["name"] for e in experiments}
     models = json.loads(cli("list", "models", "--json", env_cache=tmp_path).stdout)["items"]
     assert {"name": "resnet20", "norms": ["none", "bn", "in", "ln", "gn", "fixup"], "family": "cifar"} in models
+
+
+def test_transfer_json_is_a_sources_by_targets_matrix(checkpoint, tmp_path):
+    r = cli("transfer", "--sources", str(checkpoint), "--targets", str(checkpoint), "--per-class", "2",
+            "--attack", "difgsm", "--json", env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["schema"] == "normscope.transfer/1" and out["attack"]["name"] == "difgsm"
+    (row,) = out["cells"]
+    (cell,) = row
+    assert cell["white_box"] and cell["n_images"] == 20 and 0 <= cell["n"] <= 20
+    assert out["row_average"] == [cell["success_rate"]]
+    missing = cli("transfer", "--sources", "no-such-model", "--targets", str(checkpoint), "--json", env_cache=tmp_path)
+    assert missing.returncode == 2 and "no checkpoint of that name" in json.loads(missing.stdout)["error"]

@@ -19,16 +19,18 @@ def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
     return [e.label for e in ranked[:limit]]
 
 
-def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models",
-                 most: int | None = None) -> list[CatalogEntry]:
-    """A multiselect over the catalog's checkpoints trained on ``dataset`` (at most ``most``, said in the UI)."""
+def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", most: int | None = None,
+                 preferred: tuple[str, ...] = ()) -> list[CatalogEntry]:
+    """A multiselect over the catalog's checkpoints trained on ``dataset`` (at most ``most``, said in the UI);
+    preselected: the ``preferred`` ones present, else the paper's BN / norm-free comparison."""
     options = catalog.by_label(dataset)
     if not options:
         st.info(f"No checkpoints trained on **{dataset}** yet: pick another data source in the sidebar, "
                 "upload one or train one on the Models page.")
         return []
+    default = [p for p in preferred if p in options] or default_models(list(options.values()), min(limit, most or limit))
     picked = st.multiselect(label + (f" (up to {most})" if most else ""), list(options), max_selections=most,
-                            default=default_models(list(options.values()), min(limit, most or limit)), key=key)
+                            default=default, key=key)
     return [options[p] for p in picked]
 
 

@@ -10,8 +10,12 @@ from core.attacks import ATTACKS
 from core.catalog import snapshots
 from core.data import class_names
 from core.experiments import EvalData
-from core.transfer import TRANSFER_ATTACKS, TransferMatrix, matrix_requests, transfer_matrix, transferred_gallery
+from core.transfer import (TRANSFER_ATTACKS, TransferMatrix, examples_request, matrix_requests, transfer_matrix,
+                           transferred_gallery)
+from core.zoo import TRANSFER_SOURCES, TRANSFER_TARGETS
 from ui import compute, render, state, widgets
+
+WIDTH = 128  # one display width, so the clean and adversarial images line up
 
 st.title("Transferability")
 st.markdown("""Adversarial examples are crafted white-box on each **source** and shown to every **target**. A cell
@@ -21,8 +25,8 @@ transfer better** (Table 4, A8) and that a source's transferability first rises,
 Budget: linf 8/255, 10 steps of eps/10; the supplement does not state the CIFAR-10 budget, so this common setting
 is an assumption.""")
 dataset = state.dataset()
-sources = widgets.model_picker("tr_sources", dataset, limit=2, label="Sources")
-targets = widgets.model_picker("tr_targets", dataset, limit=6, label="Targets")
+sources = widgets.model_picker("tr_sources", dataset, limit=2, label="Sources", preferred=TRANSFER_SOURCES)
+targets = widgets.model_picker("tr_targets", dataset, limit=6, label="Targets", preferred=TRANSFER_TARGETS)
 c1, c2 = st.columns([1, 2])
 name = c1.selectbox("Attack", TRANSFER_ATTACKS, key="tr_attack",
                     format_func=lambda n: f"{ATTACKS[n].title}: {ATTACKS[n].description}")
@@ -53,14 +57,17 @@ def heatmap(matrix: TransferMatrix) -> None:
 def gallery(matrix: TransferMatrix, shown: int) -> None:
     """The clean image, the source's adversarial image, and what each target predicts on it."""
     source = st.selectbox("Source", matrix.sources, key="tr_gallery_source")
-    images = transferred_gallery(sources[matrix.sources.index(source)], matrix, shown, compute.context(cached_only=True))
-    if images is None:
+    entry = sources[matrix.sources.index(source)]
+    # The shipped results hold the matrix, not the images (4 MB per source and attack): those compute on request.
+    if not compute.gather({source: examples_request(entry, spec, matrix.data)}, "tr_gal_run", "example sets"):
         return
+    images = transferred_gallery(entry, matrix, shown, compute.context(cached_only=True))
     names = class_names(matrix.data.dataset)
     for k, y in enumerate(images["labels"]):
         cols = st.columns([1, 1, 3])
-        cols[0].image(render.zoomed(images["clean"][k]), caption=f"clean: {names[y]}")
-        cols[1].image(render.zoomed(images["adversarial"][k]), caption=f"{source}: {names[images['source_pred'][k]]}")
+        cols[0].image(render.zoomed(images["clean"][k]), caption=f"clean: {names[y]}", width=WIDTH)
+        cols[1].image(render.zoomed(images["adversarial"][k]), width=WIDTH,
+                      caption=f"{source}: {names[images['source_pred'][k]]}")
         cols[2].markdown("  \n".join(f"{'✗' if p[k] != y else '✓'} **{t}**: {names[p[k]]}"
                                       for t, p in images["target_pred"].items()))
 
