@@ -1,7 +1,9 @@
 """Fill the result cache for the dashboard's demo mode: the paper's default attacks, LIGS and galleries.
 
     python scripts/precompute.py                       # every zoo checkpoint, 100 images per class
-    python scripts/precompute.py --only builtin --per-class 10
+    python scripts/precompute.py --only builtin --per-class 10 --no-transfer
+    python scripts/precompute.py --only vgg16 --export checkpoints/results.json   # tables for new models, then
+                                                                                # the transfer matrices, then export
 
 Uses exactly the core calls and default settings the pages use (paper specs, EvalData of each
 model's dataset), so a page in demo mode finds every result by the same cache key.
@@ -17,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.attacks import paper_spec  # noqa: E402
 from core.cache import ResultCache  # noqa: E402
-from core.catalog import CatalogEntry, list_checkpoints, snapshots  # noqa: E402
+from core.catalog import CatalogEntry, list_checkpoints, snapshots, zoo_results  # noqa: E402
 from core.checkpoints import load_checkpoint  # noqa: E402
 from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, registry  # noqa: E402
 from core.gallery import DEFAULT_ATTACK, GalleryConfig, gallery_report  # noqa: E402
@@ -64,18 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default=None, help="cache directory (default: NORMSCOPE_CACHE or ~/.cache/normscope)")
     parser.add_argument("--export", default=None, help="then write these checkpoints' cached results to this JSON "
                         "file, e.g. checkpoints/results.json (what the app seeds its cache with)")
+    parser.add_argument("--no-transfer", action="store_true", help="skip the zoo's transfer matrices")
     args = parser.parse_args(argv)
     cache = ResultCache(args.cache)
-    entries = [e for e in list_checkpoints(args.cache) if e.source == "zoo" and args.only in e.name]
-    for entry in entries:
+    print(f"{cache.seed(zoo_results())} shipped results added to the cache first")  # never recompute or lose them
+    zoo = [e for e in list_checkpoints(args.cache) if e.source == "zoo"]
+    for entry in [e for e in zoo if args.only in e.name]:
         start = time.perf_counter()
         print(f"{entry.name} ({entry.dataset}):")
         precompute(entry, args.per_class, cache)
         print(f"  done in {time.perf_counter() - start:.1f} s")
-    precompute_transfer(entries, args.per_class, cache)
-    print(f"{len(entries)} checkpoints; cache {cache.volume() / 2**20:.1f} MiB at {cache.directory}")
+    if not args.no_transfer:
+        precompute_transfer(zoo, args.per_class, cache)
+    print(f"{len(zoo)} zoo checkpoints; cache {cache.volume() / 2**20:.1f} MiB at {cache.directory}")
     if args.export:
-        shas = {e.sha256 for e in entries} | {s.sha256 for e in entries for s in snapshots(e)}
+        shas = {e.sha256 for e in zoo} | {s.sha256 for e in zoo for s in snapshots(e)}
         # Transfer examples (4 MB per source and attack) stay out: the shipped matrix needs only its cells.
         shipped = tuple(f"{name}:" for name in registry() if name != "transfer_examples")
         print(f"exported {cache.export(args.export, shipped, checkpoints=shas)} results to {args.export}")

@@ -159,8 +159,8 @@ def test_unknown_keys_and_nan_weights(tmp_path, model):
 def test_unknown_architecture_and_unrecognised_keys(tmp_path, model):
     meta = save_checkpoint(model, tmp_path / "m")
     side = tmp_path / "m.json"
-    side.write_text(json.dumps({**meta, "model": {**meta["model"], "arch": "alexnet"}}))
-    with pytest.raises(CheckpointError, match="unknown architecture 'alexnet'"):
+    side.write_text(json.dumps({**meta, "model": {**meta["model"], "arch": "lenet5"}}))
+    with pytest.raises(CheckpointError, match="unknown architecture 'lenet5'"):
         load_checkpoint(tmp_path / "m.safetensors")
     torch.save({"w": torch.zeros(2)}, tmp_path / "odd.pt")
     with pytest.raises(CheckpointError, match="not recognised"):

@@ -18,16 +18,23 @@ class ModelEntry:
     norms: tuple[str, ...]
     family: str  # "cifar" (32x32 inputs) or "imagenet" (224x224, torchvision layout)
     input_size: int
+    # The architecture's usual normalization (bn, or none for AlexNet and the VGG16 of torchvision), for
+    # selectors to preselect; ``norms`` keeps the one order of NORMS so every list reads alike.
+    default_norm: str = "bn"
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(norms: tuple[str, ...], family: str = "cifar", input_size: int = 32):
-    """Register a backbone builder under its function name."""
+def register_model(norms: tuple[str, ...], family: str = "cifar", input_size: int = 32,
+                   default_norm: str | None = None):
+    """Register a backbone builder under its function name; ``default_norm`` is bn where allowed, else norms[0]."""
+    default = default_norm or ("bn" if "bn" in norms else norms[0])
+    if default not in norms:
+        raise ValueError(f"default norm {default!r} is not among {norms}")
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, norms, family, input_size)
+        _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, norms, family, input_size, default)
         return fn
 
     return wrap

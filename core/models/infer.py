@@ -17,7 +17,9 @@ VGG_DEPTHS = {8: "vgg11", 13: "vgg16", 16: "vgg19"}
 def infer_model_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
     keys = {re.sub(r"^backbone\.(net\.)?", "", k) for k in state if not k.startswith("normalize.")}
     shapes = {re.sub(r"^backbone\.(net\.)?", "", k): v.shape for k, v in state.items()}
-    for guess in (_torchvision, _cifar_vgg, _cifar_resnet):
+    # AlexNet before VGG and ResNeXt before ResNet: each pair shares its top-level key names
+    for guess in (_torchvision, _cifar_alexnet, _cifar_vgg, _cifar_resnext, _cifar_resnet, _cifar_densenet,
+                  _cifar_wrn):
         spec = guess(keys, shapes)
         if spec is not None:
             return spec
@@ -74,3 +76,41 @@ def _cifar_resnet(keys: set[str], shapes: dict) -> ModelSpec | None:
     base = 64 if arch in ("resnet18", "resnet50") else 16
     shortcut = any(k.startswith("stages.1.0.shortcut.") for k in keys)
     return ModelSpec(arch, norm, shapes["head.weight"][0], shapes["stem.0.weight"][0] / base, shortcut)
+
+
+def _cifar_alexnet(keys: set[str], shapes: dict) -> ModelSpec | None:
+    if not {"features.0.weight", "classifier.1.weight", "head.weight"} <= keys:
+        return None
+    return ModelSpec("alexnet", _layer_norm(keys, "features.1"), shapes["head.weight"][0],
+                     shapes["features.0.weight"][0] / 64)
+
+
+def _blocks_per_stage(keys: set[str], prefix: str) -> int:
+    return len({k.split(".")[2] for k in keys if k.startswith(f"{prefix}.")})
+
+
+def _cifar_resnext(keys: set[str], shapes: dict) -> ModelSpec | None:
+    if "stages.0.0.conv_grouped.0.weight" not in keys:
+        return None
+    if [_blocks_per_stage(keys, f"stages.{s}") for s in range(3)] != [3, 3, 3]:
+        raise ValueError("a ResNeXt without 3 stages of 3 blocks is not resnext29")
+    return ModelSpec("resnext29", _layer_norm(keys, "stem.1"), shapes["head.weight"][0],
+                     shapes["stem.0.weight"][0] / 64)
+
+
+def _cifar_densenet(keys: set[str], shapes: dict) -> ModelSpec | None:
+    if "stem.weight" not in keys or "blocks.0.0.branch.2.weight" not in keys:
+        return None
+    if _blocks_per_stage(keys, "blocks.0") != 6:
+        raise ValueError("a DenseNet-BC without 6 layers per dense block is not densenet_bc (depth 40)")
+    # the stem has 2k channels and the growth rate k is 12 at width 1
+    return ModelSpec("densenet_bc", _layer_norm(keys, "blocks.0.0.branch.0"), shapes["head.weight"][0],
+                     shapes["stem.weight"][0] / 24)
+
+
+def _cifar_wrn(keys: set[str], shapes: dict) -> ModelSpec | None:
+    if "stem.weight" not in keys or "stages.0.0.conv1.weight" not in keys:
+        return None
+    if [_blocks_per_stage(keys, f"stages.{s}") for s in range(3)] != [2, 2, 2]:
+        raise ValueError("a Wide ResNet without 3 stages of 2 blocks is not wrn16_4")
+    return ModelSpec("wrn16_4", _layer_norm(keys, "norm"), shapes["head.weight"][0], shapes["stem.weight"][0] / 16)
