@@ -4,6 +4,8 @@ SGD with the paper's defaults (Table A1: momentum 0.9, lr 0.01, batch 128, wd 5e
 epoch 200 of 300). Named presets keep the paper's settings selectable and scale width, epochs and
 schedule down for CPUs. Every epoch records clean accuracy, l2-PGD robust accuracy (10 steps,
 eps 0.25, 100 test samples per class) and LIGS in the checkpoint's history.
+With ``landscape_every=k``, every k-th step also records the optimization landscape along the
+batch gradient (App. I; :mod:`core.landscape`), leaving the run's weights and randomness untouched.
 
 Resume: each finished epoch writes ``<out>.state.pt`` (our own tensors, reloaded weights-only).
 Data order and augmentation are drawn from a generator seeded by (seed, epoch), so a run killed and
@@ -29,10 +31,13 @@ from core.attacks import AttackSpec, build_attack
 from core.checkpoints import atomic_write, save_checkpoint
 from core.data import Dataset, balanced_subset, load_dataset, to_float
 from core.device import resolve_device, to_device
+from core.landscape import LandscapeStep, landscape_etas, landscape_step, rng_state
 from core.metrics import LIGSSpec, accuracy, batches, ligs, robust_accuracy
 from core.models import ModelSpec, NormScopeModel, build_from_spec
 from core.progress import Progress, null_progress, scaled
 
+# Options added after checkpoints were shipped, with their "off" value: TrainConfig.to_dict leaves them out when off.
+LATER_OPTIONS = {"landscape_every": 0}
 ADVERSARIAL_TRAINING = AttackSpec("pgd_l2", eps=0.5, steps=7, step_size=0.1)  # Table A2
 SCHEDULES = ("step", "onecycle")
 
@@ -61,6 +66,7 @@ class TrainConfig:
     probe_per_class: int = 100
     probe_steps: int = 10
     snapshot_every: int = 0  # keep weights every k epochs (0: never), for "over training" analyses
+    landscape_every: int = 0  # optimization landscape every k steps, full batches (0: never), App. I; core.landscape
     seed: int = 0
     preset: str = "custom"
 
@@ -74,12 +80,16 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not (isinstance(self.landscape_every, numbers.Integral) and self.landscape_every >= 0):
+            raise ValueError(f"landscape_every must be an integer >= 0, got {self.landscape_every!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
 
     def to_dict(self) -> dict:
-        """Plain JSON types (tuples become lists): the form stored in metadata and job specs."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """Plain JSON types (tuples become lists): the form stored in metadata and job specs. Options added
+        later are left out while off, so configs written before them still match (resume states, metadata)."""
+        d = json.loads(json.dumps(dataclasses.asdict(self)))
+        return {k: v for k, v in d.items() if not (k in LATER_OPTIONS and v == LATER_OPTIONS[k])}
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -192,12 +202,13 @@ def load_state(state: TrainState, config: TrainConfig, out: Path) -> bool:
 
 def train_epoch(state: TrainState, config: TrainConfig, x: torch.Tensor, y: torch.Tensor,
                 progress: Progress) -> dict:
-    """One epoch of SGD; returns its mean loss and accuracy."""
+    """One epoch of SGD; returns its mean loss and accuracy (and the optimization landscape if measured)."""
     device = next(state.model.parameters()).device
     g = torch.Generator().manual_seed(config.seed * 100_003 + state.epoch)
     order = torch.randperm(len(x), generator=g)
     attack = build_attack(state.model, config.adversarial) if config.adversarial else None
     loss_sum, correct, parts = 0.0, 0, batches(len(x), config.batch_size)
+    landscape, landscape_seconds = [], 0.0
     for i, s in enumerate(parts):
         xb = x[order[s]]
         xb = to_device(to_float(augment(xb, g) if config.augment else xb), device)
@@ -206,15 +217,36 @@ def train_epoch(state: TrainState, config: TrainConfig, x: torch.Tensor, y: torc
         for group in state.optimizer.param_groups:
             group["lr"] = learning_rate(config, state.epoch + i / len(parts))
         state.model.train()
+        step = state.epoch * len(parts) + i
+        # full batches only: a short last batch has noisier gradients (and BN statistics) than the others
+        measured = config.landscape_every and step % config.landscape_every == 0 and len(yb) == config.batch_size
+        rng = rng_state(device) if measured else None  # the step's dropout masks, reused by the measurement
         logits = state.model(xb)
         loss = F.cross_entropy(logits, yb)
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if measured:
+            start = time.perf_counter()
+            landscape.append(measure_landscape(state, config, xb, yb, rng).to_dict(step))
+            landscape_seconds += time.perf_counter() - start
         state.optimizer.step()
         loss_sum += loss.item() * len(yb)
         correct += (logits.argmax(1) == yb).sum().item()
         progress((i + 1) / len(parts), f"epoch {state.epoch + 1}: loss {loss.item():.3f}")
-    return {"train_loss": loss_sum / len(x), "train_accuracy": correct / len(x)}
+    record = {"train_loss": loss_sum / len(x), "train_accuracy": correct / len(x)}
+    if config.landscape_every:  # its cost is part of train_seconds
+        record |= {"landscape": landscape, "landscape_seconds": round(landscape_seconds, 2),
+                   "landscape_etas": list(landscape_etas(config.lr))}
+    return record
+
+
+def measure_landscape(state: TrainState, config: TrainConfig, xb: torch.Tensor, yb: torch.Tensor,
+                      rng: tuple) -> LandscapeStep:
+    """App. I's measures at this step, along the batch gradient just computed (``p.grad``, before the
+    optimizer step), at step sizes around the configured learning rate; nothing of the run changes."""
+    params = [p for p in state.model.parameters() if p.requires_grad]
+    return landscape_step(state.model, lambda: F.cross_entropy(state.model(xb), yb), landscape_etas(config.lr),
+                          [p.grad for p in params], rng)
 
 
 def probe(model: NormScopeModel, config: TrainConfig, x: torch.Tensor, y: torch.Tensor,

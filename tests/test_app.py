@@ -6,6 +6,7 @@ takes seconds. Every test gets its own cache directory (NORMSCOPE_CACHE), hence 
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import threading
 import time
@@ -32,6 +33,8 @@ PAGES = {  # page (its url path in ui/navigation.py) -> widget keys a user (and 
     "ligs": ["ligs_models", "ligs_kind", "ligs_size", "ligs_per_class"],
     "gallery": ["gal_models", "gal_attack", "gal_per_class", "gal_shown"],
     "transfer": ["tr_sources", "tr_targets", "tr_attack", "tr_per_class"],
+    "landscape": ["ls_train_models", "ls_models", "ls_image", "ls_plane", "ls_threat", "ls_radius_l2", "ls_resolution",
+                  "ls_profile_models"],
 }
 
 
@@ -338,3 +341,36 @@ def test_two_sessions_compute_at_once(one_script_cache_lock):
     for at in sessions:
         assert_clean(at)
         assert at.dataframe[0].value.iloc[0, 4:].notna().all()
+
+
+def test_loss_landscape_shows_two_surfaces_on_one_scale_and_the_profiles():
+    at = open_page("landscape")
+    assert "None of the chosen models recorded the optimization landscape" in at.info[0].value  # the tiny zoo's
+    at.multiselect(key="ls_models").set_value(PAIR)
+    at.slider(key="ls_resolution").set_value(5).run()
+    at.button(key="ls_run").click().run()
+    assert_clean(at)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2 * 2 + 1  # per model a 3-D surface and its contour / class map; one profile plot
+    surfaces = [json.loads(c.proto.spec)["data"][0] for c in charts[:4:2]]
+    assert [s["type"] for s in surfaces] == ["surface", "surface"] and len(at.image) == 1
+    losses = [v for s in surfaces for row in s["z"] for v in row]
+    assert all((s["cmin"], s["cmax"]) == (min(losses), max(losses)) for s in surfaces)  # one colour scale
+    assert [m.label for m in at.metric].count("LIGS (this image)") == 2
+    assert {"ls_profile_csv", "ls_surface_0_csv", "ls_surface_1_csv"} <= {b.key for b in at.download_button}
+
+
+def test_loss_landscape_draws_the_bands_of_a_run_trained_with_the_option(tmp_path, monkeypatch, builtin):
+    from core.train import preset, train
+
+    zoo = tmp_path / "landscape_zoo"
+    train(preset("tiny", arch="vgg11", norm="bn", epochs=1, train_subset=256, batch_size=64, probe_per_class=1,
+                 probe_steps=1, landscape_every=2), zoo / "builtin-vgg11-bn-landscape", dataset=builtin)
+    monkeypatch.setenv("NORMSCOPE_ZOO", str(zoo))
+    at = open_page("landscape")
+    assert_clean(at)
+    assert not [i for i in at.info if "recorded the optimization landscape" in i.value]
+    assert at.multiselect(key="ls_train_models").value == ["builtin-vgg11-bn-landscape"]
+    bands = at.get("plotly_chart")[0].proto.spec
+    assert "Optimization landscape" in bands and bands.count('"toself"') == 2  # loss and gradient change bands
+    assert "Cost of the measurement" in at.caption[0].value

@@ -43,6 +43,8 @@ PAGES = (
     PageDef("views/gallery.py", "Adversarial gallery", ":material/image:", "gallery", "Adversarial gallery"),
     PageDef("views/transfer.py", "Transferability", ":material/swap_horiz:", "transfer",
             "Transferability (Table A8, Fig. 9)"),
+    PageDef("views/landscape.py", "Loss landscape", ":material/landscape:", "landscape",
+            "Loss landscape (App. I, input space)"),
 )
 
 

@@ -89,9 +89,13 @@ def train_form() -> TrainConfig | None:
     dataset = c1.selectbox("Dataset", options, index=options.index(default), key=f"train_dataset_{name}")
     width = c2.number_input("Width", 0.01, 4.0, base.width, format="%.3f", key=f"train_width_{name}")
     epochs = int(c3.number_input("Epochs", 1, 400, base.epochs, key=f"train_epochs_{name}"))
+    landscape = int(c1.number_input("Landscape every k steps", 0, 100_000, 0, key="train_landscape_every",
+                                    help="Record the optimization landscape (App. I) every k training steps (0: off); "
+                                         "each measurement costs about 5 training steps. See the Loss landscape page."))
     if not st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
         return None
-    return preset(name, arch=arch, norm=norm, dataset=dataset, width=float(width), epochs=epochs)
+    return preset(name, arch=arch, norm=norm, dataset=dataset, width=float(width), epochs=epochs,
+                  landscape_every=landscape)
 
 
 @st.fragment(run_every=2)

@@ -1,0 +1,231 @@
+"""Loss landscapes against closed forms and invariants: the optimization landscape of a quadratic and of a
+linear loss, restoration of everything a measurement touches, its records in training, and the input-space
+loss surface's plane, grid and centre."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.config import config_dict, config_from_dict
+from core.experiments import EvalData, RunContext, get_experiment
+from core.landscape import (DEFAULT_RADIUS, LossSurfaceConfig, grid_coordinates, gradient_profile, landscape_step,
+                            loss_surface, plane_directions, plane_losses, threat_norm)
+from core.models import build
+from core.train import TrainConfig, preset, read_history, train
+
+
+class Quadratic(torch.nn.Module):
+    """L(w) = 0.5 w^T A w with a known symmetric positive definite A (float64)."""
+
+    def __init__(self, eigenvalues: list[float], seed: int = 0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(len(eigenvalues), len(eigenvalues), generator=g, dtype=torch.float64))
+        self.q, self.eigenvalues = q, torch.tensor(eigenvalues, dtype=torch.float64)
+        self.a = q @ torch.diag(self.eigenvalues) @ q.T
+        self.w = torch.nn.Parameter(torch.randn(len(eigenvalues), generator=g, dtype=torch.float64))
+
+    def loss(self) -> torch.Tensor:
+        return 0.5 * self.w @ self.a @ self.w
+
+
+EIGENVALUES = [0.5, 1.0, 3.0, 7.0]
+ETAS = (0.01, 0.05, 0.1)
+
+
+def test_beta_of_a_quadratic_is_its_curvature_along_the_gradient_at_most_lambda_max():
+    """grad L = A w, so the gradient change is eta ||A g|| and beta = ||A g|| / ||g|| <= lambda_max."""
+    quad = Quadratic(EIGENVALUES)
+    g = quad.a @ quad.w.detach()
+    step = landscape_step(quad, quad.loss, ETAS)
+    assert step.beta == pytest.approx((torch.linalg.norm(quad.a @ g) / torch.linalg.norm(g)).item(), rel=1e-12)
+    assert step.beta < max(EIGENVALUES)
+    assert step.grad_changes == pytest.approx([eta * torch.linalg.norm(quad.a @ g).item() for eta in ETAS], rel=1e-12)
+    w = quad.w.detach()
+    assert step.losses == pytest.approx([0.5 * ((w - e * g) @ quad.a @ (w - e * g)).item() for e in ETAS], rel=1e-12)
+
+
+def test_beta_of_a_quadratic_equals_lambda_max_along_the_top_eigenvector():
+    quad = Quadratic(EIGENVALUES)
+    with torch.no_grad():
+        quad.w.copy_(2.0 * quad.q[:, -1])  # the eigenvector of lambda_max = 7
+    assert landscape_step(quad, quad.loss, ETAS).beta == pytest.approx(max(EIGENVALUES), rel=1e-12)
+
+
+def test_a_loss_linear_in_the_weights_has_no_gradient_change(linear):
+    """L(w) = sum of the logits is linear in (W, b): its gradient is constant and L(w - eta g) = L(w) - eta ||g||^2."""
+    x = torch.randn(6, 3, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    step = landscape_step(linear, lambda: linear(x).sum(), ETAS)
+    assert step.grad_changes == (0.0,) * len(ETAS) and step.beta == 0.0
+    assert step.losses == pytest.approx([step.loss - eta * step.grad_norm ** 2 for eta in ETAS], rel=1e-12)
+    assert step.grad_norm == pytest.approx(math.sqrt(3 * (x.flatten(1).sum(0) ** 2).sum().item() + 3 * 6 ** 2))
+
+
+def test_a_given_gradient_is_used_and_the_step_sizes_are_checked():
+    quad = Quadratic(EIGENVALUES)
+    w = quad.w.detach().clone()
+    assert landscape_step(quad, quad.loss, ETAS, gradient=[quad.a @ w]) == landscape_step(quad, quad.loss, ETAS)
+    # Taken as given, not recomputed: a stand-in d for grad L(w) gives ||d - A (w - eta d)||.
+    d = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64)
+    step = landscape_step(quad, quad.loss, ETAS, gradient=[d])
+    assert step.grad_changes == pytest.approx([torch.linalg.norm(d - quad.a @ (w - eta * d)).item() for eta in ETAS])
+    with pytest.raises(ValueError, match="positive"):
+        landscape_step(quad, quad.loss, (0.1, 0.0))
+
+
+def snapshot(model, optimizer) -> list[torch.Tensor]:
+    tensors = [*model.parameters(), *model.buffers(), *(p.grad for p in model.parameters())]
+    tensors += [v for s in optimizer.state.values() for v in s.values() if isinstance(v, torch.Tensor)]
+    return [t.detach().clone() for t in tensors]
+
+
+@pytest.mark.parametrize("norm", ["bn", "none"])
+def test_a_measurement_leaves_weights_buffers_grads_optimizer_and_rng_bit_identical(norm, eval_batch):
+    torch.manual_seed(0)
+    model = build("vgg11", norm=norm, width=0.125)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    x, y = eval_batch[0][:32], eval_batch[1][:32]
+    model.train()
+    for _ in range(2):  # momentum buffers and BN statistics that differ from their initial values
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    before, rng = snapshot(model, optimizer), torch.get_rng_state()
+    step = landscape_step(model, lambda: F.cross_entropy(model(x), y), (0.05, 0.2, 1.0),
+                          [p.grad for p in model.parameters()])
+    after = snapshot(model, optimizer)
+    assert len(before) == len(after) and all(torch.equal(a, b) for a, b in zip(before, after))
+    assert torch.equal(torch.get_rng_state(), rng) and model.training
+    assert step.grad_norm > 0 and all(c > 0 for c in step.grad_changes)  # it measured a real, curved landscape
+
+
+def test_training_records_the_landscape_and_ends_with_the_same_weights(tmp_path, builtin):
+    base = preset("tiny", arch="vgg11", norm="bn", epochs=2, train_subset=350, batch_size=100, probe_per_class=2,
+                  probe_steps=1)
+    on = TrainConfig.from_dict({**base.to_dict(), "landscape_every": 3})
+    plain, measured = train(base, tmp_path / "plain", dataset=builtin), train(on, tmp_path / "on", dataset=builtin)
+    assert "landscape" not in plain["history"][0] and "landscape_every" not in plain["train_config"]
+    steps = [r["step"] for h in measured["history"] for r in h["landscape"]]
+    assert steps == [0, 6]  # 4 steps an epoch (100, 100, 100, 50 images): every 3rd, but not step 3's short batch
+    for h in measured["history"]:
+        assert h["landscape_seconds"] >= 0 and h["landscape_etas"] == pytest.approx([on.lr * f for f in
+                                                                                    (0.25, 0.5, 1, 2, 4)])
+        for r in h["landscape"]:
+            assert r["loss_min"] <= r["loss_max"] and 0 <= r["grad_change_min"] <= r["grad_change_max"]
+            assert r["beta"] >= r["grad_change_max"] / (max(h["landscape_etas"]) * r["grad_norm"])
+    assert read_history(tmp_path / "on") == measured["history"]
+    from core.checkpoints import load_checkpoint
+    a, b = (load_checkpoint(tmp_path / f"{n}.safetensors").model.state_dict() for n in ("plain", "on"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # measuring changed nothing of the run
+
+
+def test_train_config_without_the_option_round_trips_and_old_configs_load():
+    old = {k: v for k, v in preset("cpu").to_dict().items()}
+    assert "landscape_every" not in old  # configs written before the option: unchanged dicts and resume states
+    assert TrainConfig.from_dict(old) == preset("cpu") and TrainConfig.from_dict(old).landscape_every == 0
+    on = preset("cpu", landscape_every=10)
+    assert TrainConfig.from_dict(on.to_dict()) == on and on.to_dict()["landscape_every"] == 10
+    with pytest.raises(ValueError, match="landscape_every"):
+        preset("tiny", landscape_every=-1)
+
+
+# --- loss surface around an input ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("plane", ["gradient-random", "random-random"])
+@pytest.mark.parametrize("threat", ["l2", "linf"])
+def test_plane_directions_are_orthogonal_and_unit_in_the_threat_norm(plane, threat):
+    gradient = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(3))
+    d1, d2 = plane_directions(gradient, plane, threat, torch.Generator().manual_seed(0))
+    assert (d1 * d2).sum().item() == pytest.approx(0.0, abs=1e-5)
+    assert threat_norm(d1, threat).item() == pytest.approx(1.0) and threat_norm(d2, threat).item() == pytest.approx(1.0)
+    if plane == "gradient-random":  # the ascent direction: the gradient itself (l2) or its sign (linf)
+        expected = gradient / gradient.norm() if threat == "l2" else gradient.sign()
+        assert torch.allclose(d1, expected, atol=1e-6)
+
+
+def test_a_zero_gradient_has_no_gradient_direction():
+    with pytest.raises(ValueError, match="random-random"):
+        plane_directions(torch.zeros(1, 3, 2, 2), "gradient-random", "l2", torch.Generator())
+
+
+@pytest.mark.parametrize("threat", ["l2", "linf"])
+def test_the_grid_spans_the_radius_and_its_points_lie_on_the_plane(threat, linear):
+    coords = grid_coordinates(0.5, 5)
+    assert coords.tolist() == [-0.5, -0.25, 0.0, 0.25, 0.5]
+    x = torch.rand(1, 3, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([1])
+    d1, d2 = plane_directions(linear.ce_grad(x, y), "gradient-random", threat, torch.Generator().manual_seed(0))
+    loss, pred = plane_losses(linear, x, y, d1, d2, coords)
+    corner = x + 0.5 * d1 + 0.5 * d2  # [i=4 (d2 = +0.5), j=4 (d1 = +0.5)]
+    assert threat_norm(0.5 * d1, threat).item() == pytest.approx(0.5)
+    assert loss[4, 4].item() == pytest.approx(F.cross_entropy(linear(corner), y).item(), rel=1e-12)
+    along = x - 0.25 * d1  # [i=2 (d2 = 0), j=1]: on the gradient axis
+    assert loss[2, 1].item() == pytest.approx(F.cross_entropy(linear(along), y).item(), rel=1e-12)
+    assert pred[4, 4].item() == linear(corner).argmax().item()
+    # Cross-entropy is convex along a line for a linear model and rises at the image along its gradient.
+    assert loss[2, 4] > loss[2, 3] > loss[2, 2]
+
+
+@pytest.fixture
+def vgg_bn(trained_pair):
+    return trained_pair["bn"]
+
+
+def test_the_surface_experiment_centre_is_the_models_loss_at_the_image(vgg_bn, builtin, tmp_path):
+    from core.cache import ResultCache
+    from core.data import to_float
+
+    config = LossSurfaceConfig(image=7, resolution=5, data=EvalData("builtin"))
+    run = RunContext(ResultCache(tmp_path), device="cpu")
+    result = loss_surface(vgg_bn, config, run)
+    x, y = builtin.split("test")
+    image, label = to_float(x[7:8]), y[7:8]
+    model = vgg_bn.model.eval()
+    with torch.no_grad():
+        expected = F.cross_entropy(model(image), label).item()
+    assert result["label"] == label.item() and result["centre_loss"] == pytest.approx(expected, rel=1e-6)
+    assert result["loss"][2][2] == pytest.approx(expected, rel=1e-5)
+    assert result["coords"] == pytest.approx([-1.0, -0.5, 0.0, 0.5, 1.0])  # l2 default radius 1.0
+    assert result["centre_pred"] == result["pred"][2][2] == model(image).argmax().item()
+    assert -1 <= result["ligs"] <= 1 and result["axes"] == ["gradient", "random"]
+    coords, profile = gradient_profile(result)
+    assert coords == result["coords"] and profile == result["loss"][2]
+    assert loss_surface(vgg_bn, config, RunContext(ResultCache(tmp_path), cached_only=True)) == result
+
+
+def test_the_loss_rises_along_the_gradient_axis_at_the_rate_of_the_gradient_norm(trained_pair, tmp_path):
+    """Central difference along the unit l2 gradient direction = the directional derivative = ||grad||_2,
+    and ~0 along the orthogonal one. On the no-BN model at an image with a clear gradient (loss ~0.26): float32
+    cross-entropy resolves ~1e-6, too coarse for a confidently classified image's difference."""
+    from core.cache import ResultCache
+
+    h = 1e-3
+    config = LossSurfaceConfig(image=7, radius=h, resolution=3, data=EvalData("builtin"))
+    result = loss_surface(trained_pair["none"], config, RunContext(ResultCache(tmp_path), device="cpu"))
+    assert result["gradient_norm"] > 0.1
+    slope = (result["loss"][1][2] - result["loss"][1][0]) / (2 * h)
+    assert slope == pytest.approx(result["gradient_norm"], rel=0.02)
+    assert abs(result["loss"][2][1] - result["loss"][0][1]) / (2 * h) < 0.05 * result["gradient_norm"]
+
+
+def test_surface_config_defaults_validation_and_round_trip():
+    assert LossSurfaceConfig(threat="linf").radius == DEFAULT_RADIUS["linf"] == 8 / 255
+    assert LossSurfaceConfig(threat="linf") == LossSurfaceConfig(threat="linf", radius=8 / 255)
+    config = LossSurfaceConfig(image=3, plane="random-random", threat="linf", resolution=7)
+    assert config_from_dict(LossSurfaceConfig, config_dict(config)) == config
+    assert get_experiment("loss_surface").config_type is LossSurfaceConfig
+    for bad in (dict(resolution=4), dict(resolution=1), dict(radius=0.0), dict(plane="hessian"),
+                dict(threat="l1"), dict(image=-1)):
+        with pytest.raises(ValueError):
+            LossSurfaceConfig(**bad)
+
+
+def test_an_image_index_beyond_the_split_is_refused_clearly(vgg_bn, builtin, tmp_path):
+    from core.cache import ResultCache
+
+    n = len(builtin.split("test")[1])
+    with pytest.raises(ValueError, match=f"0 to {n - 1}"):
+        loss_surface(vgg_bn, LossSurfaceConfig(image=n, data=EvalData("builtin")), RunContext(ResultCache(tmp_path)))

@@ -1,0 +1,192 @@
+"""Loss landscape: the optimization landscape over training (App. I, Fig. A7-A10) and the loss surface on a plane
+of input space around one image, where LIGS's "locally linear" becomes visible."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from core.catalog import CatalogEntry
+from core.data import class_names
+from core.experiments import EvalData, Evaluation
+from core.gallery import decode_images
+from core.landscape import (DEFAULT_RADIUS, LANDSCAPE_STEP_FACTORS, PLANES, THREATS, LossSurfaceConfig,
+                            gradient_profile, landscape_records, loss_surface)
+from core.models import NORMS
+from ui import catalog, compute, render, state, widgets
+
+NORM_COLOURS = dict(zip((*NORMS, "fixup"), qualitative.Plotly))  # one colour per normalization, as in Fig. A7
+MEASURES = (("loss", "Loss variation", "loss_min", "loss_max"),
+            ("grad_change", "Gradient change (l2)", "grad_change_min", "grad_change_max"),
+            ("beta", "β-smoothness", "beta", "beta"))
+
+st.title("Loss landscape")
+dataset = state.dataset()
+
+st.header("Optimization landscape over training (App. I)")
+st.markdown(f"""After Santurkar et al. (2018): at a training step, move the weights along the batch gradient g by
+step sizes η ({", ".join(f"{f:g}" for f in LANDSCAPE_STEP_FACTORS)} × the learning rate) and record the range of the
+loss, the change of the gradient ‖∇L(w) − ∇L(w − ηg)‖₂ and the effective **β-smoothness** (the largest gradient
+change per distance moved). Bands span the step sizes. The paper: on ResNet18 **only BN** gives a clearly more
+predictive, stable gradient; shortcuts hardly matter; Fixup is less smooth than BN.""")
+
+
+def has_landscape(entry: CatalogEntry) -> bool:
+    return any(h.get("landscape") for h in entry.history)
+
+
+def landscape_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
+    """One row per (model, measured step) from the recorded histories."""
+    rows = [{"model": e.label, "norm": e.norm, **r} for e in entries for r in landscape_records(list(e.history))]
+    return pd.DataFrame(rows)
+
+
+def rgba(colour: str, alpha: float) -> str:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r}, {g}, {b}, {alpha})"
+
+
+def band_figure(df: pd.DataFrame) -> go.Figure:
+    """The three measures over training steps: min-max bands over the step sizes, one colour per normalization."""
+    titles = [title for _, title, _, _ in MEASURES]
+    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.07)
+    for model, d in df.groupby("model", sort=False):
+        colour = NORM_COLOURS.get(d["norm"].iloc[0], "#444444")
+        for col, (_, _, low, high) in enumerate(MEASURES, start=1):
+            first = col == 1
+            if low != high:
+                band = go.Scatter(x=[*d["step"], *reversed(d["step"].tolist())],
+                                  y=[*d[high], *reversed(d[low].tolist())], fill="toself",
+                                  fillcolor=rgba(colour, 0.35), line=dict(width=0), name=model,
+                                  legendgroup=model, showlegend=first, hoverinfo="skip")
+                fig.add_trace(band, row=1, col=col)
+            fig.add_trace(go.Scatter(x=d["step"], y=d[high], mode="lines", line=dict(color=colour, width=1), name=model,
+                                     legendgroup=model, showlegend=False), row=1, col=col)
+    fig.update_xaxes(title_text="training step")
+    fig.update_layout(title=f"Optimization landscape on {dataset}", height=380)
+    return fig
+
+
+labels_with = tuple(e.label for e in catalog.by_label(dataset).values() if has_landscape(e))
+trained = widgets.model_picker("ls_train_models", dataset, limit=8, label="Models", preferred=labels_with)
+recorded = [e for e in trained if has_landscape(e)]
+if trained and not recorded:
+    st.info("None of the chosen models recorded the optimization landscape during training. Train one with it: on "
+            "the **Models** page set *Landscape every k steps* above 0, or in Python "
+            "`train(preset('cpu', arch='resnet18', norm='bn', landscape_every=20), out)` (`TrainConfig.landscape_every`"
+            "; the command line's train option of the same name). It costs about one training step per step size "
+            "at each measured step.")
+if recorded:
+    frame = landscape_frame(recorded)
+    render.chart(band_figure(frame), frame, f"optimization-landscape-{dataset}", "ls_bands")
+    cost = pd.DataFrame([{"model": e.label, "norm": e.norm,
+                          "landscape seconds": sum(h.get("landscape_seconds", 0) for h in e.history),
+                          "training seconds": sum(h.get("train_seconds", 0) for h in e.history)} for e in recorded])
+    st.caption("Cost of the measurement (included in the training time): " + "; ".join(
+        f"{r['model']}: {r['landscape seconds']:.1f} s of {r['training seconds']:.1f} s" for _, r in cost.iterrows()))
+
+st.header("Loss surface around an image")
+st.markdown("""The cross-entropy on a plane of input space through one test image: spanned by the normalized input
+gradient and a random direction orthogonal to it (or two random directions), each of unit norm in the threat model.
+A locally linear loss (high **LIGS**) looks like a tilted plane; a non-linear one like a crumpled sheet. The paper
+finds lower LIGS with BN (Sec. 4).""")
+models = widgets.model_picker("ls_models", dataset, limit=2, most=2)
+c1, c2, c3, c4, c5 = st.columns(5)
+image = int(c1.number_input("Test image (index)", 0, 1_000_000, 0, key="ls_image"))
+plane = c2.selectbox("Plane", PLANES, key="ls_plane")
+threat = c3.selectbox("Norm of the directions", THREATS, key="ls_threat")
+radius = c4.number_input(f"Radius ({threat})", 1e-4, 64.0, DEFAULT_RADIUS[threat], format="%.4f",
+                         key=f"ls_radius_{threat}", help="l2 1.0 / linf 8/255 by default; points are not clipped")
+resolution = c5.slider("Points per axis", 5, 41, 21, step=2, key="ls_resolution")
+config = LossSurfaceConfig(image, plane, threat, float(radius), resolution, data=EvalData(dataset, per_class=1))
+
+
+def grid_frame(results: dict[str, dict]) -> pd.DataFrame:
+    """The grids as rows: model, the two coordinates, loss and predicted class."""
+    rows = [{"model": m, r["axes"][0]: a, r["axes"][1]: b, "loss": r["loss"][i][j], "predicted": r["pred"][i][j]}
+            for m, r in results.items() for i, b in enumerate(r["coords"]) for j, a in enumerate(r["coords"])]
+    return pd.DataFrame(rows)
+
+
+def surface_figure(model: str, r: dict, zrange: tuple[float, float]) -> go.Figure:
+    fig = go.Figure(go.Surface(z=r["loss"], x=r["coords"], y=r["coords"], cmin=zrange[0], cmax=zrange[1],
+                               colorscale="Viridis", colorbar=dict(title="loss")))
+    fig.update_layout(title=model, height=460, scene=dict(
+        xaxis_title=r["axes"][0], yaxis_title=r["axes"][1], zaxis_title="loss", zaxis=dict(range=list(zrange)),
+        aspectmode="cube", camera=dict(eye=dict(x=1.6, y=-1.6, z=1.1))))
+    return fig
+
+
+def plane_figure(model: str, r: dict, zrange: tuple[float, float], names: list[str]) -> go.Figure:
+    """Loss contours and predicted-class regions on the plane, the image at the centre (x)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "predicted class"], horizontal_spacing=0.12)
+    fig.add_trace(go.Contour(z=r["loss"], x=r["coords"], y=r["coords"], zmin=zrange[0], zmax=zrange[1],
+                             colorscale="Viridis", showscale=False), row=1, col=1)
+    k = len(names)
+    palette = [qualitative.Dark24[c % 24] for c in range(k)]
+    scale = [[edge / k, palette[c]] for c in range(k) for edge in (c, c + 1)]
+    fig.add_trace(go.Heatmap(z=r["pred"], x=r["coords"], y=r["coords"], zmin=-0.5, zmax=k - 0.5, colorscale=scale,
+                             showscale=False, customdata=[[names[p] for p in row] for row in r["pred"]],
+                             hovertemplate="%{customdata}<extra></extra>"), row=1, col=2)
+    for c in sorted({p for row in r["pred"] for p in row}):  # a legend entry per class on the plane
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=names[c],
+                                 marker=dict(symbol="square", size=10, color=palette[c])), row=1, col=2)
+    for col in (1, 2):
+        fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=dict(symbol="x", size=10, color="white"),
+                                 showlegend=False, hoverinfo="skip"), row=1, col=col)
+    fig.update_xaxes(title_text=r["axes"][0])
+    fig.update_yaxes(title_text=r["axes"][1], col=1)
+    fig.update_layout(height=330, margin=dict(t=40, b=10))
+    return fig
+
+
+def show_surfaces(results: dict[str, dict]) -> None:
+    first = next(iter(results.values()))
+    known = class_names(first["dataset"])
+    names = [known[c] if c < len(known) else str(c) for c in range(max(e.num_classes for e in models))]
+    losses = [v for r in results.values() for row in r["loss"] for v in row]
+    zrange = (min(losses), max(losses))  # one colour scale for every model
+    left, right = st.columns([1, 4])
+    left.image(render.zoomed(decode_images(first["image"])[0]), width=128,
+               caption=f"image {first['image_index']}: {names[first['label']]}")
+    right.markdown(f"Plane **{plane}**, radius {radius:g} in {threat}, {resolution}×{resolution} points; one colour "
+                   f"scale for all models (loss {zrange[0] + 0:.3g} to {zrange[1]:.3g}). Drag a surface to rotate it.")
+    for i, (col, (model, r)) in enumerate(zip(st.columns(len(results)), results.items())):
+        with col:
+            a, b, c = st.columns(3)
+            a.metric("LIGS (this image)", f"{r['ligs']:.3f}")
+            b.metric("loss at the image", f"{r['centre_loss']:.3g}")
+            c.metric("predicted", names[r["centre_pred"]])
+            frame = grid_frame({model: r})
+            render.chart(surface_figure(model, r, zrange), frame, f"loss-surface-{model}-{image}", f"ls_surface_{i}")
+            st.plotly_chart(plane_figure(model, r, zrange, names), key=f"ls_plane_{i}_chart")
+
+
+if models:
+    with render.user_errors("Cannot compute the loss surface"):
+        surfaces = compute.gather({e.label: Evaluation.of(e, loss_surface, config) for e in models}, "ls_run",
+                                  "loss surfaces")
+        if surfaces:
+            show_surfaces(surfaces)
+            render.dataset_caption({r["dataset"] for r in surfaces.values()})
+
+st.subheader("Loss along the gradient direction")
+st.markdown("The middle row of each model's grid: the loss from the image along the plane's first direction (its own "
+            "input gradient's, on the gradient-random plane), for several models on one plot.")
+profiled = widgets.model_picker("ls_profile_models", dataset, limit=6, preferred=tuple(e.label for e in models))
+if profiled:
+    with render.user_errors("Cannot compute the loss profiles"):
+        profiles = compute.gather({e.label: Evaluation.of(e, loss_surface, config) for e in profiled},
+                                  "ls_profile_run", "loss surfaces")
+        if profiles:
+            rows = [{"model": m, "norm": e.norm, "step": t, "loss": v} for e in profiled
+                    if (m := e.label) in profiles for t, v in zip(*gradient_profile(profiles[m]))]
+            curve = pd.DataFrame(rows)
+            axis = next(iter(profiles.values()))["axes"][0]
+            fig = px.line(curve, x="step", y="loss", color="model", markers=True,
+                          title=f"Loss along the {axis} direction ({threat}, image {image})")
+            fig.update_xaxes(title_text=f"step along the {axis} direction ({threat})")
+            render.chart(fig, curve, f"loss-profile-{image}", "ls_profile")
