@@ -28,7 +28,8 @@ from core.models import list_models, model_entry
 from core.progress import ConsoleProgress
 
 # A schema's version grows when a field is renamed or removed (list/2: attacks' "norm" became "threat").
-SCHEMA_VERSIONS = {"info": 1, "eval": 1, "ligs": 1, "transfer": 1, "train": 1, "list": 2, "jobs": 1, "error": 1}
+SCHEMA_VERSIONS = {"info": 1, "eval": 1, "ligs": 1, "transfer": 1, "landscape": 1, "train": 1, "list": 2, "jobs": 1,
+                   "error": 1}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -65,7 +66,16 @@ def parser() -> argparse.ArgumentParser:
     tf.add_argument("--steps", type=int, help="iterations (default 10)")
     tf.add_argument("--seed", type=int, default=0, help="seeds DI-FGSM's random resizing")
 
-    for command in (ev, lg, tf):
+    ls_ = sub.add_parser("landscape", help="the loss on a plane of input space around one test image")
+    ls_.add_argument("checkpoint")
+    ls_.add_argument("--image", type=int, default=0, help="index into the test split (default 0)")
+    ls_.add_argument("--plane", default="gradient-random", choices=["gradient-random", "random-random"])
+    ls_.add_argument("--threat", default="l2", choices=["l2", "linf"], help="unit length of the plane's directions")
+    ls_.add_argument("--radius", type=float, help="half-width of the grid (default l2 1.0, linf 8/255)")
+    ls_.add_argument("--resolution", type=int, default=21, help="points per axis, odd (default 21)")
+    ls_.add_argument("--seed", type=int, default=0, help="seeds the random direction")
+
+    for command in (ev, lg, tf, ls_):
         command.add_argument("--dataset", default="auto", help="default: the checkpoint's own dataset")
         command.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
                              help=f"balanced test subset size per class (default {DEFAULT_PER_CLASS})")
@@ -79,6 +89,7 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--epochs", type=int)
     tr.add_argument("--dataset")
     tr.add_argument("--seed", type=int)
+    tr.add_argument("--landscape-every", type=int, help="record the optimization landscape every k steps (App. I)")
     tr.add_argument("--out", required=True, help="checkpoint path without suffix")
 
     ls = sub.add_parser("list", help="list registries: models, attacks, experiments, datasets, presets")
@@ -155,6 +166,18 @@ def cmd_transfer(args) -> dict:
             "row_average": [m.row_average(i) for i in range(len(sources))]}
 
 
+def cmd_landscape(args) -> dict:
+    from core.landscape import LossSurfaceConfig, loss_surface
+
+    config = LossSurfaceConfig(args.image, args.plane, args.threat, args.radius, args.resolution, args.seed,
+                               data=EvalData(args.dataset, "test", 1))
+    ckpt = load_checkpoint(args.checkpoint)
+    r = loss_surface(ckpt, config, run_context(args))
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "surface": config_dict(config),
+            **{k: r[k] for k in ("image_index", "label", "axes", "coords", "loss", "pred", "centre_loss",
+                                 "centre_pred", "gradient_norm", "ligs")}}
+
+
 def find_checkpoint(name: str):
     """A checkpoint file, else the catalog's checkpoint of that name (the zoo's ``cifar10jpeg-vgg11-bn``)."""
     from core.catalog import list_checkpoints
@@ -171,7 +194,7 @@ def cmd_train(args) -> dict:
     from core import jobs
     from core.train import preset
 
-    overrides = {k: getattr(args, k) for k in ("arch", "norm", "width", "epochs", "dataset", "seed")
+    overrides = {k: getattr(args, k) for k in ("arch", "norm", "width", "epochs", "dataset", "seed", "landscape_every")
                  if getattr(args, k) is not None}
     config = preset(args.preset, **overrides)
     job = jobs.create("train", {"config": config.to_dict(), "out": args.out}, title=args.out)
@@ -224,8 +247,8 @@ def _ckpt_summary(ckpt) -> dict:
             "dataset": ckpt.dataset}
 
 
-COMMANDS = {"info": cmd_info, "eval": cmd_eval, "ligs": cmd_ligs, "transfer": cmd_transfer, "train": cmd_train,
-            "list": cmd_list,
+COMMANDS = {"info": cmd_info, "eval": cmd_eval, "ligs": cmd_ligs, "transfer": cmd_transfer,
+            "landscape": cmd_landscape, "train": cmd_train, "list": cmd_list,
             "jobs": cmd_jobs}
 
 
@@ -268,6 +291,12 @@ def render_text(command: str, payload) -> str:
         return "\n".join([head, *rows])
     if command == "transfer":
         return render_transfer(payload)
+    if command == "landscape":
+        loss = payload["loss"]
+        return (f"{payload['checkpoint']['name']} on {payload['dataset']}, image {payload['image_index']} "
+                f"(label {payload['label']}): loss {payload['centre_loss']:.4f} at the image, "
+                f"{min(map(min, loss)):.4f}..{max(map(max, loss)):.4f} on the {payload['surface']['plane']} plane "
+                f"(radius {payload['surface']['radius']:.4g}, {payload['surface']['threat']}); LIGS {payload['ligs']:.4f}")
     if command == "ligs":
         return (f"{payload['checkpoint']['name']} on {payload['dataset']}: LIGS={payload['ligs']:.4f} "
                 f"({payload['perturbation']['kind']}, size {payload['perturbation']['size']}, n={payload['n']})")

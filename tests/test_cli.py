@@ -114,3 +114,14 @@ def test_transfer_json_is_a_sources_by_targets_matrix(checkpoint, tmp_path):
     assert out["row_average"] == [cell["success_rate"]]
     missing = cli("transfer", "--sources", "no-such-model", "--targets", str(checkpoint), "--json", env_cache=tmp_path)
     assert missing.returncode == 2 and "no checkpoint of that name" in json.loads(missing.stdout)["error"]
+
+
+def test_landscape_json_is_the_surface_around_one_image(checkpoint, tmp_path):
+    r = cli("landscape", str(checkpoint), "--image", "3", "--resolution", "5", "--threat", "linf", "--json",
+            env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["schema"] == "normscope.landscape/1" and out["image_index"] == 3
+    assert out["surface"]["radius"] == pytest.approx(8 / 255) and len(out["loss"]) == 5 and len(out["loss"][0]) == 5
+    assert out["loss"][2][2] == pytest.approx(out["centre_loss"], rel=1e-5) and -1 <= out["ligs"] <= 1
+    bad = cli("landscape", str(checkpoint), "--resolution", "4", "--json", env_cache=tmp_path)
+    assert bad.returncode == 2 and "odd" in json.loads(bad.stdout)["error"]
