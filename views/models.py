@@ -83,7 +83,8 @@ def train_form() -> TrainConfig | None:
     base = preset(name)
     archs = [m for m in list_models() if not m.startswith("tv_")]  # torchvision models are ImageNet-sized
     arch = c2.selectbox("Architecture", archs, index=archs.index("vgg11"), key="train_arch")
-    norm = c3.selectbox("Normalization", model_entry(arch).norms, index=1, key="train_norm")
+    entry = model_entry(arch)
+    norm = c3.selectbox("Normalization", entry.norms, index=entry.norms.index(entry.default_norm), key="train_norm")
     options = available_datasets()
     default = base.dataset if base.dataset in options else state.dataset()
     dataset = c1.selectbox("Dataset", options, index=options.index(default), key=f"train_dataset_{name}")
