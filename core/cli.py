@@ -1,7 +1,8 @@
 """The command line: ``python -m core {info,eval,ligs,train,list,jobs} ... [--json]``.
 
 ``--json`` output is a stable contract (schemas ``normscope.<command>/<version>``, see
-:data:`SCHEMA_VERSIONS`, documented in the README): tools may script against it. Errors print one line (``{"error": ...}`` with ``--json``)
+:data:`SCHEMA_VERSIONS`, documented in the README): tools may script against it. Errors print one line
+(``{"error": ...}`` with ``--json``)
 and exit with status 2; no traceback.
 """
 from __future__ import annotations
@@ -61,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
     tf = sub.add_parser("transfer", help="transfer matrix: examples crafted on each source, success on each target")
     tf.add_argument("--sources", nargs="+", required=True, metavar="CKPT", help="checkpoint files or zoo names")
     tf.add_argument("--targets", nargs="+", required=True, metavar="CKPT", help="checkpoint files or zoo names")
-    tf.add_argument("--attack", default="ifgsm", choices=list_attacks(), help="default ifgsm (also mifgsm, difgsm, tifgsm)")
+    tf.add_argument("--attack", default="ifgsm", choices=list_attacks(),
+                    help="default ifgsm (also mifgsm, difgsm, tifgsm)")
     tf.add_argument("--eps", type=float, help="linf budget (default 8/255)")
     tf.add_argument("--steps", type=int, help="iterations (default 10)")
     tf.add_argument("--seed", type=int, default=0, help="seeds DI-FGSM's random resizing")
@@ -296,7 +298,8 @@ def render_text(command: str, payload) -> str:
         return (f"{payload['checkpoint']['name']} on {payload['dataset']}, image {payload['image_index']} "
                 f"(label {payload['label']}): loss {payload['centre_loss']:.4f} at the image, "
                 f"{min(map(min, loss)):.4f}..{max(map(max, loss)):.4f} on the {payload['surface']['plane']} plane "
-                f"(radius {payload['surface']['radius']:.4g}, {payload['surface']['threat']}); LIGS {payload['ligs']:.4f}")
+                f"(radius {payload['surface']['radius']:.4g}, {payload['surface']['threat']}); "
+                f"LIGS {payload['ligs']:.4f}")
     if command == "ligs":
         return (f"{payload['checkpoint']['name']} on {payload['dataset']}: LIGS={payload['ligs']:.4f} "
                 f"({payload['perturbation']['kind']}, size {payload['perturbation']['size']}, n={payload['n']})")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 
-import pytest
 
 import core.cache as cache_module
 from core.attacks import paper_spec

@@ -28,7 +28,8 @@ def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", 
         st.info(f"No checkpoints trained on **{dataset}** yet: pick another data source in the sidebar, "
                 "upload one or train one on the Models page.")
         return []
-    default = [p for p in preferred if p in options] or default_models(list(options.values()), min(limit, most or limit))
+    default = [p for p in preferred if p in options]
+    default = default or default_models(list(options.values()), min(limit, most or limit))
     picked = st.multiselect(label + (f" (up to {most})" if most else ""), list(options), max_selections=most,
                             default=default, key=key)
     return [options[p] for p in picked]

@@ -61,8 +61,10 @@ ATTACKS: dict[str, AttackEntry] = {
     "fgsm": AttackEntry("FGSM", FGSM, dict(eps=4 / 255), "one linf gradient-sign step (Table A6)"),
     "pgd_l2": AttackEntry("PGD-l2", PGD, dict(threat="l2", eps=0.25), "l2 PGD, cross-entropy (Table 1)"),
     "pgd_linf": AttackEntry("PGD-linf", PGD, dict(threat="linf", eps=1 / 255), "linf PGD, cross-entropy (Table 1)"),
-    "cw_l2": AttackEntry("CW-l2", PGD, dict(threat="l2", eps=0.25, loss="cw"), "l2 PGD on the CW margin loss (Table 1)"),
-    "cw_linf": AttackEntry("CW-linf", PGD, dict(threat="linf", eps=1 / 255, loss="cw"), "linf PGD on the CW margin loss"),
+    "cw_l2": AttackEntry("CW-l2", PGD, dict(threat="l2", eps=0.25, loss="cw"),
+                         "l2 PGD on the CW margin loss (Table 1)"),
+    "cw_linf": AttackEntry("CW-linf", PGD, dict(threat="linf", eps=1 / 255, loss="cw"),
+                           "linf PGD on the CW margin loss"),
     # Transfer attacks (Sec. 7, App. H): linf 8/255, the usual budget of the I-FGSM family on CIFAR-10.
     "ifgsm": AttackEntry("I-FGSM", IFGSM, dict(eps=8 / 255), "iterative FGSM (transfer, Sec. 7)"),
     "mifgsm": AttackEntry("MI-FGSM", IFGSM, dict(eps=8 / 255, decay=1.0), "momentum I-FGSM"),
