@@ -153,11 +153,16 @@ class TransferMatrix:
         return sum(cell is MISSING for cell in self.cells.values())
 
 
+def label(subject: Subject) -> str:
+    """A subject's name in a matrix: a catalog entry's unique label (two uploads may share a name), else its name."""
+    return getattr(subject, "label", subject.name)
+
+
 def transfer_matrix(sources: list[Subject], targets: list[Subject], attack: AttackSpec = paper_spec("ifgsm"),
                     data: EvalData = EvalData(), run: RunContext = RunContext()) -> TransferMatrix:
     """Examples crafted once per source, then evaluated on every target (each cached on its own)."""
     data = common_dataset([*sources, *targets], data)
-    matrix = TransferMatrix([s.name for s in sources], [t.name for t in targets], attack, data)
+    matrix = TransferMatrix([label(s) for s in sources], [label(t) for t in targets], attack, data)
     for i, source in enumerate(sources):
         row = run.part(i, len(sources))
         transfer_examples(source, TransferConfig(attack, data), row.part(0, 2))  # cached_only: a cell needs them
@@ -199,7 +204,7 @@ def transferred_gallery(source: Subject, matrix: TransferMatrix, shown: int, run
     examples = transfer_examples(source, TransferConfig(matrix.attack, matrix.data), run)
     if examples is MISSING:
         return None
-    i = matrix.sources.index(source.name)
+    i = matrix.sources.index(label(source))
     x, y = eval_tensors(matrix.data, getattr(source, "num_classes", max(examples["labels"]) + 1))
     return {"clean": uint8_images(x[:shown]), "adversarial": decode_images(examples["adversarial"])[:shown],
             "labels": y[:shown].tolist(), "source_pred": examples["source_pred"][:shown],
