@@ -73,22 +73,29 @@ class AttackResult:
                 "target_success": self.target_success}
 
 
+def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
+                         batch_size: int = 250, progress: Progress | None = None) -> torch.Tensor:
+    """The adversarial images of ``x`` under ``spec`` (CPU), ``batch_size`` at a time; targeted specs aim at
+    :func:`target_labels`. Images and labels may be on any device."""
+    progress, attack = progress or null_progress, build_attack(model, spec)
+    targets = target_labels(y, spec.target, num_classes, spec.seed)
+    out = []
+    for i, s in enumerate(parts := batches(len(x), batch_size)):
+        out.append(attack(x[s], y[s], None if targets is None else targets[s]).cpu())
+        progress((i + 1) / len(parts), f"{spec.label}: {s.stop}/{len(x)}")
+    return torch.cat(out)
+
+
 def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
                batch_size: int = 250, progress: Progress | None = None) -> AttackResult:
     """Attack every sample; report clean and robust accuracy (and target success when targeted).
     Images and labels may be on any device; the per-sample results are CPU tensors."""
-    progress, attack, y = progress or null_progress, build_attack(model, spec), y.cpu()  # predictions are on CPU
+    y = y.cpu()  # predictions are on the CPU
+    adversarial = adversarial_examples(model, x, y, spec, num_classes, batch_size, progress)
     targets = target_labels(y, spec.target, num_classes, spec.seed)
-    clean, robust, hit = [], [], []
-    for i, s in enumerate(parts := batches(len(x), batch_size)):
-        adv = attack(x[s], y[s], None if targets is None else targets[s])
-        pred_adv = predict(model, adv)
-        clean.append(predict(model, x[s]) == y[s])
-        robust.append(pred_adv == y[s])
-        hit.append(pred_adv == targets[s] if targets is not None else robust[-1])
-        progress((i + 1) / len(parts), f"{spec.label}: {s.stop}/{len(x)}")
-    clean_c, robust_c = torch.cat(clean), torch.cat(robust)
-    success = torch.cat(hit).float().mean().item() if targets is not None else None
+    clean_c, adv_pred = predict(model, x, batch_size) == y, predict(model, adversarial, batch_size)
+    robust_c = adv_pred == y
+    success = (adv_pred == targets).float().mean().item() if targets is not None else None
     return AttackResult(spec, clean_c.float().mean().item(), robust_c.float().mean().item(), success,
                         len(y), clean_c, robust_c)
 

@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from core.attacks import AttackSpec, build_attack, paper_spec
+from core.attacks import AttackSpec, paper_spec
 from core.cache import MISSING, Missing, make_key
 from core.checkpoints import Checkpoint
 from core.experiments import EvalData, Evaluation, RunContext, Subject, data_for, eval_tensors, experiment
 from core.gallery import decode_images, encode_images, uint8_images
-from core.metrics import batches, predict, target_labels
-from core.progress import Progress, null_progress
+from core.metrics import adversarial_examples, predict
 
 TRANSFER_ATTACKS = ("ifgsm", "mifgsm", "difgsm", "tifgsm")
 
@@ -51,18 +50,6 @@ class TransferCellConfig:
         return TransferConfig(self.attack, self.data)
 
 
-def craft(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int,
-          batch_size: int = 250, progress: Progress | None = None) -> torch.Tensor:
-    """Adversarial versions of ``x`` (CPU) under ``spec``, batch by batch."""
-    progress, attack = progress or null_progress, build_attack(model, spec)
-    targets = target_labels(y, spec.target, num_classes, spec.seed)
-    out = []
-    for i, s in enumerate(parts := batches(len(x), batch_size)):
-        out.append(attack(x[s], y[s], None if targets is None else targets[s]).cpu())
-        progress((i + 1) / len(parts), f"{spec.label}: {s.stop}/{len(x)}")
-    return torch.cat(out)
-
-
 def to_uint8_grid(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round() / 255
 
@@ -71,7 +58,8 @@ def to_uint8_grid(x: torch.Tensor) -> torch.Tensor:
 def transfer_examples(checkpoint: Checkpoint, config: TransferConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     model = checkpoint.model.to(run.torch_device)
-    adversarial = to_uint8_grid(craft(model, x, y, config.attack, checkpoint.spec.num_classes, progress=run.progress))
+    crafted = adversarial_examples(model, x, y, config.attack, checkpoint.spec.num_classes, progress=run.progress)
+    adversarial = to_uint8_grid(crafted)
     return {"adversarial": encode_images(adversarial), "labels": y.tolist(),
             "source_pred": predict(model, adversarial).tolist(),
             "linf": (adversarial - x).abs().flatten(1).amax(1).max().item()}
