@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from core.models._registry import register_model
+from core.models.backbone import Backbone
 from core.models.norms import make_norm, scaled
 from core.models.vgg import kaiming_init
 
@@ -19,7 +20,7 @@ POOL_AFTER = (0, 1, 4)
 HIDDEN = 1024
 
 
-class AlexNet(nn.Module):
+class AlexNet(Backbone):
     def __init__(self, norm: str = "none", num_classes: int = 10, width: float = 1.0,
                  dropout: float = 0.5) -> None:
         super().__init__()
@@ -46,9 +47,6 @@ class AlexNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
 
 
 @register_model(("none", "bn"), default_norm="none")

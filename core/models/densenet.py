@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from core.models._registry import NORMS, register_model
+from core.models.backbone import Backbone, pooled
 from core.models.norms import make_norm
 from core.models.vgg import kaiming_init
 
@@ -39,7 +40,7 @@ def transition(cin: int, cout: int, norm: str) -> nn.Sequential:
     return nn.Sequential(*pre_act_conv(cin, cout, 1, norm), nn.AvgPool2d(2))
 
 
-class DenseNet(nn.Module):
+class DenseNet(Backbone):
     def __init__(self, depth: int = 40, growth: int = 12, compression: float = 0.5, norm: str = "bn",
                  num_classes: int = 10, width: float = 1.0) -> None:
         super().__init__()
@@ -62,10 +63,7 @@ class DenseNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.norm(self.blocks(self.stem(x))))
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        return pooled(out)
 
 
 @register_model(NORMS)

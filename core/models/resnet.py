@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from core.models._registry import RESNET_NORMS, register_model
+from core.models.backbone import Backbone, pooled
 from core.models.norms import make_norm, scaled
 
 
@@ -70,7 +71,7 @@ class Block(nn.Module):
         return self.relu(out + self.shortcut(x) if self.shortcut is not None else out)
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     def __init__(self, blocks: list[int], planes: list[int], strides: list[int], bottleneck: bool = False,
                  norm: str = "bn", num_classes: int = 10, width: float = 1.0, shortcut: bool = True) -> None:
         super().__init__()
@@ -97,10 +98,7 @@ class ResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         out = self.stages(self.stem(x))
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        return pooled(out)
 
 
 def fixup_init(model: ResNet, num_branches: int, branch_depth: int) -> None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from core.models._registry import NORMS, register_model
+from core.models.backbone import Backbone, pooled
 from core.models.norms import make_norm, scaled
 from core.models.vgg import kaiming_init
 
@@ -34,7 +35,7 @@ class ResNeXtBlock(nn.Module):
         return torch.relu(self.conv_expand(out) + self.shortcut(x))
 
 
-class ResNeXt(nn.Module):
+class ResNeXt(Backbone):
     def __init__(self, cardinality: int = 8, base_width: int = 8, blocks: int = 3, norm: str = "bn",
                  num_classes: int = 10, width: float = 1.0) -> None:
         super().__init__()
@@ -55,10 +56,7 @@ class ResNeXt(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         out = self.stages(self.stem(x))
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        return pooled(out)
 
 
 @register_model(NORMS)

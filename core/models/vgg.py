@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from core.models._registry import NORMS, register_model
+from core.models.backbone import Backbone
 from core.models.norms import make_norm, scaled
 
 CONFIGS = {
@@ -19,7 +20,7 @@ CONFIGS = {
 }
 
 
-class VGG(nn.Module):
+class VGG(Backbone):
     def __init__(self, config: list, norm: str = "bn", num_classes: int = 10, width: float = 1.0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
@@ -37,9 +38,6 @@ class VGG(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.features(x), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
 
 
 def kaiming_init(model: nn.Module) -> None:

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from core.models._registry import NORMS, register_model
+from core.models.backbone import Backbone, pooled
 from core.models.norms import make_norm, scaled
 from core.models.vgg import kaiming_init
 
@@ -27,7 +28,7 @@ class PreActBlock(nn.Module):
         return out + (x if self.shortcut is None else self.shortcut(act))
 
 
-class WideResNet(nn.Module):
+class WideResNet(Backbone):
     def __init__(self, depth: int = 16, widen: int = 4, norm: str = "bn", num_classes: int = 10,
                  width: float = 1.0) -> None:
         super().__init__()
@@ -49,10 +50,7 @@ class WideResNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.norm(self.stages(self.stem(x))))
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        return pooled(out)
 
 
 @register_model(NORMS)
