@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.data import available_datasets
 from core.device import describe_device
-from ui import navigation, state
+from ui import datasource, navigation, state
 
 # Larger type in the main area only: the sidebar keeps its size so page names are not cut off.
 DEMO_CSS = """<style>
@@ -27,11 +27,15 @@ h1 { font-size: 3.2rem !important; } h2 { font-size: 2.4rem !important; } h3 { f
 
 def sidebar() -> None:
     options = available_datasets()
+    datasource.switch_if_asked()
     if st.session_state.get(state.DATASET_KEY) not in options:  # first run, or a data source that went away
         wanted = st.query_params.get("dataset")  # ?dataset=builtin: a link (or a talk's bookmark) picks the data
         st.session_state[state.DATASET_KEY] = wanted if wanted in options else state.default_dataset(options)
     st.sidebar.selectbox("Data source", options, key=state.DATASET_KEY,
-                         help="Models trained on this dataset are listed and evaluated on its test split.")
+                         help="The test images new computations and the galleries use. Every model is listed "
+                              "whatever is picked, with its precomputed results; a model trained on other images "
+                              "is evaluated on its own dataset.")
+    datasource.get_cifar10_action()
     st.sidebar.toggle("Demo mode", key=state.DEMO_KEY, help="Larger fonts; precomputed results only.")
     st.sidebar.caption(f"Device: {describe_device()}")
     cache = state.cache()

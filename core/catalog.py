@@ -8,18 +8,20 @@ Listing reads only the small JSON sidecars; weights load when a page needs them.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.cache import default_cache_dir
-from core.checkpoints import load_checkpoint_bytes, read_sidecar, save_checkpoint
+from core.checkpoints import InputNormalization, load_checkpoint_bytes, read_sidecar, save_checkpoint, sha256_bytes
 from core.models import ModelSpec
 
 SOURCES = ("zoo", "upload", "trained", "snapshot")
 SHIPPED_ZOO = Path(__file__).resolve().parents[1] / "checkpoints"
 RESULTS_SEED = "results.json"  # the zoo's precomputed results, beside its checkpoints (see ResultCache.seed)
+ZOO_INDEX = "zoo.json"  # the zoo's index (scripts/build_zoo.py): each model's file and comparison group
 _SAVED_KEYS = ("format", "name", "model", "code_version", "storage_dtype", "saved_at", "sha256")
 
 
@@ -39,6 +41,7 @@ class CatalogEntry:
     final_metrics: dict = field(default_factory=dict, compare=False, hash=False)
     history: tuple = field(default=(), compare=False, hash=False)
     preset: str = ""
+    group: str = ""  # a zoo model's comparison group (core.zoo.ZooEntry.group, from the zoo's index); else ""
 
     @property
     def adversarial(self) -> bool:
@@ -87,11 +90,24 @@ def zoo_results() -> Path:
     return zoo_dir() / RESULTS_SEED
 
 
+def zoo_groups(folder: Path) -> dict[str, str]:
+    """File name -> comparison group, from the zoo's index in ``folder``; {} without a readable index (a zoo
+    without one, e.g. a test's, lists its models all the same, in no group)."""
+    try:
+        models = json.loads((folder / ZOO_INDEX).read_text())["models"]
+        return {m["file"]: m["group"] for m in models}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
 def list_checkpoints(root: Path | None = None, zoo: Path | None = None, dataset: str | None = None) -> list[CatalogEntry]:
     """Zoo, uploaded and trained checkpoints (in that order), optionally only those of ``dataset``."""
-    folders = [(zoo or zoo_dir(), "zoo"), (uploads_dir(root), "upload"), (trained_dir(root), "trained")]
+    zoo = zoo or zoo_dir()
+    folders = [(zoo, "zoo"), (uploads_dir(root), "upload"), (trained_dir(root), "trained")]
     entries = [entry_from_file(p, source) for folder, source in folders for p in sorted(folder.glob("*.safetensors"))]
-    return [e for e in entries if e is not None and (dataset is None or e.dataset == dataset)]
+    groups = zoo_groups(zoo)
+    return [replace(e, group=groups.get(Path(e.path).name, "")) if e.source == "zoo" else e
+            for e in entries if e is not None and (dataset is None or e.dataset == dataset)]
 
 
 def safe_stem(filename: str) -> str:
@@ -100,16 +116,19 @@ def safe_stem(filename: str) -> str:
 
 
 def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, dataset: str | None = None,
-                 root: Path | None = None, fallback_dataset: str = "unknown") -> CatalogEntry:
+                 root: Path | None = None, fallback_dataset: str = "unknown",
+                 normalization: InputNormalization | None = None) -> CatalogEntry:
     """Validate an uploaded checkpoint and store it under the uploads folder; returns its entry.
 
-    Raises :class:`core.checkpoints.CheckpointError` (a ``ValueError``) for every unusable file.
+    Raises :class:`core.checkpoints.CheckpointError` (a ``ValueError``) for every unusable file, and its
+    ``NormalizationUnknown`` where the file records no input normalization and ``normalization`` is None.
     ``dataset`` records what the model was trained on; when None, the file's embedded metadata
-    says, else ``fallback_dataset``. An identical file uploaded again keeps its first record.
+    says, else ``fallback_dataset``. An identical file uploaded again keeps its first record (and is not
+    asked about again).
     """
-    checkpoint = load_checkpoint_bytes(data, filename, spec)
-    out = uploads_dir(root) / f"{checkpoint.sha256[:16]}-{safe_stem(filename)}"
+    out = uploads_dir(root) / f"{sha256_bytes(data)[:16]}-{safe_stem(filename)}"
     if not out.with_suffix(".safetensors").is_file():
+        checkpoint = load_checkpoint_bytes(data, filename, spec, normalization=normalization)
         meta = {k: v for k, v in checkpoint.meta.items() if k not in _SAVED_KEYS}
         meta |= {"dataset": dataset or checkpoint.meta.get("dataset", fallback_dataset), "source": "upload",
                  "original_filename": filename, "upload_sha256": checkpoint.sha256}

@@ -3,7 +3,11 @@
 A checkpoint ``NAME`` is ``NAME.safetensors`` (the metadata JSON is also embedded in its header, so
 one uploaded file is complete) plus ``NAME.json`` beside it. ``.pt``/``.pth`` state dicts load with
 ``torch.load(weights_only=True)`` only. Without metadata the architecture is inferred from the
-state dict's keys and shapes; what cannot be inferred is named in the error.
+state dict's keys and shapes, in NormScope's, torchvision's or a published repository's layout
+(:mod:`core.models.layouts`); what cannot be inferred is named in the error. The input normalization
+(mean/std) is read from the metadata or from mean/std buffers in the state dict (RobustBench's ``mu`` /
+``sigma``, MadryLab's ``normalizer.new_mean`` / ``new_std``); where the file records neither, it is never
+guessed: :class:`NormalizationUnknown` asks for it, since a wrong one silently changes every number.
 """
 from __future__ import annotations
 
@@ -11,12 +15,13 @@ import datetime as dt
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import pickletools
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -25,8 +30,10 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from core._version import CODE_VERSION
-from core.models import ModelSpec, NormScopeModel, build_from_spec
-from core.models.infer import infer_model_spec
+from core.models import (CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, ModelSpec, NormScopeModel,
+                         build_from_spec)
+from core.models.infer import registry_spec
+from core.models.layouts import NATIVE, Layout, read_layout
 
 FORMAT = "normscope-checkpoint/1"
 MAX_CHECKPOINT_BYTES = 512 * 2 ** 20
@@ -35,6 +42,58 @@ SUFFIXES = (".safetensors", ".pt", ".pth")
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class InputNormalization:
+    """The per-channel ``(x - mean) / std`` on [0, 1] pixels that a model was trained behind (R, G, B).
+
+    It becomes the model's first layer, so attacks work in pixel space; a wrong one shifts every accuracy and
+    robustness number without any error, which is why a file that does not record it is asked about.
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        mean, std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+        if len(mean) != 3 or len(std) != 3:
+            raise ValueError(f"mean and std need 3 values each (R, G, B), got {len(mean)} and {len(std)}")
+        if not all(math.isfinite(v) for v in mean + std) or min(std) <= 0:
+            raise ValueError(f"mean must be finite and std positive, got mean {mean}, std {std}")
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    def matches(self, other: InputNormalization, tol: float = 1e-3) -> bool:
+        """Equal up to rounding (files store 0.2471 or 0.24703225 for the same CIFAR-10 std)."""
+        return all(abs(a - b) <= tol for a, b in zip(self.mean + self.std, other.mean + other.std))
+
+    def __str__(self) -> str:
+        return f"mean ({', '.join(f'{v:.4g}' for v in self.mean)}), std ({', '.join(f'{v:.4g}' for v in self.std)})"
+
+
+INPUT_NORMALIZATIONS = {  # the choices offered where a file does not record its normalization
+    "cifar10": InputNormalization(CIFAR10_MEAN, CIFAR10_STD),
+    "cifar10-kuangliu": InputNormalization(CIFAR10_MEAN, (0.2023, 0.1994, 0.2010)),  # kuangliu's and MadryLab's
+    "imagenet": InputNormalization(IMAGENET_MEAN, IMAGENET_STD),
+    "none": InputNormalization((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+# mean/std buffers that checkpoints carry inside the model: NormScope's own, RobustBench's, MadryLab robustness'
+NORMALIZATION_BUFFERS = (("normalize.mean", "normalize.std"), ("mu", "sigma"),
+                         ("normalizer.new_mean", "normalizer.new_std"))
+
+
+class NormalizationUnknown(CheckpointError):
+    """The file records no input normalization: the caller must say which (never assumed)."""
+
+    def __init__(self, filename: str, layout: Layout) -> None:
+        self.layout = layout
+        choices = "; ".join(f"{k}: {v}" for k, v in INPUT_NORMALIZATIONS.items())
+        hint = f" ({layout.hint})" if layout.hint else ""
+        super().__init__(f"{filename}: the file does not record the input normalization (mean/std) its model was "
+                         "trained behind, and a wrong one silently changes every number, so it is not guessed. Its "
+                         f"keys read as {layout.source}{hint}. Say which, e.g. {choices} "
+                         "(command line: --mean R G B --std R G B)")
 
 
 @dataclass
@@ -106,8 +165,10 @@ def save_checkpoint(model: NormScopeModel, path: str | os.PathLike, meta: dict |
     return meta
 
 
-def load_checkpoint(path: str | os.PathLike, spec: ModelSpec | None = None, name: str | None = None) -> Checkpoint:
-    """Load and validate a checkpoint file; ``spec`` overrides the stored or inferred architecture."""
+def load_checkpoint(path: str | os.PathLike, spec: ModelSpec | None = None, name: str | None = None,
+                    normalization: InputNormalization | None = None) -> Checkpoint:
+    """Load and validate a checkpoint file; ``spec`` overrides the stored or inferred architecture and
+    ``normalization`` serves where the file records none (see :func:`load_checkpoint_bytes`)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
@@ -115,7 +176,7 @@ def load_checkpoint(path: str | os.PathLike, spec: ModelSpec | None = None, name
         raise CheckpointError(f"{path}: {path.stat().st_size / 2**20:.0f} MiB exceeds the "
                               f"{MAX_CHECKPOINT_BYTES / 2**20:.0f} MiB limit")
     meta = read_sidecar(path)
-    return load_checkpoint_bytes(path.read_bytes(), path.name, spec, meta, name or path.stem, path)
+    return load_checkpoint_bytes(path.read_bytes(), path.name, spec, meta, name or path.stem, path, normalization)
 
 
 def read_sidecar(path: Path) -> dict:
@@ -132,8 +193,13 @@ def read_sidecar(path: Path) -> dict:
 
 
 def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = None, meta: dict | None = None,
-                          name: str | None = None, path: Path | None = None) -> Checkpoint:
-    """Load a checkpoint from bytes (an upload); ``filename``'s suffix picks the format."""
+                          name: str | None = None, path: Path | None = None,
+                          normalization: InputNormalization | None = None) -> Checkpoint:
+    """Load a checkpoint from bytes (an upload); ``filename``'s suffix picks the format.
+
+    The input normalization comes from the metadata or the state dict's mean/std buffers; ``normalization`` is
+    used where the file records none (it must agree where the file does), else :class:`NormalizationUnknown`.
+    """
     if len(data) > MAX_CHECKPOINT_BYTES:
         raise CheckpointError(f"{filename}: {len(data) / 2**20:.0f} MiB exceeds the "
                               f"{MAX_CHECKPOINT_BYTES / 2**20:.0f} MiB limit")
@@ -145,9 +211,51 @@ def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = N
     if meta.get("sha256") not in (None, digest):
         raise CheckpointError(f"{filename}: weights do not match the sha256 in their metadata "
                               "(the file was modified, or the .json belongs to another checkpoint)")
-    spec = spec or (ModelSpec.from_dict(meta["model"]) if "model" in meta else infer_spec(state))
-    model = model_from_state(state, spec, filename)
-    return Checkpoint(name or Path(filename).stem, model, {**meta, "sha256": digest}, digest, path)
+    recorded = ModelSpec.from_dict(meta["model"]) if "model" in meta else None
+    layout = NATIVE if recorded else read_layout(state)
+    state, buffers = split_normalization(layout.apply(state), filename)
+    spec = spec or recorded or infer_spec(state, layout)
+    model = model_from_state(state, spec, filename)  # a file that cannot load fails before any question is asked
+    found = InputNormalization(recorded.mean, recorded.std) if recorded else buffers
+    with_normalization(model, resolve_normalization(found, normalization, filename, layout))
+    provenance = {} if recorded else {"layout": layout.source,
+                                      "input_normalization": "from the file" if found else "given by the user"}
+    return Checkpoint(name or Path(filename).stem, model, {**meta, **provenance, "sha256": digest}, digest, path)
+
+
+def with_normalization(model: NormScopeModel, norm: InputNormalization) -> NormScopeModel:
+    """Set the model's input normalization layer and the spec that records it."""
+    model.spec = replace(model.spec, mean=norm.mean, std=norm.std)
+    model.normalize.mean.copy_(torch.tensor(norm.mean).view_as(model.normalize.mean))
+    model.normalize.std.copy_(torch.tensor(norm.std).view_as(model.normalize.std))
+    return model
+
+
+def split_normalization(state: dict[str, torch.Tensor],
+                        filename: str) -> tuple[dict[str, torch.Tensor], InputNormalization | None]:
+    """The state dict without its mean/std buffers, and the normalization they hold (None: none found)."""
+    for mean_key, std_key in NORMALIZATION_BUFFERS:
+        if mean_key in state and std_key in state:
+            mean, std = (state[k].flatten().tolist() for k in (mean_key, std_key))
+            try:
+                found = InputNormalization(tuple(mean * 3 if len(mean) == 1 else mean),
+                                           tuple(std * 3 if len(std) == 1 else std))
+            except ValueError as e:
+                raise CheckpointError(f"{filename}: its {mean_key}/{std_key} buffers are no input normalization: "
+                                      f"{e}") from e
+            return {k: v for k, v in state.items() if k not in (mean_key, std_key)}, found
+    return state, None
+
+
+def resolve_normalization(found: InputNormalization | None, given: InputNormalization | None, filename: str,
+                          layout: Layout) -> InputNormalization:
+    """What the file records, else what the caller gives; a given one that contradicts the file is an error."""
+    if found is not None and given is not None and not given.matches(found):
+        raise CheckpointError(f"{filename}: the file records the input normalization {found}, not the given "
+                              f"{given}; leave mean/std unset to use the file's")
+    if found is None and given is None:
+        raise NormalizationUnknown(filename, layout)
+    return found or given  # type: ignore[return-value]
 
 
 def parse_weights(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -184,12 +292,28 @@ def _parse_torch(data: bytes, filename: str) -> dict[str, torch.Tensor]:
             KeyError, IndexError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{filename}: unreadable as a weights-only state dict ({error_summary(e)}); "
                               "code inside a checkpoint is never run. Was it truncated?") from e
-    for key in ("state_dict", "model", "model_state_dict", "net"):
+    for key in WRAPPERS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{filename}: expected a state dict of tensors, got {type(obj).__name__}")
-    return {re.sub(r"^(module\.|_orig_mod\.)", "", k): v for k, v in obj.items()}
+    return strip_prefixes(obj)
+
+
+# where training scripts put the state dict: kuangliu's {'net': ..., 'acc': ..., 'epoch': ...}, MadryLab's
+# {'model': ..., 'optimizer': ...}, Lightning-style {'state_dict': ...}, {'model_state_dict': ...}
+WRAPPERS = ("state_dict", "model", "model_state_dict", "net")
+
+
+def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys without DataParallel's ``module.`` or torch.compile's ``_orig_mod.``; of a MadryLab robustness model
+    (``model.*``, ``normalizer.*`` and the attacker's copy ``attacker.*``), the model's keys and normalizer."""
+    state = {re.sub(r"^(module\.|_orig_mod\.)", "", k): v for k, v in state.items()}
+    if any(k.startswith("attacker.") for k in state):
+        state = {k: v for k, v in state.items() if not k.startswith("attacker.")}
+    if state and all(k.startswith(("model.", "normalizer.")) for k in state):
+        state = {k.removeprefix("model."): v for k, v in state.items()}
+    return state
 
 
 RESAVE = ("To use it, re-save just its weights where the model was made: torch.save(model.state_dict(), path) "
@@ -269,9 +393,10 @@ def check_compatible(state: dict, target: dict, filename: str, spec: ModelSpec) 
                               f"classes={spec.num_classes}): " + "; ".join(p for p in parts if p))
 
 
-def infer_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
-    """Guess the architecture from keys and shapes, or raise naming what is ambiguous or unknown."""
+def infer_spec(state: dict[str, torch.Tensor], layout: Layout = NATIVE) -> ModelSpec:
+    """The architecture from keys (already mapped by ``layout``) and shapes, or an error naming what is
+    ambiguous or unknown."""
     try:
-        return infer_model_spec(state)
+        return layout.spec(state) or registry_spec(state)
     except ValueError as e:
         raise CheckpointError(f"no metadata, and {e}") from e

@@ -1,4 +1,4 @@
-"""The command line: ``python -m core {info,eval,ligs,train,list,jobs} ... [--json]``.
+"""The command line: ``python -m core {info,eval,ligs,transfer,landscape,features,train,list,jobs,data} ... [--json]``.
 
 ``--json`` output is a stable contract (schemas ``normscope.<command>/<version>``, see
 :data:`SCHEMA_VERSIONS`, documented in the README): tools may script against it. Errors print one line
@@ -19,18 +19,21 @@ import torch
 from core._version import CODE_VERSION
 from core.attacks import ATTACKS, TARGET_MODES, AttackSpec, list_attacks, paper_spec
 from core.cache import MISSING, ResultCache
-from core.checkpoints import CheckpointError, load_checkpoint
+from core.checkpoints import CheckpointError, InputNormalization, load_checkpoint
 from core.config import config_dict
 from core.data import DATASETS, DataError, available_datasets, load_dataset
 from core.device import describe_device, resolve_device
 from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, registry
+from core.features import KINDS as FEATURE_KINDS
+from core.features import PAPER_NORMS
+from core.features import PRESETS as FEATURE_PRESETS
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.models import list_models, model_entry
 from core.progress import ConsoleProgress
 
 # A schema's version grows when a field is renamed or removed (list/2: attacks' "norm" became "threat").
 SCHEMA_VERSIONS = {"info": 1, "eval": 1, "ligs": 1, "transfer": 1, "landscape": 1, "train": 1, "list": 2, "jobs": 1,
-                   "error": 1}
+                   "error": 1, "data": 1, "features": 1}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,7 +47,10 @@ def parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="clean and robust accuracy under an attack")
     ev.add_argument("checkpoint")
-    ev.add_argument("--attack", default="pgd_l2", choices=list_attacks())
+    ev.add_argument("--attack", default="pgd_l2", choices=[*list_attacks(), "autoattack"],
+                    help="autoattack: worst case per image over APGD-CE and APGD-T (FAB-T, Square not included)")
+    ev.add_argument("--threat", default="linf", choices=["linf", "l2"],
+                    help="autoattack only; its default eps is AutoAttack's standard (linf 8/255, l2 0.5)")
     ev.add_argument("--eps", type=float, nargs="+", help="one or more budgets (default: the paper's)")
     ev.add_argument("--steps", type=int, help="iterations (default: the paper's)")
     ev.add_argument("--step-size", type=float, help="default 2.5*eps/steps (PGD, CW), eps/steps (I-FGSM)")
@@ -83,6 +89,12 @@ def parser() -> argparse.ArgumentParser:
                              help=f"balanced test subset size per class (default {DEFAULT_PER_CLASS})")
         command.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
 
+    for command in (info, ev, lg, tf, ls_):  # every command that loads checkpoints
+        command.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                             help="input normalization mean, for checkpoints that do not record theirs (with --std)")
+        command.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
+                             help="input normalization std, for checkpoints that do not record theirs (with --mean)")
+
     tr = sub.add_parser("train", help="train a model in the foreground (same runner as background jobs)")
     tr.add_argument("--preset", default="cpu")
     tr.add_argument("--arch")
@@ -94,8 +106,27 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--landscape-every", type=int, help="record the optimization landscape every k steps (App. I)")
     tr.add_argument("--out", required=True, help="checkpoint path without suffix")
 
+    fe = sub.add_parser("features", help="feature datasets (App. C, F): extract, train on one, cross-evaluate, list")
+    fe.add_argument("action", choices=["extract", "train", "cross-eval", "list"])
+    fe.add_argument("checkpoints", nargs="*", metavar="CKPT", help="source checkpoint files or catalog names")
+    fe.add_argument("--kind", default="D_NR", choices=FEATURE_KINDS, help="D_R needs an adversarially trained source")
+    fe.add_argument("--preset", default="cpu", choices=list(FEATURE_PRESETS),
+                    help="paper: 50k images, Eq. A2 with 1000 steps, Table A5 training; cpu: 2000 images, 100 steps")
+    fe.add_argument("--start", default="", help="D_conflict: the id of the D_R dataset its attack starts from")
+    fe.add_argument("--arch", help="the trained model's architecture (default: resnet18; cross-eval: vgg11)")
+    fe.add_argument("--norm", default="bn", help="train: the trained model's normalization")
+    fe.add_argument("--norms", nargs="+", default=list(PAPER_NORMS), help="cross-eval: the target normalizations")
+    fe.add_argument("--epochs", type=int, help="override the preset's training epochs")
+    fe.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
+    fe.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="as for eval")
+    fe.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="as for eval")
+
     ls = sub.add_parser("list", help="list registries: models, attacks, experiments, datasets, presets")
     ls.add_argument("what", choices=["models", "attacks", "experiments", "datasets", "presets"])
+
+    dt = sub.add_parser("data", help="get a dataset: `data get cifar10` downloads torchvision's CIFAR-10 (md5-checked)")
+    dt.add_argument("action", choices=["get"])
+    dt.add_argument("name", choices=["cifar10"])
 
     jb = sub.add_parser("jobs", help="background jobs")
     jb.add_argument("action", choices=["list", "show", "cancel", "run"])
@@ -118,8 +149,15 @@ def attack_specs(args) -> list[AttackSpec]:
     return [base.with_eps(e) for e in (args.eps or [base.eps])]
 
 
+def input_normalization(args) -> InputNormalization | None:
+    """``--mean``/``--std``: used where a checkpoint records no normalization, checked where it does."""
+    if (args.mean is None) != (args.std is None):
+        raise ValueError("give --mean and --std together (3 values each), or neither")
+    return None if args.mean is None else InputNormalization(tuple(args.mean), tuple(args.std))
+
+
 def cmd_info(args) -> dict:
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
     entry = model_entry(ckpt.spec.arch)
     return {"name": ckpt.name, "sha256": ckpt.sha256, "model": ckpt.spec.to_dict(), "family": entry.family,
             "parameters": sum(p.numel() for p in ckpt.model.parameters()), "dataset": ckpt.dataset,
@@ -135,19 +173,42 @@ def run_context(args) -> RunContext:
 def cmd_eval(args) -> dict:
     from core.robustness import RobustnessConfig, robustness
 
+    if args.attack == "autoattack":
+        return cmd_autoattack(args)
     specs, data = attack_specs(args), EvalData(args.dataset, "test", args.per_class)
-    ckpt, run = load_checkpoint(args.checkpoint), run_context(args)
+    ckpt, run = load_checkpoint(args.checkpoint, normalization=input_normalization(args)), run_context(args)
     runs = [robustness(ckpt, RobustnessConfig(spec, data), run) for spec in specs]
-    results = [{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")} for r in runs]
+    results = [{**{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")},
+                "zero_gradient": r.get("zero_gradient")} for r in runs]  # None: cached before it was measured
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"],
             "attack": {**config_dict(specs[0]), "threat": specs[0].entry.threat}, "results": results}
+
+
+def cmd_autoattack(args) -> dict:
+    """``eval --attack autoattack``: the AutoAttack-style evaluation at each ``--eps`` (default AutoAttack's)."""
+    from core.robustness import AUTOATTACK_ATTACKS, AutoAttackConfig, autoattack
+
+    if args.step_size is not None or args.random_start or args.target != "untargeted":
+        raise ValueError("autoattack sets its own step size, random start and targets: "
+                         "leave out --step-size, --random-start and --target")
+    steps = 100 if args.steps is None else args.steps
+    configs = [AutoAttackConfig(args.threat, eps, steps, args.seed, EvalData(args.dataset, "test", args.per_class))
+               for eps in (args.eps or [None])]
+    ckpt, run = load_checkpoint(args.checkpoint, normalization=input_normalization(args)), run_context(args)
+    runs = [autoattack(ckpt, config, run) for config in configs]
+    results = [{**{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "n", "per_attack", "zero_gradient")},
+                "target_success": None} for r in runs]
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"],
+            "attack": {"name": "autoattack", "threat": args.threat, "steps": steps, "seed": args.seed,
+                       "attacks": [f"{a}_{args.threat}" for a in AUTOATTACK_ATTACKS], "not_included": ["fab-t", "square"]},
+            "results": results}
 
 
 def cmd_ligs(args) -> dict:
     from core.robustness import LIGSConfig, ligs_report
 
     spec, data = LIGSSpec(args.kind, args.size, seed=args.seed), EvalData(args.dataset, "test", args.per_class)
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
     r = ligs_report(ckpt, LIGSConfig(spec, data), run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "perturbation": config_dict(spec),
             "n": r["n"], "ligs": r["ligs"], "logit_similarity": r["logit_similarity"], "per_class": r["per_class"]}
@@ -159,7 +220,8 @@ def cmd_transfer(args) -> dict:
     spec = paper_spec(args.attack, seed=args.seed)
     spec = replace(spec, eps=spec.eps if args.eps is None else args.eps,
                    steps=spec.steps if args.steps is None else args.steps)
-    sources, targets = [find_checkpoint(a) for a in args.sources], [find_checkpoint(a) for a in args.targets]
+    norm = input_normalization(args)
+    sources, targets = ([find_checkpoint(a, norm) for a in names] for names in (args.sources, args.targets))
     m = transfer_matrix(sources, targets, spec, EvalData(args.dataset, "test", args.per_class), run_context(args))
     cells = [[{k: m.cells[i, j][k] for k in ("success_rate", "error_rate", "n", "n_images")} | {
         "white_box": (i, j) in m.white_box} for j in range(len(targets))] for i in range(len(sources))]
@@ -173,23 +235,23 @@ def cmd_landscape(args) -> dict:
 
     config = LossSurfaceConfig(args.image, args.plane, args.threat, args.radius, args.resolution, args.seed,
                                data=EvalData(args.dataset, "test", 1))
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
     r = loss_surface(ckpt, config, run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "surface": config_dict(config),
             **{k: r[k] for k in ("image_index", "label", "axes", "coords", "loss", "pred", "centre_loss",
                                  "centre_pred", "gradient_norm", "ligs")}}
 
 
-def find_checkpoint(name: str):
+def find_checkpoint(name: str, normalization: InputNormalization | None = None):
     """A checkpoint file, else the catalog's checkpoint of that name (the zoo's ``cifar10jpeg-vgg11-bn``)."""
     from core.catalog import list_checkpoints
 
     if Path(name).is_file():
-        return load_checkpoint(name)
+        return load_checkpoint(name, normalization=normalization)
     found = [e for e in list_checkpoints() if name in (e.name, e.label)]
     if not found:
         raise CheckpointError(f"{name}: no such file, and no checkpoint of that name in the catalog")
-    return load_checkpoint(found[0].path)
+    return load_checkpoint(found[0].path, normalization=normalization)
 
 
 def cmd_train(args) -> dict:
@@ -202,6 +264,33 @@ def cmd_train(args) -> dict:
     job = jobs.create("train", {"config": config.to_dict(), "out": args.out}, title=args.out)
     status = jobs.run(job, None if args.json else ConsoleProgress())
     return {"job": job.id, "state": status["state"], **(status.get("result") or {})}
+
+
+def cmd_features(args) -> dict | list:
+    """``features extract|train|cross-eval|list``: the feature-dataset experiments of :mod:`core.features`."""
+    from core import features
+
+    if args.action == "list":
+        return features.list_feature_datasets()
+    if not args.checkpoints:
+        raise ValueError(f"features {args.action} needs at least one source checkpoint")
+    sources, run = [find_checkpoint(c, input_normalization(args)) for c in args.checkpoints], run_context(args)
+    config = features.feature_config(args.kind, args.preset, start=args.start)
+    if args.action == "extract":
+        results = [features.feature_dataset(s, config, run) for s in sources]
+        return [{"source": _ckpt_summary(s), **{k: r[k] for k in ("id", "kind", "images", "source_dataset", "sanity",
+                                                                   "config")}} for s, r in zip(sources, results)]
+    epochs = {} if args.epochs is None else {"epochs": args.epochs}
+    if args.action == "train":
+        train_config = features.feature_train_config(args.kind, args.arch or "resnet18", args.norm, args.preset, **epochs)
+        r = features.feature_training(sources[0], features.FeatureTrainingConfig(config, train_config), run)
+        return {"source": _ckpt_summary(sources[0]), "target": {"arch": train_config.arch, "norm": train_config.norm},
+                **{k: r[k] for k in ("dataset_id", "kind", "test_accuracy", "test_images", "final_metrics", "history",
+                                     "model")}}
+    matrix = features.cross_evaluation(sources, [s.spec.norm for s in sources], args.kind, args.arch or "vgg11",
+                                       tuple(args.norms), args.preset, run)
+    return {"kind": args.kind, "preset": args.preset, "arch": args.arch or "vgg11",
+            "sources": [_ckpt_summary(s) for s in sources], **matrix.to_dict()}
 
 
 def cmd_list(args) -> dict | list:
@@ -219,6 +308,14 @@ def cmd_list(args) -> dict | list:
         present = available_datasets()
         return [{"name": n, "available": n in present} for n in DATASETS]
     return [{"name": n, **{k: config_dict(v) for k, v in p.items()}} for n, p in PRESETS.items()]
+
+
+def cmd_data(args) -> dict:
+    """``data get cifar10``: torchvision's CIFAR-10 into --data-root / NORMSCOPE_DATA (nothing if already there)."""
+    from core.data import download_cifar10
+
+    folder = download_cifar10(progress=None if args.json else ConsoleProgress())
+    return {"dataset": args.name, "path": str(folder), "available": available_datasets()}
 
 
 def cmd_jobs(args) -> dict | list:
@@ -250,8 +347,8 @@ def _ckpt_summary(ckpt) -> dict:
 
 
 COMMANDS = {"info": cmd_info, "eval": cmd_eval, "ligs": cmd_ligs, "transfer": cmd_transfer,
-            "landscape": cmd_landscape, "train": cmd_train, "list": cmd_list,
-            "jobs": cmd_jobs}
+            "landscape": cmd_landscape, "train": cmd_train, "list": cmd_list, "features": cmd_features,
+            "jobs": cmd_jobs, "data": cmd_data}
 
 
 def schema(command: str) -> str:
@@ -289,7 +386,8 @@ def render_text(command: str, payload) -> str:
         head = f"{payload['checkpoint']['name']} on {payload['dataset']} - {payload['attack']['name']}"
         rows = [f"  eps={r['eps']:.4g}  clean={100 * r['clean_accuracy']:.1f}%  robust={100 * r['robust_accuracy']:.1f}%"
                 + (f"  target hit={100 * r['target_success']:.1f}%" if r["target_success"] is not None else "")
-                for r in payload["results"]]
+                + "".join(f"  {name}={100 * acc:.1f}%" for name, acc in r.get("per_attack", {}).items())
+                + f"  zero gradient: {_zero_gradient(r['zero_gradient'])}" for r in payload["results"]]
         return "\n".join([head, *rows])
     if command == "transfer":
         return render_transfer(payload)
@@ -322,3 +420,10 @@ def render_transfer(payload: dict) -> str:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _zero_gradient(value: float | None | dict) -> str:
+    """The fraction of images with an exactly zero input gradient, per attack for autoattack."""
+    if isinstance(value, dict):
+        return ", ".join(f"{name} {_zero_gradient(v)}" for name, v in value.items())
+    return "not measured" if value is None else f"{100 * value:.1f}%"

@@ -40,7 +40,7 @@ from core.progress import Progress, scaled
 DEFAULT_PER_CLASS = int(os.environ.get("NORMSCOPE_PER_CLASS", 100))
 
 # Modules that declare experiments; importing them fills the registry.
-DECLARING_MODULES = ("core.robustness", "core.gallery", "core.transfer", "core.landscape")
+DECLARING_MODULES = ("core.robustness", "core.gallery", "core.transfer", "core.landscape", "core.features")
 
 
 class Subject(Protocol):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import statistics
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
@@ -167,6 +168,33 @@ def landscape_records(history: list[dict]) -> list[dict]:
     epoch, step, loss, loss_min, loss_max, grad_change_min, grad_change_max, beta, grad_norm); [] for a run
     trained without ``landscape_every``."""
     return [{"epoch": h.get("epoch"), **r} for h in history for r in h.get("landscape", [])]
+
+
+# One number per measure and run, to compare runs in a table: the median over the measured steps (robust to the
+# first steps' outliers) of the loss variation's range, the largest gradient change, that change relative to the
+# gradient's norm (scale-free: a near-zero gradient on a flat plateau has a small absolute change too), and beta.
+SUMMARY_MEASURES = {"loss_range": "loss variation (range)", "grad_change": "gradient change (max, l2)",
+                    "relative_grad_change": "gradient change / ‖g‖", "beta": "β-smoothness"}
+
+
+def landscape_summary(records: list[dict]) -> dict[str, float]:
+    """The medians over measured steps of :data:`SUMMARY_MEASURES` (keys as there, plus ``steps``: how many were
+    measured), from :func:`landscape_records`. Raises ValueError without records."""
+    if not records:
+        raise ValueError("no optimization-landscape records: the run was trained without landscape_every")
+    per_step = {"loss_range": [r["loss_max"] - r["loss_min"] for r in records],
+                "grad_change": [r["grad_change_max"] for r in records],
+                "relative_grad_change": [r["grad_change_max"] / r["grad_norm"] if r["grad_norm"] else 0.0
+                                         for r in records],
+                "beta": [r["beta"] for r in records]}
+    return {"steps": len(records), **{k: statistics.median(v) for k, v in per_step.items()}}
+
+
+def comparison_members(comparison: tuple[str, ...], labels: Sequence[str]) -> list[str]:
+    """The members of a comparison (checkpoint names, as :data:`core.zoo.LANDSCAPE_COMPARISONS`) present among
+    ``labels``, in the comparison's order."""
+    present = set(labels)
+    return [name for name in comparison if name in present]
 
 
 # --- loss surface around an input ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Metrics: clean and robust accuracy, robustness-vs-eps curves, and LIGS.
+"""Metrics: clean and robust accuracy, robustness-vs-eps curves, zero input gradients, and LIGS.
 
 LIGS (Local Input Gradient Similarity, Benz et al. Sec. 4) is
 ``E_(x,y) cos(grad_x L(x, y), grad_x L(x + nu, y))`` with cross-entropy L, gradients w.r.t. the
@@ -20,6 +20,7 @@ from core.device import model_device, to_device
 from core.progress import Progress, null_progress, scaled
 
 LIGS_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
+MASKING_WARNING = 0.01  # a share of exactly-zero input gradients above this flags a result as possibly masked
 
 
 def batches(n: int, batch_size: int) -> list[slice]:
@@ -66,11 +67,12 @@ class AttackResult:
     n: int
     clean_correct: torch.Tensor  # bool [N]
     robust_correct: torch.Tensor  # bool [N]
+    zero_gradient: float | None = None  # fraction of images whose attack-loss gradient at x is exactly 0
 
     def to_dict(self) -> dict:
         return {"attack": self.spec.name, "eps": self.spec.eps, "steps": self.spec.steps, "n": self.n,
                 "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy,
-                "target_success": self.target_success}
+                "target_success": self.target_success, "zero_gradient": self.zero_gradient}
 
 
 def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
@@ -86,9 +88,28 @@ def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spe
     return torch.cat(out)
 
 
+def zero_gradient_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
+                       batch_size: int = 250) -> torch.Tensor:
+    """Which images' input gradient of the attack's own loss, at the clean image, is exactly zero (bool [N], CPU).
+
+    Why: a softmax saturated in fp32 (p_y rounds to 1) makes the cross-entropy's gradient exactly 0, so FGSM and
+    PGD have nothing to follow and the model reads as robust (gradient masking, not robustness). The CW margin and
+    DLR losses do not saturate, so the same model can show 100 % here for CE attacks and 0 % for them."""
+    attack, device = build_attack(model, spec), model_device(model)
+    targets = target_labels(y, spec.target, num_classes, spec.seed)
+    zero = []
+    with attack_mode(model):
+        for s in batches(len(x), batch_size):
+            target = None if targets is None else targets[s].to(device)
+            grad = attack.ascent_grad(to_device(x[s], device), y[s].to(device), target)
+            zero.append((grad.flatten(1) == 0).all(1).cpu())
+    return torch.cat(zero) if zero else torch.zeros(0, dtype=torch.bool)
+
+
 def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
                batch_size: int = 250, progress: Progress | None = None) -> AttackResult:
-    """Attack every sample; report clean and robust accuracy (and target success when targeted).
+    """Attack every sample; report clean and robust accuracy (and target success when targeted), and the
+    fraction of images whose gradient is exactly zero at the start (:func:`zero_gradient_mask`).
     Images and labels may be on any device; the per-sample results are CPU tensors."""
     y = y.cpu()  # predictions are on the CPU
     adversarial = adversarial_examples(model, x, y, spec, num_classes, batch_size, progress)
@@ -96,8 +117,9 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackS
     clean_c, adv_pred = predict(model, x, batch_size) == y, predict(model, adversarial, batch_size)
     robust_c = adv_pred == y
     success = (adv_pred == targets).float().mean().item() if targets is not None else None
+    zero = zero_gradient_mask(model, x, y, spec, num_classes, batch_size).float().mean().item() if len(y) else None
     return AttackResult(spec, clean_c.float().mean().item(), robust_c.float().mean().item(), success,
-                        len(y), clean_c, robust_c)
+                        len(y), clean_c, robust_c, zero)
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec | str,
@@ -185,3 +207,11 @@ def ligs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec = LI
         logit_cos.append(F.cosine_similarity(z0, z1, dim=1).cpu())
         progress((i + 1) / len(parts), f"LIGS ({spec.kind}): {s.stop}/{len(x)}")
     return LIGSResult(spec, torch.cat(cos), torch.cat(logit_cos))
+
+
+def conflict_reliance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> dict:
+    """On images whose robust features say ``y`` and non-robust ones ``y + 1 mod K`` (a ``conflict`` split):
+    how often the model follows each cue; the two need not sum to 1."""
+    pred, y = predict(model, x), y.cpu()
+    return {"robust": (pred == y).float().mean().item(),
+            "non_robust": (pred == (y + 1) % num_classes).float().mean().item(), "n": len(y)}

@@ -1,5 +1,5 @@
 """The paper's robustness experiments on checkpoints: robust accuracy (Table 1 / A6), eps sweeps, LIGS
-(Sec. 4) and the BN-vs-no-normalization headline.
+(Sec. 4), the BN-vs-no-normalization headline, and an AutoAttack-style evaluation for models of unknown origin.
 
     >>> robustness(checkpoint, RobustnessConfig(paper_spec("pgd_l2")))["robust_accuracy"]  # doctest: +SKIP
 """
@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.attacks import AttackSpec, paper_spec
+import torch
+
+from core.attacks import AttackSpec, paper_spec, threat_model
 from core.cache import MISSING, Missing
 from core.catalog import CatalogEntry
 from core.checkpoints import Checkpoint
 from core.experiments import EvalData, RunContext, Subject, eval_tensors, experiment
 from core.metrics import LIGSSpec, ligs, run_attack
+from core.zoo import LANDSCAPE_GROUP
 
 TABLE_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 and Table A6, at the paper's settings
 # The eps grid of the accuracy-vs-eps curves, per threat model (linf in the paper's x/255 units).
@@ -71,10 +74,68 @@ def paper_table_row(subject: Subject, data: EvalData = EvalData(), run: RunConte
             "ligs": lg["ligs"]}
 
 
+# AutoAttack (Croce & Hein 2020) "standard": APGD-CE, APGD-T, FAB-T and Square. Here the two APGDs only (FAB-T and
+# Square are not included), so the numbers are an upper bound on AutoAttack's robust accuracy.
+AUTOATTACK_ATTACKS = ("apgd_ce", "apgd_t")
+AUTOATTACK_EPS = {"linf": 8 / 255, "l2": 0.5}  # AutoAttack's (and RobustBench's) standard CIFAR-10 budgets
+
+
+def autoattack_budgets(threat: str) -> dict[str, float]:
+    """The budgets offered for ``threat``: AutoAttack's standard one and the paper's (Table 1's PGD)."""
+    return {"AutoAttack standard": AUTOATTACK_EPS[threat], "paper (Table 1)": paper_spec(f"pgd_{threat}").eps}
+
+
+@dataclass(frozen=True)
+class AutoAttackConfig:
+    """An AutoAttack-style evaluation: APGD-CE and APGD-T (9 targets, 1 restart each, rho 0.75, step size
+    2 eps halving on its own), ``steps`` iterations each, worst case per image. ``eps=None``: AutoAttack's
+    standard budget of ``threat`` (linf 8/255, l2 0.5); :func:`autoattack_budgets` names the paper's."""
+
+    threat: str = "linf"
+    eps: float | None = None
+    steps: int = 100
+    seed: int = 0
+    data: EvalData = EvalData()
+
+    def __post_init__(self) -> None:
+        if self.eps is None and self.threat in AUTOATTACK_EPS:
+            object.__setattr__(self, "eps", AUTOATTACK_EPS[self.threat])
+        threat_model(self.threat, self.eps)  # refuses an unknown threat model and a meaningless eps
+        if not (isinstance(self.steps, int) and self.steps >= 1):
+            raise ValueError(f"APGD needs at least 1 step, got {self.steps!r}")
+
+    @property
+    def specs(self) -> tuple[AttackSpec, ...]:
+        return tuple(AttackSpec(f"{a}_{self.threat}", self.eps, self.steps, seed=self.seed) for a in AUTOATTACK_ATTACKS)
+
+
+@experiment("autoattack", AutoAttackConfig, "AutoAttack-style robust accuracy: the worst case per image over "
+            "APGD-CE and APGD-T (Croce & Hein 2020; FAB-T and Square not included)")
+def autoattack(checkpoint: Checkpoint, config: AutoAttackConfig, run: RunContext) -> dict:
+    specs = config.specs
+    parts = {s.name: robustness(checkpoint, RobustnessConfig(s, config.data), run.part(i, len(specs)))
+             for i, s in enumerate(specs)}  # each attack is itself a cached robustness result
+    return {"threat": config.threat, "eps": config.eps, "steps": config.steps, **worst_case(parts)}
+
+
+def worst_case(results: dict[str, dict]) -> dict:
+    """Robust accuracy when every image meets the attack that breaks it (a robustness result per attack, on the
+    same images): an image counts as robust only if no attack broke it. Also each attack's own accuracy and
+    zero-gradient fraction (None where a result predates its measurement)."""
+    robust = [all(flags) for flags in zip(*(r["robust_correct"] for r in results.values()))]
+    first = next(iter(results.values()))
+    return {"n": first["n"], "clean_accuracy": first["clean_accuracy"],
+            "robust_accuracy": torch.tensor(robust).float().mean().item() if robust else float("nan"),  # as each part
+            "per_attack": {name: r["robust_accuracy"] for name, r in results.items()},
+            "zero_gradient": {name: r.get("zero_gradient") for name, r in results.items()}, "robust_correct": robust}
+
+
 def headline_pairs(entries: list[CatalogEntry]) -> list[CatalogEntry]:
     """The zoo's standard-trained BN and norm-free models of the architectures that have both, so that both
-    means cover the same architectures (uploads, trained runs and adversarially trained models would skew them)."""
-    kept = [e for e in entries if e.source == "zoo" and not e.adversarial and e.norm in ("bn", "none")]
+    means cover the same architectures (uploads, trained runs, adversarially trained models and the App. I
+    landscape runs, a few hundred steps long, would skew them)."""
+    kept = [e for e in entries if e.source == "zoo" and not e.adversarial and e.group != LANDSCAPE_GROUP
+            and e.norm in ("bn", "none")]
     paired = {e.arch for e in kept if e.norm == "bn"} & {e.arch for e in kept if e.norm == "none"}
     return [e for e in kept if e.arch in paired]
 

@@ -32,7 +32,7 @@ from core.checkpoints import atomic_write, save_checkpoint
 from core.data import Dataset, balanced_subset, load_dataset, to_float
 from core.device import resolve_device, to_device
 from core.landscape import LandscapeStep, landscape_etas, landscape_step, rng_state
-from core.metrics import LIGSSpec, accuracy, batches, ligs, robust_accuracy
+from core.metrics import LIGSSpec, accuracy, batches, conflict_reliance, ligs, robust_accuracy
 from core.models import ModelSpec, NormScopeModel, build_from_spec
 from core.progress import Progress, null_progress, scaled
 
@@ -258,6 +258,16 @@ def probe(model: NormScopeModel, config: TrainConfig, x: torch.Tensor, y: torch.
             "ligs": ligs(model, x, y, LIGSSpec(), progress=scaled(progress, 0.8, 1)).mean}
 
 
+def conflict_probe(model: NormScopeModel, dataset: Dataset) -> dict:
+    """Fig. 6's curves where the data has a ``conflict`` split: the share of it the model labels by its
+    robust features' class and by its non-robust features' class."""
+    if "conflict" not in dataset.splits:
+        return {}
+    x, y = dataset.split("conflict")
+    reliance = conflict_reliance(model, to_float(x), y, dataset.num_classes)
+    return {"conflict_robust": reliance["robust"], "conflict_non_robust": reliance["non_robust"]}
+
+
 def train(config: TrainConfig, out: str | os.PathLike, progress: Progress | None = None,
           device: str | torch.device | None = None, resume: bool = True, dataset: Dataset | None = None) -> dict:
     """Train ``config`` and save the checkpoint ``out`` (.safetensors + .json); returns its metadata.
@@ -284,6 +294,7 @@ def train(config: TrainConfig, out: str | os.PathLike, progress: Progress | None
         record["train_seconds"] = round(time.perf_counter() - start, 2)
         if (state.epoch + 1) % config.probe_every == 0 or state.epoch + 1 == config.epochs:
             record |= probe(state.model, config, x_probe, y_probe, scaled(epoch_progress, 0.85, 1))
+        record |= conflict_probe(state.model, dataset)  # every epoch: a few hundred predictions
         record["seconds"] = round(time.perf_counter() - start, 2)
         state.epoch += 1
         state.history.append(record)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.catalog import ZOO_INDEX
 from core.train import TrainConfig, preset
 
-INDEX = "zoo.json"
+INDEX = ZOO_INDEX
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,49 @@ ZOO_PLAN += [
 ]
 
 
+# App. I at CPU scale: the optimization landscape over the first 300 training steps (Santurkar et al. 2018),
+# measured every 10 steps, at a constant learning rate so that the step sizes (multiples of it) mean the same at
+# every measured step. Short runs far from converged: the group stays out of the headline (core.robustness).
+LANDSCAPE_GROUP = "landscape"
+_LANDSCAPE_RUNS = {  # comparison -> (arch, norm, shortcut) of each run, as the paper's figures
+    "Normalizations on ResNet18 (Fig. A7)": [("resnet18", n, True) for n in ("bn", "none", "in", "ln", "gn")],
+    "Normalizations on VGG11 (Fig. A8 uses VGG16)": [("vgg11", n, True) for n in ("bn", "none", "in", "ln", "gn")],
+    "Shortcut on / off on ResNet18 (Fig. A9)": [("resnet18", n, s) for n in ("bn", "none") for s in (True, False)],
+    "Fixup vs BN on ResNet20 and ResNet56 (Fig. A10)": [(a, n, True) for a in ("resnet20", "resnet56")
+                                                        for n in ("bn", "fixup")],
+}
+
+
+def _landscape_name(arch: str, norm: str, shortcut: bool) -> str:
+    return f"cifar10jpeg-landscape-{arch}-{norm}" + ("" if shortcut else "-noshortcut")
+
+
+def _landscape(arch: str, norm: str, shortcut: bool) -> ZooEntry:
+    return _cifar(_landscape_name(arch, norm, shortcut), LANDSCAPE_GROUP, arch=arch, norm=norm, shortcut=shortcut,
+                  width=0.5 if arch in ("resnet20", "resnet56") else 0.25, epochs=3, train_subset=12800,
+                  schedule="step", milestones=(), landscape_every=10, probe_every=3, probe_per_class=20)
+
+
+LANDSCAPE_COMPARISONS: dict[str, tuple[str, ...]] = {
+    title: tuple(_landscape_name(*run) for run in runs) for title, runs in _LANDSCAPE_RUNS.items()}
+ZOO_PLAN += [_landscape(*run) for run in dict.fromkeys(r for runs in _LANDSCAPE_RUNS.values() for r in runs)]
+
+
 def plan_entry(name: str) -> ZooEntry:
     found = [e for e in ZOO_PLAN if e.name == name]
     if not found:
         raise ValueError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in ZOO_PLAN)}")
     return found[0]
+
+
+# Tables A3 / A4 at CPU scale (the paper's baseline is VGG16; VGG11 here): Eq. A2 datasets from the standard and
+# the adversarially trained VGG11 of each normalization, each trained into every other normalization.
+FEATURE_ARCH = "vgg11"
+FEATURE_SOURCES = {"standard": {n: f"cifar10jpeg-vgg11-{n}" for n in ("none", "bn", "in", "ln", "gn")},
+                   "robust": {n: f"cifar10jpeg-vgg11-{n}-adv" for n in ("none", "bn", "in", "ln", "gn")}}
+# Fig. A4, 6 and A5 at CPU scale: a VGG11 (the paper: ResNet18, three times slower here) trained on each kind;
+# D_R (and D_conflict's start) from the robust VGG11-BN, the others from the standard one.
+FEATURE_TREND_ARCH = "vgg11"
+FEATURE_TREND_SOURCES = {"D_R": "cifar10jpeg-vgg11-bn-adv", "D_NR": "cifar10jpeg-vgg11-bn",
+                         "D_rand": "cifar10jpeg-vgg11-bn", "D_det": "cifar10jpeg-vgg11-bn",
+                         "D_conflict": "cifar10jpeg-vgg11-bn"}

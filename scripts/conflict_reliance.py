@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.checkpoints import load_checkpoint  # noqa: E402
 from core.data import load_dataset, to_float  # noqa: E402
-from core.metrics import predict  # noqa: E402
 from core.catalog import zoo_dir  # noqa: E402
+from core.metrics import conflict_reliance  # noqa: E402
 
 
 def main(paths: list[str]) -> None:
@@ -25,9 +25,8 @@ def main(paths: list[str]) -> None:
     print("|---|---|---|")
     for path in paths or sorted(str(p) for p in zoo_dir().glob("builtin-*.safetensors")):
         ckpt = load_checkpoint(path)
-        pred = predict(ckpt.model, x)
-        robust, non_robust = ((pred == t).float().mean().item() for t in (y, (y + 1) % 10))
-        print(f"| {ckpt.name} | {100 * robust:.1f} % | {100 * non_robust:.1f} % |")
+        shares = conflict_reliance(ckpt.model, x, y)
+        print(f"| {ckpt.name} | {100 * shares['robust']:.1f} % | {100 * shares['non_robust']:.1f} % |")
 
 
 if __name__ == "__main__":

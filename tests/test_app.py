@@ -33,8 +33,9 @@ PAGES = {  # page (its url path in ui/navigation.py) -> widget keys a user (and 
     "ligs": ["ligs_models", "ligs_kind", "ligs_size", "ligs_per_class"],
     "gallery": ["gal_models", "gal_attack", "gal_per_class", "gal_shown"],
     "transfer": ["tr_sources", "tr_targets", "tr_attack", "tr_per_class"],
-    "landscape": ["ls_train_models", "ls_models", "ls_image", "ls_plane", "ls_threat", "ls_radius_l2", "ls_resolution",
-                  "ls_profile_models"],
+    "landscape": ["ls_comparison", "ls_train_models", "ls_models", "ls_image", "ls_plane", "ls_threat",
+                  "ls_radius_l2", "ls_resolution", "ls_profile_models"],
+    "features": ["nrf_reliance_run"],
 }
 
 
@@ -213,9 +214,11 @@ def test_transfer_refuses_models_of_different_class_counts_clearly(cache_dir):
     from core.catalog import store_upload
     from core.models import build
 
+    from core.checkpoints import INPUT_NORMALIZATIONS
+
     weights = build("vgg11", norm="bn", width=0.125, num_classes=7).backbone.state_dict()
     seven = store_upload(state_dict_bytes(weights), "seven.pt",
-                         dataset="builtin", root=cache_dir)
+                         dataset="builtin", root=cache_dir, normalization=INPUT_NORMALIZATIONS["cifar10"])
     at = open_page("transfer")
     at.multiselect(key="tr_targets").set_value([*PAIR, seven.label]).run()
     assert not at.exception and "cannot share a transfer matrix" in at.error[0].value
@@ -288,8 +291,29 @@ def test_wrong_shape_and_ambiguous_norm_then_manual_architecture():
     at.number_input(key="upload_width").set_value(0.25).run()
     assert "does not fit vgg11" in at.error[0].value  # wrong width: the shape mismatch is named
     at.number_input(key="upload_width").set_value(0.125).run()
+    assert not at.success and "does not record the input normalization" in at.warning[0].value  # a backbone only
+    at.radio[0].set_value(at.radio[0].options[0]).run()
     assert_clean(at)
     assert "vgg11 (norm=gn" in at.success[0].value
+
+
+def test_torchvision_upload_asks_the_normalization_and_records_no_dataset_it_was_not_told(cache_dir):
+    import torchvision
+    data = state_dict_bytes(torchvision.models.resnet18(num_classes=10).state_dict())
+    at = upload(open_page("models"), "tv.pth", data)
+    assert not at.success and not at.error and "does not record the input normalization" in at.warning[0].value
+    question = at.radio[0]
+    assert question.value is None and any(o.startswith("ImageNet") for o in question.options)
+    question.set_value("custom").run()
+    at.text_input(key=f"{question.key}_mean").set_value("0.5, 0.5").run()
+    at.text_input(key=f"{question.key}_std").set_value("0.25 0.25 0.25").run()
+    assert "mean needs 3 numbers" in at.error[0].value and not at.success
+    at.text_input(key=f"{question.key}_mean").set_value("0.5, 0.5, 0.5").run()
+    assert_clean(at)
+    assert "tv_resnet18" in at.success[0].value and "trained on **unknown**" in at.success[0].value
+    (stored,) = (load_checkpoint(p) for p in cache_dir.glob("uploads/*.safetensors"))
+    assert stored.spec.mean == (0.5, 0.5, 0.5) and stored.spec.std == (0.25, 0.25, 0.25)
+    assert stored.dataset == "unknown" and stored.meta["input_normalization"] == "given by the user"
 
 
 def test_training_job_starts_shows_progress_and_cancels():
@@ -374,3 +398,143 @@ def test_loss_landscape_draws_the_bands_of_a_run_trained_with_the_option(tmp_pat
     bands = at.get("plotly_chart")[0].proto.spec
     assert "Optimization landscape" in bands and bands.count('"toself"') == 2  # loss and gradient change bands
     assert "Cost of the measurement" in at.caption[0].value
+
+
+def test_loss_landscape_comparison_selects_the_zoo_runs_of_a_paper_figure(tmp_path, monkeypatch, builtin):
+    from core.train import preset, train
+    from core.zoo import LANDSCAPE_COMPARISONS
+
+    title = "Normalizations on VGG11 (Fig. A8 uses VGG16)"
+    names = LANDSCAPE_COMPARISONS[title][:2]  # its BN and norm-free runs, as tiny stand-ins
+    zoo = tmp_path / "landscape_zoo"
+    for name, norm in zip(names, ("bn", "none")):
+        train(preset("tiny", arch="vgg11", norm=norm, epochs=1, train_subset=256, batch_size=64, probe_per_class=1,
+                     probe_steps=1, landscape_every=2), zoo / name, dataset=builtin)
+    monkeypatch.setenv("NORMSCOPE_ZOO", str(zoo))
+    at = open_page("landscape")
+    assert_clean(at)
+    assert at.selectbox(key="ls_comparison").options == [title, "Any models"]  # only comparisons with 2+ runs here
+    assert at.multiselect(key="ls_train_models").value == list(names)
+    assert at.dataframe[0].value["measured steps"].tolist() == [2, 2]  # 4 steps of 64 images, every 2nd
+    at.multiselect(key="ls_train_models").set_value([names[1]]).run()
+    at.selectbox(key="ls_comparison").set_value("Any models").run()
+    assert at.multiselect(key="ls_train_models").value == [names[1]]  # "Any models" keeps the user's choice
+    at.selectbox(key="ls_comparison").set_value(title).run()
+    assert_clean(at)
+    assert at.multiselect(key="ls_train_models").value == list(names)
+
+
+# --- A first start without data: the zoo's precomputed findings, and Get CIFAR-10 --------------------------------
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch) -> Path:
+    """The shipped zoo and its precomputed results, no dataset on disk (a fresh clone); returns NORMSCOPE_DATA."""
+    from core.catalog import SHIPPED_ZOO
+
+    monkeypatch.setenv("NORMSCOPE_ZOO", str(SHIPPED_ZOO))
+    monkeypatch.setenv("NORMSCOPE_CIFAR10_JPEG", str(tmp_path / "no-jpeg-copy"))
+    monkeypatch.setenv("NORMSCOPE_DATA", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def shipped_pgd_l2() -> dict[str, float]:
+    """The shipped l2-PGD robust accuracy at the paper's settings on cifar10-jpeg, by checkpoint name, read straight
+    from checkpoints/results.json: the truth the pages must show."""
+    from core.attacks import paper_spec
+    from core.catalog import RESULTS_SEED, SHIPPED_ZOO
+    from core.config import config_dict
+
+    found, paper = json.loads((SHIPPED_ZOO / RESULTS_SEED).read_text()), config_dict(paper_spec("pgd_l2"))
+    return {r["checkpoint"]["name"]: r["robust_accuracy"] for k, r in found.items() if k.startswith("robustness:")
+            and r["dataset"] == "cifar10-jpeg" and r["config"]["data"]["per_class"] == 100
+            and r["config"]["attack"] == paper}
+
+
+def test_first_start_without_data_shows_the_zoos_precomputed_results(no_data):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()  # no session state: what a new visitor gets
+    assert_clean(at)
+    assert at.selectbox(key="dataset").options == ["builtin"] and "get_cifar10" in widget_keys(at)
+    table = at.dataframe[0].value.set_index("model")
+    pgd = shipped_pgd_l2()
+    assert len(pgd) >= 10 and set(pgd) <= set(table.index) and set(table["dataset"]) == {"cifar10-jpeg"}
+    assert all(table.loc[name, "l2-PGD acc (20 steps)"] == pytest.approx(v) for name, v in pgd.items())
+    assert at.metric[0].label == "clean acc: BN"  # the headline: the zoo's BN / norm-free pairs
+    assert any("not on this machine" in c.value and "Get CIFAR-10" in c.value for c in at.caption)
+
+    at.switch_page(navigation.page_def("robustness").file).run()  # data source still the built-in set
+    assert_clean(at)
+    rob = at.dataframe[0].value.set_index("model")
+    assert all(name.startswith("cifar10jpeg-") for name in rob.index)
+    shown = [name for name in rob.index if name in pgd]
+    assert shown and all(rob.loc[name, "PGD-l2 0.25 (20)"] == pytest.approx(pgd[name]) for name in shown)
+    assert {e.split(" · ")[-1] for e in at.multiselect(key="rob_models").options} == {"builtin", "cifar10-jpeg"}
+
+
+def test_new_results_on_a_model_whose_dataset_is_missing_say_how_to_get_it(no_data):
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page(navigation.page_def("robustness").file).run()
+    at.multiselect(key="rob_models").set_value(["cifar10jpeg-vgg11-bn", "builtin-vgg11-bn"])
+    at.multiselect(key="rob_attacks").set_value(["fgsm"])
+    at.number_input(key="rob_per_class").set_value(3).run()  # not precomputed
+    assert_clean(at)
+    warning = at.warning[0].value  # the table's (the eps sweep below says the same of its points)
+    assert "1 result(s)" in warning and "not on this machine" in warning and "Get CIFAR-10" in warning
+    assert "1 of 1 evaluations" in at.info[0].value  # only the built-in model's result is offered to compute
+
+
+def test_get_cifar10_downloads_then_selects_it(no_data, monkeypatch):
+    import hashlib
+    import urllib.error
+    from dataclasses import replace
+
+    from core.data import download
+    from tests.test_data import FAKE_CIFAR, served, tarball
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("Network is unreachable")
+    monkeypatch.setattr(download, "open_url", offline)
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.button(key="get_cifar10").click().run()
+    assert not at.exception and "offline" in at.error[0].value and not no_data.joinpath("cifar-10-batches-py").exists()
+
+    data = tarball(FAKE_CIFAR)
+    monkeypatch.setattr(download, "CIFAR10", replace(download.CIFAR10, md5=hashlib.md5(data).hexdigest()))
+    monkeypatch.setattr(download, "open_url", served(data))
+    at.button(key="get_cifar10").click().run()
+    assert not at.exception and (no_data / "cifar-10-batches-py" / "data_batch_1").is_file()
+    assert at.selectbox(key="dataset").value == "cifar10" and "get_cifar10" not in widget_keys(at)
+
+
+def test_features_page_fast_demo_computes_the_conflict_reliance():
+    at = open_page("features")
+    at.button(key="nrf_reliance_run").click().run()
+    assert_clean(at)
+    charts = [c for c in at.get("plotly_chart")]
+    assert charts, "the reliance bar chart is shown"
+    assert any("builtin" in c.value for c in at.caption)
+
+
+def test_a_models_results_come_from_one_dataset_cached_first_then_the_data_source(no_data):
+    """Genuine CIFAR-10 on disk (the data source) and a model of the JPEG copy: its shipped results are read from
+    the copy, new ones computed on CIFAR-10; one model's results in one view come from one dataset."""
+    from core.attacks import paper_spec
+    from core.catalog import list_checkpoints
+    from core.experiments import EvalData, Evaluation
+    from core.robustness import RobustnessConfig, robustness
+    from ui import datasource
+
+    entry = next(e for e in list_checkpoints() if e.name == "cifar10jpeg-vgg11-bn")
+    (no_data / "cifar-10-batches-py").mkdir(parents=True)  # what torchvision_available looks for
+
+    def asked(source: str, per_class: int = 100) -> Evaluation:
+        config = RobustnessConfig(paper_spec("pgd_l2"), EvalData(source, per_class=per_class))
+        return Evaluation.of(entry, robustness, config)
+
+    def on(placed: dict) -> dict:
+        return {k: r.config.data.dataset for k, r in placed.items()}
+    assert on(datasource.located({"paper": asked("cifar10")})) == {"paper": "cifar10-jpeg"}  # shipped
+    assert on(datasource.located({"new": asked("cifar10", 3)})) == {"new": "cifar10"}  # computable on the source
+    assert on(datasource.located({"paper": asked("cifar10"), "new": asked("cifar10", 3)})) == {
+        "paper": "cifar10", "new": "cifar10"}
+    assert on(datasource.located({"paper": asked("builtin")})) == {"paper": "cifar10-jpeg"}  # never toy images
+    assert datasource.located({"new": asked("builtin", 3)}) == {}  # nowhere to compute it: left out (and said)

@@ -135,7 +135,7 @@ def test_bad_parameters_are_refused_when_the_spec_is_made(bad, message):
         paper_spec("pgd_l2", **bad)
 
 
-@pytest.mark.parametrize("name", ["pgd_l2", "cw_linf", "ifgsm"])
+@pytest.mark.parametrize("name", ["pgd_l2", "cw_linf", "ifgsm", "apgd_t_linf"])
 def test_zero_steps_is_the_honest_clean_result(name, trained_pair, eval_batch):
     x, y = eval_batch
     assert torch.equal(build_attack(trained_pair["bn"].model, paper_spec(name, steps=0))(x, y), x)

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import torch
 
-from core.catalog import list_checkpoints, safe_stem, snapshots, store_upload, uploads_dir
+from core.catalog import (SHIPPED_ZOO, ZOO_INDEX, list_checkpoints, safe_stem, snapshots, store_upload, uploads_dir,
+                          zoo_groups)
 from core.checkpoints import CheckpointError, save_checkpoint
 from core.models import build
+from core.robustness import headline_pairs
+from core.zoo import LANDSCAPE_GROUP
 
 
 @pytest.fixture
@@ -51,7 +55,9 @@ def test_pt_state_dict_upload_needs_spec_for_ambiguous_norm(tmp_path):
     with pytest.raises(CheckpointError, match="IN, LN or GN"):
         store_upload(buffer.getvalue(), "gn.pt", root=tmp_path)
     from core.models import ModelSpec
-    entry = store_upload(buffer.getvalue(), "gn.pt", ModelSpec("vgg11", "gn", width=0.125), "builtin", tmp_path)
+    from core.checkpoints import INPUT_NORMALIZATIONS
+    entry = store_upload(buffer.getvalue(), "gn.pt", ModelSpec("vgg11", "gn", width=0.125), "builtin", tmp_path,
+                         normalization=INPUT_NORMALIZATIONS["cifar10"])
     assert (entry.arch, entry.norm, entry.dataset) == ("vgg11", "gn", "builtin")
 
 
@@ -81,3 +87,40 @@ def test_snapshots_are_listed_oldest_first_with_their_epoch(tmp_path, builtin):
     found = snapshots(entry)
     assert [s.name for s in found] == ["run @ epoch 1", "run @ epoch 2"] and {s.source for s in found} == {"snapshot"}
     assert found[-1].sha256 != entry.sha256  # snapshots are fp16 copies, the run itself fp32
+
+
+def write_index(folder, groups: dict[str, str]) -> None:
+    """A zoo index as scripts/build_zoo.py writes it (only the fields the catalog reads)."""
+    models = [{"name": name, "file": f"{name}.safetensors", "group": group} for name, group in groups.items()]
+    (folder / ZOO_INDEX).write_text(json.dumps({"models": models}))
+
+
+def test_zoo_groups_come_from_the_index_and_the_landscape_runs_stay_out_of_the_headline(zoo, tmp_path, trained_pair):
+    for norm, ckpt in trained_pair.items():  # a second BN / norm-free pair of the same architecture: App. I's runs
+        save_checkpoint(ckpt.model, zoo / f"ls-{norm}", {"dataset": "builtin"})
+    assert {e.name for e in headline_pairs(list_checkpoints(tmp_path / "cache", zoo))} == {
+        "pair-bn", "pair-none", "ls-bn", "ls-none"}  # no index: no groups, nothing to tell them apart
+    write_index(zoo, {"pair-bn": "vgg11-norms", "pair-none": "vgg11-norms",
+                      "ls-bn": LANDSCAPE_GROUP, "ls-none": LANDSCAPE_GROUP})
+    entries = list_checkpoints(tmp_path / "cache", zoo)
+    assert {e.name: e.group for e in entries} == {"ls-bn": "landscape", "ls-none": "landscape",
+                                                  "pair-bn": "vgg11-norms", "pair-none": "vgg11-norms"}
+    assert {e.name for e in headline_pairs(entries)} == {"pair-bn", "pair-none"}
+
+
+@pytest.mark.parametrize("index", ["{not json", '{"models": [{"file": "pair-bn.safetensors"}]}', "[1, 2]"])
+def test_an_unreadable_zoo_index_leaves_the_groups_empty_and_the_listing_whole(zoo, tmp_path, index):
+    (zoo / ZOO_INDEX).write_text(index)
+    assert zoo_groups(zoo) == {}
+    listed = list_checkpoints(tmp_path / "cache", zoo)
+    assert [(e.name, e.group) for e in listed] == [("pair-bn", ""), ("pair-none", "")]
+
+
+def test_the_shipped_landscape_runs_are_grouped_and_none_enters_the_headline(tmp_path):
+    from core.zoo import ZOO_PLAN
+
+    planned = {e.name for e in ZOO_PLAN if e.group == LANDSCAPE_GROUP}
+    entries = list_checkpoints(tmp_path, SHIPPED_ZOO)
+    shipped = {e.name for e in entries if e.group == LANDSCAPE_GROUP}
+    assert shipped == planned & {e.name for e in entries}  # every shipped one is grouped by the index
+    assert not shipped & {e.name for e in headline_pairs(entries)}

@@ -10,7 +10,8 @@ import torch
 import torchvision
 
 import core.checkpoints as checkpoints
-from core.checkpoints import CheckpointError, load_checkpoint, load_checkpoint_bytes, save_checkpoint
+from core.checkpoints import (INPUT_NORMALIZATIONS, CheckpointError, NormalizationUnknown, load_checkpoint,
+                               load_checkpoint_bytes, save_checkpoint)
 from core.models import build
 
 
@@ -50,21 +51,25 @@ def test_fp16_storage_round_trips_within_half_precision(tmp_path, model):
                                   lambda s: {f"module.{k}": v for k, v in s.items()}])
 def test_pt_state_dicts_load_weights_only_and_infer_architecture(tmp_path, model, wrap):
     torch.save(wrap(model.backbone.state_dict()), tmp_path / "m.pt")
-    ckpt = load_checkpoint(tmp_path / "m.pt")
+    ckpt = load_checkpoint(tmp_path / "m.pt", normalization=INPUT_NORMALIZATIONS["cifar10"])
     assert (ckpt.spec.arch, ckpt.spec.norm, ckpt.spec.width) == ("vgg11", "bn", 0.125)
     assert all(torch.equal(ckpt.model.backbone.state_dict()[k], v) for k, v in model.backbone.state_dict().items())
 
 
-def test_torchvision_state_dict_loads(tmp_path):
+def test_torchvision_state_dict_loads_with_the_normalization_asked_not_assumed(tmp_path):
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "r.pth")
-    ckpt = load_checkpoint(tmp_path / "r.pth")
-    assert ckpt.spec.arch == "tv_resnet18" and ckpt.spec.num_classes == 10
+    with pytest.raises(NormalizationUnknown, match="--mean R G B --std R G B"):
+        load_checkpoint(tmp_path / "r.pth")  # neither ImageNet's nor CIFAR's stats are assumed
+    ckpt = load_checkpoint(tmp_path / "r.pth", normalization=INPUT_NORMALIZATIONS["imagenet"])
+    assert ckpt.spec.arch == "tv_resnet18" and ckpt.spec.num_classes == 10 and ckpt.dataset == "unknown"
+    assert (ckpt.spec.mean, ckpt.spec.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert ckpt.meta["input_normalization"] == "given by the user"
 
 
 def test_ambiguous_norm_is_named(tmp_path):
     torch.save(build("vgg11", norm="gn", width=0.125).state_dict(), tmp_path / "g.pt")
     with pytest.raises(CheckpointError, match="choose the norm"):
-        load_checkpoint(tmp_path / "g.pt")
+        load_checkpoint(tmp_path / "g.pt")  # a full state dict: its normalize.* buffers give mean/std
     from core.models import ModelSpec
     assert load_checkpoint(tmp_path / "g.pt", spec=ModelSpec("vgg11", "gn", width=0.125)).spec.norm == "gn"
 

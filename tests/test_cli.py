@@ -125,3 +125,17 @@ def test_landscape_json_is_the_surface_around_one_image(checkpoint, tmp_path):
     assert out["loss"][2][2] == pytest.approx(out["centre_loss"], rel=1e-5) and -1 <= out["ligs"] <= 1
     bad = cli("landscape", str(checkpoint), "--resolution", "4", "--json", env_cache=tmp_path)
     assert bad.returncode == 2 and "odd" in json.loads(bad.stdout)["error"]
+
+
+def test_features_json_extract_list_and_refusal(checkpoint, tmp_path):
+    r = cli("features", "extract", str(checkpoint), "--kind", "D_det", "--preset", "tiny", "--json", env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["schema"] == "normscope.features/1"
+    item = out["items"][0]
+    assert item["kind"] == "D_det" and item["images"] == 200 and 0 <= item["sanity"]["target_rate"] <= 1
+    listed = json.loads(cli("features", "list", "--json", env_cache=tmp_path).stdout)["items"]
+    assert [d["id"] for d in listed] == [item["id"]] and listed[0]["preset"] == "tiny"
+    refused = cli("features", "extract", str(checkpoint), "--kind", "D_R", "--preset", "tiny", "--json",
+                  env_cache=tmp_path)
+    assert refused.returncode == 2 and "adversarially trained" in json.loads(refused.stdout)["error"]
+    assert "Traceback" not in refused.stderr

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from core.config import config_dict, config_from_dict
 from core.experiments import EvalData, RunContext, get_experiment
-from core.landscape import (DEFAULT_RADIUS, LossSurfaceConfig, grid_coordinates, gradient_profile, landscape_step,
+from core.landscape import (DEFAULT_RADIUS, SUMMARY_MEASURES, LossSurfaceConfig, comparison_members,
+                            grid_coordinates, gradient_profile, landscape_records, landscape_step, landscape_summary,
                             loss_surface, plane_directions, plane_losses, threat_norm)
 from core.models import build
 from core.train import TrainConfig, preset, read_history, train
@@ -130,6 +131,34 @@ def test_train_config_without_the_option_round_trips_and_old_configs_load():
     assert TrainConfig.from_dict(on.to_dict()) == on and on.to_dict()["landscape_every"] == 10
     with pytest.raises(ValueError, match="landscape_every"):
         preset("tiny", landscape_every=-1)
+
+
+def record(step: int, loss_min: float, loss_max: float, change: float, grad_norm: float, beta: float) -> dict:
+    return {"step": step, "loss": loss_max, "loss_min": loss_min, "loss_max": loss_max, "grad_change_min": 0.0,
+            "grad_change_max": change, "beta": beta, "grad_norm": grad_norm}
+
+
+def test_the_summary_is_the_median_over_measured_steps_of_each_measure():
+    history = [{"epoch": 1, "landscape": [record(0, 2.0, 2.5, 4.0, 2.0, 9.0), record(10, 1.0, 1.1, 1.0, 4.0, 3.0)]},
+               {"epoch": 2, "landscape": [record(20, 1.0, 1.3, 2.0, 0.0, 5.0)]}, {"epoch": 3}]
+    summary = landscape_summary(landscape_records(history))
+    assert summary == pytest.approx({"steps": 3, "loss_range": 0.3, "grad_change": 2.0, "beta": 5.0,
+                                     "relative_grad_change": 0.25})  # medians of (2, 0.25, 0 for a zero gradient)
+    assert set(summary) == {"steps", *SUMMARY_MEASURES}
+    with pytest.raises(ValueError, match="landscape_every"):
+        landscape_summary(landscape_records([{"epoch": 1, "train_loss": 2.0}]))
+
+
+def test_every_zoo_landscape_comparison_names_landscape_runs_of_its_plan():
+    from core.zoo import LANDSCAPE_COMPARISONS, LANDSCAPE_GROUP, plan_entry
+
+    for names in LANDSCAPE_COMPARISONS.values():
+        entries = [plan_entry(n) for n in names]
+        assert len(entries) >= 2 and all(e.group == LANDSCAPE_GROUP and e.config.landscape_every > 0 for e in entries)
+        assert len({(e.config.arch, e.config.norm, e.config.shortcut) for e in entries}) == len(entries)
+    shortcut = [plan_entry(n).config.shortcut for n in LANDSCAPE_COMPARISONS["Shortcut on / off on ResNet18 (Fig. A9)"]]
+    assert sorted(shortcut) == [False, False, True, True]
+    assert comparison_members(("a", "b", "c"), ["c", "x", "a"]) == ["a", "c"]  # the comparison's order, present only
 
 
 # --- loss surface around an input ------------------------------------------------------------------------

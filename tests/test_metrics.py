@@ -84,3 +84,56 @@ def test_random_targets_are_other_classes_and_fixed_by_the_seed():
     y = torch.arange(10).repeat(5)
     t = target_labels(y, "random", 10, seed=1)
     assert (t != y).all() and t.device == y.device and torch.equal(t, target_labels(y, "random", 10, seed=1))
+
+
+class ScaledLinear(torch.nn.Module):
+    """A fp32 linear 10-class model on [N, 3, 2, 2] images whose logits are multiplied by ``scale``. Scaled by 1e4,
+    every image whose top logit leads by more than 0.02 gets a softmax that is exactly one-hot in fp32
+    (exp(-200) underflows), so the cross-entropy gradient is exactly 0: a model that masks gradients."""
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.weight = torch.nn.Parameter(0.3 * torch.randn(10, 12, generator=g))
+        self.bias = torch.nn.Parameter(torch.tensor([2.0] + [0.0] * 9))
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * (x.flatten(1) @ self.weight.T + self.bias)
+
+
+def saturating_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Images the unscaled model classifies with a lead of more than 0.02, and their predicted labels."""
+    x = torch.rand(400, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        top2 = ScaledLinear()(x).topk(2, dim=1)
+    keep = (top2.values[:, 0] - top2.values[:, 1]) > 0.02
+    return x[keep], top2.indices[keep, 0]
+
+
+@pytest.mark.parametrize("name, ce", [("fgsm", True), ("pgd_linf", True), ("apgd_ce_linf", True),
+                                      ("cw_linf", False), ("apgd_dlr_linf", False)])
+def test_zero_gradient_is_every_image_on_a_saturated_model_and_none_on_a_normal_one(name, ce):
+    from core.metrics import zero_gradient_mask
+
+    x, y = saturating_batch()
+    assert len(y) > 300
+    spec = paper_spec(name, eps=0.1, steps=5)
+    saturated = zero_gradient_mask(ScaledLinear(1e4), x, y, spec, batch_size=100)
+    assert saturated.dtype == torch.bool and len(saturated) == len(y)
+    # CE saturates (p_y rounds to 1); the CW margin and DLR losses never do
+    assert saturated.all() if ce else not saturated.any()
+    assert not zero_gradient_mask(ScaledLinear(1.0), x, y, spec).any()
+
+
+def test_masked_gradients_read_as_robustness_and_the_result_says_so():
+    from core.metrics import run_attack
+
+    x, y = saturating_batch()
+    masked = run_attack(ScaledLinear(1e4), x, y, paper_spec("pgd_linf", eps=0.3, steps=10))
+    plain = run_attack(ScaledLinear(1.0), x, y, paper_spec("pgd_linf", eps=0.3, steps=10))
+    assert masked.clean_accuracy == plain.clean_accuracy == 1.0
+    assert masked.robust_accuracy == 1.0 and plain.robust_accuracy < 0.9  # same decisions, PGD sees nothing
+    assert masked.to_dict()["zero_gradient"] == 1.0 and plain.to_dict()["zero_gradient"] == 0.0
+    dlr = run_attack(ScaledLinear(1e4), x, y, paper_spec("apgd_dlr_linf", eps=0.3, steps=20))
+    assert dlr.zero_gradient == 0.0 and dlr.robust_accuracy < 0.9  # the scale-invariant loss sees through it

@@ -7,6 +7,7 @@ from core.cache import default_cache_dir
 from core.catalog import CatalogEntry, list_checkpoints
 from core.checkpoints import Checkpoint
 from core.experiments import Subject, load_verified
+from ui import state
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -38,6 +39,17 @@ def load(subject: Subject) -> Checkpoint:
 
 def by_label(dataset: str | None = None) -> dict[str, CatalogEntry]:
     return {e.label: e for e in entries(dataset)}
+
+
+def featured() -> str:
+    """The training dataset pages preselect models of (see :func:`ui.state.featured_dataset`)."""
+    return state.featured_dataset([e.dataset for e in entries() if e.source == "zoo"] or
+                                  [e.dataset for e in entries()], state.dataset())
+
+
+def grouped(first: str) -> list[CatalogEntry]:
+    """Every checkpoint, grouped by the dataset it was trained on: ``first``'s group first, then by name."""
+    return sorted(entries(), key=lambda e: (e.dataset != first, e.dataset))
 
 
 def refresh() -> None:

@@ -45,6 +45,8 @@ PAGES = (
             "Transferability (Table A8, Fig. 9)"),
     PageDef("views/landscape.py", "Loss landscape", ":material/landscape:", "landscape",
             "Loss landscape (App. I, input space)"),
+    PageDef("views/features.py", "Non-robust features", ":material/join_inner:", "features",
+            "Non-robust features (Tables A3-A5, Fig. 6)"),
 )
 
 

@@ -6,6 +6,7 @@ import streamlit as st
 from core.cache import ResultCache, default_cache_dir
 from core.catalog import list_checkpoints, zoo_results
 from core.data import available_datasets, resolve_name
+from core.data.sources import SAME_IMAGES
 
 DATASET_KEY, DEMO_KEY = "dataset", "demo_mode"
 
@@ -25,15 +26,28 @@ def cache() -> ResultCache:
 
 
 def default_dataset(options: list[str]) -> str:
-    """CIFAR-10 (genuine or JPEG copy) when found and some checkpoint was trained on it, else the built-in set."""
+    """CIFAR-10 (genuine or JPEG copy) when found and some checkpoint was trained on its images, else the
+    built-in set."""
     best = resolve_name("auto")
-    has_models = any(e.dataset == best for e in list_checkpoints())
+    has_models = any(SAME_IMAGES.get(e.dataset, e.dataset) == SAME_IMAGES.get(best, best) for e in list_checkpoints())
     return best if best in options and has_models else "builtin"
 
 
 def dataset() -> str:
-    """The data source chosen in the sidebar (also what each page's models were trained on)."""
+    """The data source chosen in the sidebar: what new computations and the galleries use (every model is
+    listed whatever it is; see ui/datasource.py)."""
     return st.session_state.get(DATASET_KEY) or default_dataset(available_datasets())
+
+
+def featured_dataset(trained_on: list[str], source: str) -> str:
+    """The training dataset whose models pages preselect and the Overview summarizes: the data source's own (or
+    one of the same images) when some model was trained on it, unless that is the built-in toy set and models of
+    real data exist, so that a first start without data shows the paper's findings on the zoo."""
+    same = [d for d in trained_on if d == source or SAME_IMAGES.get(d, d) == SAME_IMAGES.get(source, source)]
+    real = [d for d in trained_on if d not in ("builtin", "unknown")]
+    if same and source != "builtin":
+        return max(same, key=lambda d: (d == source, trained_on.count(d)))
+    return max(real, key=trained_on.count) if real else source
 
 
 def demo_mode() -> bool:

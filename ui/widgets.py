@@ -8,31 +8,41 @@ from core.catalog import CatalogEntry
 from core.experiments import DEFAULT_PER_CLASS
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.robustness import TABLE_ATTACKS
-from ui import catalog
+from core.zoo import LANDSCAPE_GROUP
+from ui import catalog, datasource
 
 
 def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
     """Up to ``limit`` models, standard-trained BN and norm-free first, so the default view is the paper's
-    comparison (adversarially trained models come after)."""
-    ranked = sorted(entries, key=lambda e: (e.source != "zoo", e.norm not in ("bn", "none"), e.adversarial,
-                                            e.arch, e.norm))
+    comparison (adversarially trained models come after; the App. I landscape runs, a few hundred steps long, last
+    of the zoo's)."""
+    ranked = sorted(entries, key=lambda e: (e.source != "zoo", e.group == LANDSCAPE_GROUP,
+                                            e.norm not in ("bn", "none"), e.adversarial, e.arch, e.norm))
     return [e.label for e in ranked[:limit]]
 
 
 def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", most: int | None = None,
                  preferred: tuple[str, ...] = ()) -> list[CatalogEntry]:
-    """A multiselect over the catalog's checkpoints trained on ``dataset`` (at most ``most``, said in the UI);
-    preselected: the ``preferred`` ones present, else the paper's BN / norm-free comparison."""
-    options = catalog.by_label(dataset)
+    """A multiselect over every checkpoint in the catalog, each labelled with the dataset it was trained on and
+    grouped by it (the data source ``dataset``'s models first): a model whose dataset is not on disk still shows its
+    precomputed results. At most ``most`` (said in the UI); preselected: the ``preferred`` ones present, else the
+    paper's BN / norm-free comparison among the featured dataset's models (the zoo's, on a first start)."""
+    entries = catalog.grouped(dataset)
+    options = {e.label: e for e in entries}
     if not options:
-        st.info(f"No checkpoints trained on **{dataset}** yet: pick another data source in the sidebar, "
-                "upload one or train one on the Models page.")
+        st.info("No checkpoints yet: upload one or train one on the Models page.")
         return []
+    featured = catalog.featured()
     default = [p for p in preferred if p in options]
-    default = default or default_models(list(options.values()), min(limit, most or limit))
+    default = default or default_models([e for e in entries if e.dataset == featured] or entries,
+                                        min(limit, most or limit))
     picked = st.multiselect(label + (f" (up to {most})" if most else ""), list(options), max_selections=most,
-                            default=default, key=key)
-    return [options[p] for p in picked]
+                            default=default, key=key, format_func=lambda p: f"{p} · {options[p].dataset}",
+                            help="Every model, labelled with the dataset it was trained on. Results come from that "
+                                 "dataset, or from the data source (sidebar) where it holds the same images.")
+    chosen = [options[p] for p in picked]
+    datasource.note_missing(chosen)
+    return chosen
 
 
 def per_class_input(key: str, default: int = DEFAULT_PER_CLASS) -> int:

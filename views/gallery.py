@@ -8,7 +8,7 @@ from core.attacks import ATTACKS, WHITE_BOX
 from core.data import class_names
 from core.experiments import EvalData, Evaluation
 from core.gallery import DEFAULT_ATTACK, GalleryConfig, decode_images, gallery_grid, gallery_report, png_bytes
-from ui import compute, render, state, widgets
+from ui import compute, datasource, render, state, widgets
 
 WIDTH = 128  # one display width for every image, so clean and adversarial line up
 MAX_MODELS = 4  # two columns per model: more would not fit a screen
@@ -66,10 +66,14 @@ def predictions(results: dict, names: list[str]) -> pd.DataFrame:
 
 
 if models:
-    results = compute.gather({e.label: Evaluation.of(e, gallery_report, GalleryConfig(spec, data)) for e in models},
-                             "gal_run", "galleries")
-    if len(results) == len(models):
-        names = class_names(data.dataset)
+    requests = {e.label: Evaluation.of(e, gallery_report, GalleryConfig(spec, data)) for e in models}
+    results = compute.gather(datasource.located(requests, source_first=True), "gal_run", "galleries")
+    shown_on = sorted({r["dataset"] for r in results.values()})
+    if len(shown_on) > 1:
+        st.info(f"These models were evaluated on different images ({', '.join(shown_on)}): pick models trained on "
+                "one dataset to see the same images side by side.")
+    elif len(results) == len(models):
+        names = class_names(shown_on[0])
         st.caption(f"{spec.label}. Columns: clean, then per model: adversarial (✓ still correct / ✗ fooled) "
                    "and its amplified perturbation.")
         header(results)
@@ -77,7 +81,7 @@ if models:
         for i in range(min(shown, len(next(iter(results.values()))["labels"]))):
             render_row(i, results, images, names)
         st.download_button("Download PNG", png_bytes(gallery_grid(results, shown)), key="gal_png",
-                           file_name=f"{render.slug(f'gallery-{name}-{dataset}')}.png", mime="image/png",
+                           file_name=f"{render.slug(f'gallery-{name}-{shown_on[0]}')}.png", mime="image/png",
                            icon=":material/download:")
-        render.table(predictions(results, names), f"gallery-{name}-{dataset}", "gal_preds")
+        render.table(predictions(results, names), f"gallery-{name}-{shown_on[0]}", "gal_preds")
         render.dataset_caption({r["dataset"] for r in results.values()})

@@ -13,10 +13,12 @@ from core.catalog import CatalogEntry
 from core.data import class_names
 from core.experiments import EvalData, Evaluation
 from core.gallery import decode_images
-from core.landscape import (DEFAULT_RADIUS, LANDSCAPE_STEP_FACTORS, PLANES, THREATS, LossSurfaceConfig,
-                            gradient_profile, landscape_records, loss_surface)
+from core.landscape import (DEFAULT_RADIUS, LANDSCAPE_STEP_FACTORS, PLANES, SUMMARY_MEASURES, THREATS,
+                            LossSurfaceConfig, comparison_members, gradient_profile, landscape_records,
+                            landscape_summary, loss_surface)
 from core.models import NORMS
-from ui import catalog, compute, render, state, widgets
+from core.zoo import LANDSCAPE_COMPARISONS
+from ui import catalog, compute, datasource, render, state, widgets
 
 NORM_COLOURS = dict(zip((*NORMS, "fixup"), qualitative.Plotly))  # one colour per normalization, as in Fig. A7
 MEASURES = (("loss", "Loss variation", "loss_min", "loss_max"),
@@ -40,7 +42,8 @@ def has_landscape(entry: CatalogEntry) -> bool:
 
 def landscape_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
     """One row per (model, measured step) from the recorded histories."""
-    rows = [{"model": e.label, "norm": e.norm, **r} for e in entries for r in landscape_records(list(e.history))]
+    rows = [{"model": e.label, "norm": e.norm, "dataset": e.dataset, **r} for e in entries
+            for r in landscape_records(list(e.history))]
     return pd.DataFrame(rows)
 
 
@@ -49,12 +52,22 @@ def rgba(colour: str, alpha: float) -> str:
     return f"rgba({r}, {g}, {b}, {alpha})"
 
 
+def model_colours(df: pd.DataFrame) -> dict[str, str]:
+    """One colour per normalization, as Fig. A7; one per model where two models share a normalization
+    (shortcut on / off, ResNet20 and ResNet56)."""
+    norms = df.drop_duplicates("model").set_index("model")["norm"]
+    if norms.is_unique:
+        return {m: NORM_COLOURS.get(n, "#444444") for m, n in norms.items()}
+    return {m: qualitative.Plotly[i % len(qualitative.Plotly)] for i, m in enumerate(norms.index)}
+
+
 def band_figure(df: pd.DataFrame) -> go.Figure:
-    """The three measures over training steps: min-max bands over the step sizes, one colour per normalization."""
+    """The three measures over training steps: min-max bands over the step sizes, a colour per normalization."""
     titles = [title for _, title, _, _ in MEASURES]
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.07)
+    colours = model_colours(df)
     for model, d in df.groupby("model", sort=False):
-        colour = NORM_COLOURS.get(d["norm"].iloc[0], "#444444")
+        colour = colours[model]
         for col, (_, _, low, high) in enumerate(MEASURES, start=1):
             first = col == 1
             if low != high:
@@ -66,12 +79,27 @@ def band_figure(df: pd.DataFrame) -> go.Figure:
             fig.add_trace(go.Scatter(x=d["step"], y=d[high], mode="lines", line=dict(color=colour, width=1), name=model,
                                      legendgroup=model, showlegend=False), row=1, col=col)
     fig.update_xaxes(title_text="training step")
-    fig.update_layout(title=f"Optimization landscape on {dataset}", height=380)
+    fig.update_layout(title=f"Optimization landscape on {', '.join(df['dataset'].unique())}", height=380)
     return fig
 
 
-labels_with = tuple(e.label for e in catalog.by_label(dataset).values() if has_landscape(e))
-trained = widgets.model_picker("ls_train_models", dataset, limit=8, label="Models", preferred=labels_with)
+# recorded histories need no data: every dataset's runs
+labels_with = tuple(e.label for e in catalog.by_label().values() if has_landscape(e))
+comparisons = {title: members for title, names in LANDSCAPE_COMPARISONS.items()
+               if len(members := comparison_members(names, labels_with)) >= 2}  # the zoo's App. I runs present
+ANY = "Any models"
+
+
+def pick_comparison() -> None:
+    """A chosen comparison replaces the model selection with its models; "Any models" keeps the selection."""
+    if st.session_state["ls_comparison"] in comparisons:
+        st.session_state["ls_train_models"] = comparisons[st.session_state["ls_comparison"]]
+
+
+comparison = st.selectbox("Comparison", [*comparisons, ANY], key="ls_comparison", on_change=pick_comparison,
+                          help="The paper's App. I comparisons, trained at CPU scale in the zoo (RESULTS.md)")
+trained = widgets.model_picker("ls_train_models", dataset, limit=8, label="Models",
+                               preferred=tuple(comparisons.get(comparison, labels_with)))
 recorded = [e for e in trained if has_landscape(e)]
 if trained and not recorded:
     st.info("None of the chosen models recorded the optimization landscape during training. Train one with it: on "
@@ -87,6 +115,11 @@ if recorded:
                           "training seconds": sum(h.get("train_seconds", 0) for h in e.history)} for e in recorded])
     st.caption("Cost of the measurement (included in the training time): " + "; ".join(
         f"{r['model']}: {r['landscape seconds']:.1f} s of {r['training seconds']:.1f} s" for _, r in cost.iterrows()))
+    summary = pd.DataFrame([{"model": e.label, "norm": e.norm, **landscape_summary(landscape_records(list(e.history)))}
+                            for e in recorded]).rename(columns={"steps": "measured steps", **SUMMARY_MEASURES})
+    st.dataframe(summary, hide_index=True, key="ls_summary")
+    st.caption("Medians over the measured steps. Gradient change / ‖g‖ is scale-free: a model stuck on a flat "
+               "plateau has a small gradient, hence a small absolute gradient change, without a smoother landscape.")
 
 st.header("Loss surface around an image")
 st.markdown("""The cross-entropy on a plane of input space through one test image: spanned by the normalized input
@@ -167,7 +200,8 @@ def show_surfaces(results: dict[str, dict]) -> None:
 
 if models:
     with render.user_errors("Cannot compute the loss surface"):
-        surfaces = compute.gather({e.label: Evaluation.of(e, loss_surface, config) for e in models}, "ls_run",
+        surfaces = compute.gather(datasource.located({e.label: Evaluation.of(e, loss_surface, config)
+                                                      for e in models}), "ls_run",
                                   "loss surfaces")
         if surfaces:
             show_surfaces(surfaces)
@@ -179,8 +213,8 @@ st.markdown("The middle row of each model's grid: the loss from the image along 
 profiled = widgets.model_picker("ls_profile_models", dataset, limit=6, preferred=tuple(e.label for e in models))
 if profiled:
     with render.user_errors("Cannot compute the loss profiles"):
-        profiles = compute.gather({e.label: Evaluation.of(e, loss_surface, config) for e in profiled},
-                                  "ls_profile_run", "loss surfaces")
+        profiles = compute.gather(datasource.located({e.label: Evaluation.of(e, loss_surface, config)
+                                                      for e in profiled}), "ls_profile_run", "loss surfaces")
         if profiles:
             rows = [{"model": m, "norm": e.norm, "step": t, "loss": v} for e in profiled
                     if (m := e.label) in profiles for t, v in zip(*gradient_profile(profiles[m]))]

@@ -10,13 +10,21 @@ import streamlit as st
 from core import jobs
 from core.cache import default_cache_dir
 from core.catalog import CatalogEntry, store_upload
-from core.checkpoints import MAX_CHECKPOINT_BYTES
+from core.checkpoints import (INPUT_NORMALIZATIONS, MAX_CHECKPOINT_BYTES, InputNormalization, NormalizationUnknown,
+                              sha256_bytes)
 from core.data import available_datasets
-from core.models import IMAGENET_MEAN, IMAGENET_STD, ModelSpec, list_models, model_entry
+from core.models import ModelSpec, list_models, model_entry
 from core.train import PRESETS, TrainConfig, preset, read_history
 from ui import catalog, compute, render, state
 
 FROM_FILE = "as recorded in the file"
+CUSTOM = "custom"
+NORMALIZATION_CHOICES = {f"CIFAR-10: {INPUT_NORMALIZATIONS['cifar10']}": "cifar10",
+                         f"CIFAR-10 as kuangliu/pytorch-cifar and MadryLab robustness train it: "
+                         f"{INPUT_NORMALIZATIONS['cifar10-kuangliu']}": "cifar10-kuangliu",
+                         f"ImageNet: {INPUT_NORMALIZATIONS['imagenet']}": "imagenet",
+                         "none: the model takes [0, 1] pixels as they are (mean 0, std 1)": "none",
+                         CUSTOM: CUSTOM}
 
 st.title("Models")
 zoo_tab, upload_tab, train_tab = st.tabs(["Zoo", "Upload", "Train"])
@@ -46,34 +54,76 @@ with zoo_tab:
 
 
 def spec_input() -> ModelSpec:
-    """Architecture by hand: IN, LN and GN cannot be told apart from weights alone."""
+    """Architecture by hand: IN, LN and GN cannot be told apart from weights alone (nor two published PreAct
+    ResNet-18s). The input normalization is not part of it: the file records it, or the page asks."""
     c1, c2, c3, c4 = st.columns(4)
     arch = c1.selectbox("Architecture", list_models(), index=list_models().index("vgg11"), key="upload_arch")
     norm = c2.selectbox("Normalization", model_entry(arch).norms, key="upload_norm")
     width = c3.number_input("Width multiplier", 0.01, 8.0, 1.0, format="%.3f", key="upload_width")
     classes = c4.number_input("Classes", 2, 1000, 10, key="upload_classes")
-    stats = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD) if arch.startswith("tv_") else {}
-    return ModelSpec(arch, norm, int(classes), float(width), **stats)
+    return ModelSpec(arch, norm, int(classes), float(width))
+
+
+def three_numbers(text: str, what: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.replace(",", " ").split())
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise ValueError(f"{what} needs 3 numbers (R, G, B), got {text!r}")
+    return values
+
+
+def normalization_question(filename: str, key: str) -> InputNormalization | None:
+    """Ask for the mean/std a file does not record (never assumed); None until answered."""
+    st.warning(f"**{filename}** does not record the input normalization (mean/std) its model was trained behind. "
+               "A wrong one silently changes every accuracy and robustness number, so NormScope does not guess: "
+               "which one did its training script use?")
+    label = st.radio("Input normalization", list(NORMALIZATION_CHOICES), index=None, key=key)
+    if label is None:
+        return None
+    if NORMALIZATION_CHOICES[label] != CUSTOM:
+        return INPUT_NORMALIZATIONS[NORMALIZATION_CHOICES[label]]
+    c1, c2 = st.columns(2)
+    mean = c1.text_input("mean (R, G, B)", key=f"{key}_mean", placeholder="0.5, 0.5, 0.5")
+    std = c2.text_input("std (R, G, B)", key=f"{key}_std", placeholder="0.5, 0.5, 0.5")
+    if not (mean and std):
+        return None
+    return InputNormalization(three_numbers(mean, "mean"), three_numbers(std, "std"))
+
+
+def store(data: bytes, filename: str, spec: ModelSpec | None, dataset: str | None) -> CatalogEntry | None:
+    """Validate and store an upload, asking for its input normalization where the file does not say."""
+    try:
+        return store_upload(data, filename, spec, dataset)
+    except NormalizationUnknown:
+        normalization = normalization_question(filename, f"upload_input_norm_{sha256_bytes(data)[:12]}")
+        return None if normalization is None else store_upload(data, filename, spec, dataset,
+                                                                normalization=normalization)
 
 
 with upload_tab:
-    st.markdown("Upload a NormScope `.safetensors` checkpoint (metadata included) or a `.pt`/`.pth` state dict. "
-                "Files are loaded weights-only (no code runs), checked for shape and NaN/inf, and stored under "
-                f"`{default_cache_dir() / 'uploads'}` so every page and session can use them.")
-    file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth"], key="upload_file",
-                            max_upload_size=max(1, MAX_CHECKPOINT_BYTES // 2 ** 20))
+    st.markdown("Upload a NormScope `.safetensors` checkpoint (metadata included) or a `.pt`/`.pth` state dict, "
+                "also as saved by kuangliu/pytorch-cifar, chenyaofo/pytorch-cifar-models, RobustBench or torchvision "
+                "(see the README's table of layouts). Files are loaded weights-only (no code runs), checked for shape "
+                f"and NaN/inf, and stored under `{default_cache_dir() / 'uploads'}` so every page and session can "
+                "use them. Choose what the model was trained on before uploading: the first upload of a file is "
+                "its record.")
+    choice = st.selectbox("Trained on", [FROM_FILE, *available_datasets()], key="upload_dataset",
+                          help=f"'{FROM_FILE}': the file's metadata, or 'unknown' where it records none.")
     manual = st.checkbox("Set the architecture by hand (needed for IN/LN/GN state dicts without metadata)",
                          key="upload_manual")
     spec = spec_input() if manual else None
-    choice = st.selectbox("Trained on", [FROM_FILE, *available_datasets()], key="upload_dataset",
-                          help=f"'{FROM_FILE}' falls back to the sidebar's data source when the file does not say.")
+    file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth"], key="upload_file",
+                            max_upload_size=max(1, MAX_CHECKPOINT_BYTES // 2 ** 20))
     if file is not None:
         with render.user_errors(f"Cannot use {file.name}"):
-            entry = store_upload(file.getvalue(), file.name, spec, None if choice == FROM_FILE else choice,
-                                 fallback_dataset=state.dataset())
-            catalog.refresh()
-            st.success(f"Stored **{entry.name}**: {entry.arch} (norm={entry.norm}, width={entry.width:g}), "
-                       f"trained on **{entry.dataset}**, sha256 {entry.sha256[:12]}… It is now in every model list.")
+            entry = store(file.getvalue(), file.name, spec, None if choice == FROM_FILE else choice)
+            if entry is not None:
+                catalog.refresh()
+                st.success(f"Stored **{entry.name}**: {entry.arch} (norm={entry.norm}, width={entry.width:g}), "
+                           f"trained on **{entry.dataset}**, sha256 {entry.sha256[:12]}… It is now in every model "
+                           "list.")
 
 
 def train_form() -> TrainConfig | None:
@@ -81,7 +131,7 @@ def train_form() -> TrainConfig | None:
     c1, c2, c3 = st.columns(3)
     name = c1.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("tiny"), key="train_preset")
     base = preset(name)
-    archs = [m for m in list_models() if not m.startswith("tv_")]  # torchvision models are ImageNet-sized
+    archs = list_models(family="cifar")  # not torchvision's (ImageNet-sized) nor the published fixed layouts
     arch = c2.selectbox("Architecture", archs, index=archs.index("vgg11"), key="train_arch")
     entry = model_entry(arch)
     norm = c3.selectbox("Normalization", entry.norms, index=entry.norms.index(entry.default_norm), key="train_norm")

@@ -9,7 +9,7 @@ from core.cache import MISSING
 from core.catalog import CatalogEntry
 from core.experiments import DEFAULT_PER_CLASS, EvalData
 from core.robustness import LIGSConfig, RobustnessConfig, headline, ligs_report, robustness
-from ui import catalog, compute, navigation, render, state
+from ui import catalog, compute, datasource, navigation, render
 
 st.title("NormScope")
 st.markdown(
@@ -18,7 +18,7 @@ st.markdown(
     "attacks at similar clean accuracy, and their loss is **less locally linear** (lower LIGS). "
     "Adversarial examples from models *without* BN also transfer better.")
 
-dataset = state.dataset()
+dataset = catalog.featured()  # the zoo's training data, whatever the data source: a first start shows the findings
 entries = catalog.entries(dataset)
 
 
@@ -50,7 +50,7 @@ def show_headline(summary: dict | None) -> None:
 
 
 if not entries:
-    st.info(f"No checkpoints trained on **{dataset}** yet. Pick another data source in the sidebar.")
+    st.info("No checkpoints yet: upload one or train one on the Models page.")
 else:
     st.subheader(f"Headline: BN vs no normalization on {dataset}")
     show_headline(headline(entries))
@@ -59,6 +59,10 @@ else:
         render.table(table, f"overview-{dataset}", "overview", column_config={
             c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if table[c].dtype.kind == "f"})
         render.dataset_caption({dataset})
+        datasource.note_missing(entries)
+others = sorted({e.dataset for e in catalog.entries()} - {dataset})
+if others:
+    st.caption(f"Also in the catalog: models trained on {', '.join(others)}; every page lists them.")
 
 st.subheader("Explore")
 cols = st.columns(3)

@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
+from core.attacks.apgd import APGD, APGDT
 from core.attacks.base import Attack, attack_mode
 from core.attacks.fgsm import FGSM
 from core.attacks.ifgsm import IFGSM
@@ -70,6 +71,17 @@ ATTACKS: dict[str, AttackEntry] = {
     "mifgsm": AttackEntry("MI-FGSM", IFGSM, dict(eps=8 / 255, decay=1.0), "momentum I-FGSM"),
     "difgsm": AttackEntry("DI-FGSM", IFGSM, dict(eps=8 / 255, diversity_prob=0.5), "input-diversity I-FGSM"),
     "tifgsm": AttackEntry("TI-FGSM", IFGSM, dict(eps=8 / 255, kernel_size=5), "translation-invariant I-FGSM"),
+    # AutoAttack's white-box attacks (Croce & Hein 2020) at AutoAttack's standard CIFAR-10 budgets, 100 steps,
+    # step size set by the attack itself (the paper's budgets are a spec away).
+    "apgd_ce_linf": AttackEntry("APGD-CE-linf", APGD, dict(threat="linf", eps=8 / 255), "linf APGD on cross-entropy"),
+    "apgd_dlr_linf": AttackEntry("APGD-DLR-linf", APGD, dict(threat="linf", eps=8 / 255, loss="dlr"),
+                                 "linf APGD on the DLR loss"),
+    "apgd_t_linf": AttackEntry("APGD-T-linf", APGDT, dict(threat="linf", eps=8 / 255),
+                               "linf APGD on the targeted DLR loss, top-9 targets"),
+    "apgd_ce_l2": AttackEntry("APGD-CE-l2", APGD, dict(threat="l2", eps=0.5), "l2 APGD on cross-entropy"),
+    "apgd_dlr_l2": AttackEntry("APGD-DLR-l2", APGD, dict(threat="l2", eps=0.5, loss="dlr"), "l2 APGD on the DLR loss"),
+    "apgd_t_l2": AttackEntry("APGD-T-l2", APGDT, dict(threat="l2", eps=0.5),
+                             "l2 APGD on the targeted DLR loss, top-9 targets"),
 }
 WHITE_BOX = ("fgsm", "pgd_l2", "pgd_linf", "cw_l2", "cw_linf")  # the Robustness page's and gallery's choices
 
@@ -138,6 +150,6 @@ def build_attack(model: nn.Module, spec: AttackSpec) -> Attack:
     return entry.cls(model, **{**entry.kwargs, **{k: v for k, v in settings.items() if k in accepted}})
 
 
-__all__ = ["Attack", "AttackSpec", "AttackEntry", "ATTACKS", "FGSM", "IFGSM", "PGD", "L2Step", "LinfStep",
+__all__ = ["APGD", "APGDT", "Attack", "AttackSpec", "AttackEntry", "ATTACKS", "FGSM", "IFGSM", "PGD", "L2Step", "LinfStep",
            "THREATS", "TARGET_MODES", "WHITE_BOX", "attack_entry", "attack_mode", "build_attack",
            "default_step_size", "list_attacks", "paper_spec", "threat_model"]

@@ -1,7 +1,8 @@
 """Data: datasets held in memory as uint8 tensors, by name.
 
 Names: ``builtin`` (made by the code), ``cifar10-jpeg`` (the JPEG-derived copy), ``cifar10``,
-``cifar100``, ``svhn`` (torchvision's formats), ``npz:<path>`` (a user's arrays), and ``auto``:
+``cifar100``, ``svhn`` (torchvision's formats), ``npz:<path>`` (a user's arrays), ``features:<id>`` (a feature
+dataset extracted by :mod:`core.features`), and ``auto``:
 genuine CIFAR-10 if present, else ``cifar10-jpeg`` if present, else ``builtin``.
 """
 from __future__ import annotations
@@ -10,8 +11,9 @@ import functools
 import os
 
 from core.data.dataset import DataError, Dataset, balanced_subset, channel_stats, to_float
-from core.data.sources import (CIFAR10_CLASSES, find_cifar10_jpeg, load_cifar10_jpeg, load_npz, load_torchvision,
-                                torchvision_available)
+from core.data.download import download_cifar10
+from core.data.sources import (CIFAR10_CLASSES, evaluation_datasets, find_cifar10_jpeg, load_cifar10_jpeg, load_npz,
+                                load_torchvision, torchvision_available)
 from core.data.synthetic import CLASSES as BUILTIN_CLASSES
 from core.data.synthetic import make_builtin
 
@@ -45,6 +47,9 @@ def load_dataset(name: str = "auto", root: str | None = None, download: bool = F
         return make_builtin()
     if name == "cifar10-jpeg":
         return load_cifar10_jpeg(root)
+    if name.startswith("features:"):  # extracted by core.features, which reads this module
+        from core.features import load_feature_dataset
+        return load_feature_dataset(name.removeprefix("features:"))
     if name.startswith("npz:"):
         return load_npz(os.path.expanduser(name[4:]))
     if name in ("cifar10", "cifar100", "svhn"):
@@ -59,4 +64,5 @@ def class_names(name: str) -> list[str]:
 
 
 __all__ = ["class_names", "DataError", "Dataset", "balanced_subset", "channel_stats", "to_float", "load_dataset",
-           "resolve_name", "available_datasets", "DATASETS", "make_builtin"]
+           "resolve_name", "available_datasets", "DATASETS", "make_builtin", "download_cifar10",
+           "evaluation_datasets"]

@@ -32,8 +32,8 @@ class Dataset:
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float in [0, 1]."""
-    return x.float().div_(255.0)
+    """uint8 images -> float in [0, 1]; floating images (feature datasets, stored in [0, 1]) -> float32."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.to(torch.float32, copy=True)
 
 
 def balanced_subset(y: torch.Tensor, n_per_class: int, num_classes: int | None = None) -> torch.Tensor:

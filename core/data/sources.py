@@ -5,6 +5,9 @@ Roots come from arguments, else environment variables:
 * ``NORMSCOPE_DATA``: a folder holding torchvision datasets (``cifar-10-batches-py`` ...);
 * ``NORMSCOPE_CIFAR10_JPEG``: the folder of ``cifar10_jpeg.npz``; otherwise ``<NORMSCOPE_DATA>/cifar10-jpeg``
   and ``../shared/data/cifar10-jpeg`` beside the project are tried.
+
+``cifar10`` and ``cifar10-jpeg`` hold the same test images under the same classes (the JPEG copy is lossy):
+:func:`evaluation_datasets` lets a model trained on one be evaluated on the other when only that one is here.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from core.data.dataset import DataError, Dataset, channel_stats, check_arrays
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 JPEG_FILE = "cifar10_jpeg.npz"
+SAME_IMAGES = {"cifar10": "cifar10", "cifar10-jpeg": "cifar10"}  # dataset -> the images it holds
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -29,9 +33,25 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def cifar10_jpeg_candidates(root: str | os.PathLike | None = None) -> list[Path]:
+    """Where the JPEG copy may be: ``NORMSCOPE_CIFAR10_JPEG`` alone when set (a wrong setting must not be hidden
+    by a copy found elsewhere), else beside the torchvision data and in ``../shared/data``."""
     env = os.environ.get("NORMSCOPE_CIFAR10_JPEG")
-    found = [Path(env)] if env else []
-    return found + [data_root(root) / "cifar10-jpeg", PROJECT_ROOT.parent / "shared" / "data" / "cifar10-jpeg"]
+    if env:
+        return [Path(env)]
+    return [data_root(root) / "cifar10-jpeg", PROJECT_ROOT.parent / "shared" / "data" / "cifar10-jpeg"]
+
+
+def evaluation_datasets(trained_on: str, source: str) -> list[str]:
+    """The datasets a model trained on ``trained_on`` may be evaluated on, the data source ``source`` first.
+
+    The source only where it holds the model's images and classes (genuine CIFAR-10 for a model trained on the
+    JPEG copy, and the reverse); otherwise only the model's own dataset (a CIFAR-10 model on the built-in toy
+    images would be nonsense). A model of unknown origin gets the source, as before.
+    """
+    if trained_on in ("unknown", source):
+        return [source]
+    same = SAME_IMAGES.get(trained_on) is not None and SAME_IMAGES.get(trained_on) == SAME_IMAGES.get(source)
+    return [source, trained_on] if same else [trained_on]
 
 
 def find_cifar10_jpeg(root: str | os.PathLike | None = None) -> Path | None:
@@ -64,7 +84,8 @@ def load_cifar10_jpeg(root: str | os.PathLike | None = None, cache_dir: Path | N
     folder = find_cifar10_jpeg(root)
     if folder is None:
         tried = ", ".join(str(p / JPEG_FILE) for p in cifar10_jpeg_candidates(root))
-        raise DataError(f"cifar10-jpeg not found (tried {tried}); set NORMSCOPE_CIFAR10_JPEG to its folder")
+        raise DataError(f"cifar10-jpeg not found (tried {tried}); set NORMSCOPE_CIFAR10_JPEG to its folder, or get "
+                        "genuine CIFAR-10 (`python -m core data get cifar10`, or Get CIFAR-10 in the dashboard)")
     source = folder / JPEG_FILE
     decoded = _decoded_path(source, cache_dir)
     if not decoded.is_file():

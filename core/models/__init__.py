@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from core.models import alexnet, densenet, imagenet, resnet, resnext, vgg, wrn  # noqa: F401  (fill the registry)
+from core.models import (alexnet, chenyaofo, densenet, imagenet, kuangliu, resnet, resnext,  # noqa: F401
+                         robustbench, vgg, wrn)  # (fill the registry)
 from core.models._registry import NORMS, RESNET_NORMS, list_models, model_entry, register_model
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)

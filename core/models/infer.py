@@ -1,7 +1,9 @@
 """Infer a :class:`ModelSpec` from a state dict's keys and shapes, for checkpoints without metadata.
 
-IN, LN and GN layers have identical parameter shapes, so a norm among them cannot be told from
-weights alone; the error then says so and asks for the norm.
+Keys of a published repository's layout (:mod:`core.models.layouts`) are mapped first. IN, LN and GN layers
+have identical parameter shapes, so a norm among them cannot be told from weights alone; the error then says
+so and asks for the norm. The input normalization is never inferred here: the loader reads it from the file
+or asks (:mod:`core.checkpoints`).
 """
 from __future__ import annotations
 
@@ -9,12 +11,24 @@ import re
 
 import torch
 
-from core.models import IMAGENET_MEAN, IMAGENET_STD, ModelSpec
+from core.models import ModelSpec
+from core.models.layouts import read_layout
 
-VGG_DEPTHS = {8: "vgg11", 13: "vgg16", 16: "vgg19"}
+VGG_DEPTHS = {8: "vgg11", 10: "vgg13", 13: "vgg16", 16: "vgg19"}
+RESNET_BLOCKS = {(2, 2, 2, 2): "resnet18", (3, 4, 6, 3): "resnet34", (3, 3, 3): "resnet20", (5, 5, 5): "resnet32",
+                 (7, 7, 7): "resnet44", (9, 9, 9): "resnet56"}
+WRN_DEPTHS = {2: ("wrn16_4", 4), 4: ("wrn28_10", 10), 5: ("wrn34_10", 10)}  # blocks per stage -> name, widen
 
 
 def infer_model_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
+    """The architecture of a state dict in NormScope's, torchvision's or a published layout's keys."""
+    layout = read_layout(state)
+    state = layout.apply(state)
+    return layout.spec(state) or registry_spec(state)
+
+
+def registry_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
+    """The architecture of a state dict in a registry model's own keys."""
     keys = {re.sub(r"^backbone\.(net\.)?", "", k) for k in state if not k.startswith("normalize.")}
     shapes = {re.sub(r"^backbone\.(net\.)?", "", k): v.shape for k, v in state.items()}
     # AlexNet before VGG and ResNeXt before ResNet: each pair shares its top-level key names
@@ -28,15 +42,14 @@ def infer_model_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
 
 
 def _torchvision(keys: set[str], shapes: dict) -> ModelSpec | None:
-    imagenet = dict(mean=IMAGENET_MEAN, std=IMAGENET_STD)
     if "fc.weight" in keys and "layer1.0.conv1.weight" in keys:
         if "layer1.2.conv1.weight" in keys and "layer1.0.conv3.weight" not in keys:
             raise ValueError("this looks like a torchvision ResNet34, which is not supported (resnet18/50 are)")
         arch = "tv_resnet50" if "layer1.0.conv3.weight" in keys else "tv_resnet18"
-        return ModelSpec(arch, "bn", shapes["fc.weight"][0], **imagenet)
+        return ModelSpec(arch, "bn", shapes["fc.weight"][0])
     if "classifier.6.weight" in keys and "features.0.weight" in keys:
         arch = "tv_vgg16_bn" if "features.1.running_mean" in keys else "tv_vgg16"
-        return ModelSpec(arch, "bn" if arch.endswith("bn") else "none", shapes["classifier.6.weight"][0], **imagenet)
+        return ModelSpec(arch, "bn" if arch.endswith("bn") else "none", shapes["classifier.6.weight"][0])
     return None
 
 
@@ -54,7 +67,7 @@ def _cifar_vgg(keys: set[str], shapes: dict) -> ModelSpec | None:
         return None
     convs = [k for k in keys if re.fullmatch(r"features\.\d+\.weight", k) and len(shapes[k]) == 4]
     if len(convs) not in VGG_DEPTHS:
-        raise ValueError(f"a VGG with {len(convs)} conv layers is not one of vgg11/16/19")
+        raise ValueError(f"a VGG with {len(convs)} conv layers is not one of vgg11/13/16/19")
     width = shapes["features.0.weight"][0] / 64
     return ModelSpec(VGG_DEPTHS[len(convs)], _layer_norm(keys, "features.1"), shapes["head.weight"][0], width)
 
@@ -66,14 +79,16 @@ def _cifar_resnet(keys: set[str], shapes: dict) -> ModelSpec | None:
     blocks = [b for b in blocks if b]
     bottleneck = any(k.startswith("stages.0.0.branch.") and ".weight" in k and len(shapes[k]) == 4
                      and shapes[k][-1] == 1 for k in keys)
-    arch = {(2, 2, 2, 2): "resnet18", (3, 4, 6, 3): "resnet50", (3, 3, 3): "resnet20", (9, 9, 9): "resnet56"}.get(
-        tuple(blocks))
+    arch = RESNET_BLOCKS.get(tuple(blocks))
     if arch is None:
-        raise ValueError(f"a ResNet with blocks {blocks} is not one of resnet18/20/50/56")
-    if bottleneck != (arch == "resnet50"):
-        raise ValueError(f"block type does not match {arch}")
+        raise ValueError(f"a ResNet with blocks {blocks} is not one of {', '.join(sorted(RESNET_BLOCKS.values()))}"
+                         " or resnet50")
+    if bottleneck:
+        if arch != "resnet34":
+            raise ValueError(f"bottleneck blocks {blocks} do not make resnet50 (3, 4, 6, 3)")
+        arch = "resnet50"
     norm = "fixup" if "stem.2.bias" in keys else _layer_norm(keys, "stem.1")
-    base = 64 if arch in ("resnet18", "resnet50") else 16
+    base = 64 if len(blocks) == 4 else 16
     shortcut = any(k.startswith("stages.1.0.shortcut.") for k in keys)
     return ModelSpec(arch, norm, shapes["head.weight"][0], shapes["stem.0.weight"][0] / base, shortcut)
 
@@ -111,6 +126,12 @@ def _cifar_densenet(keys: set[str], shapes: dict) -> ModelSpec | None:
 def _cifar_wrn(keys: set[str], shapes: dict) -> ModelSpec | None:
     if "stem.weight" not in keys or "stages.0.0.conv1.weight" not in keys:
         return None
-    if [_blocks_per_stage(keys, f"stages.{s}") for s in range(3)] != [2, 2, 2]:
-        raise ValueError("a Wide ResNet without 3 stages of 2 blocks is not wrn16_4")
-    return ModelSpec("wrn16_4", _layer_norm(keys, "norm"), shapes["head.weight"][0], shapes["stem.weight"][0] / 16)
+    blocks = [_blocks_per_stage(keys, f"stages.{s}") for s in range(3)]
+    if len(set(blocks)) != 1 or blocks[0] not in WRN_DEPTHS:
+        raise ValueError(f"a Wide ResNet with {blocks} blocks per stage is not one of wrn16_4, wrn28_10, wrn34_10")
+    arch, widen = WRN_DEPTHS[blocks[0]]
+    width = shapes["stem.weight"][0] / 16
+    if round(shapes["stages.0.0.conv1.weight"][0] / width) != 16 * widen:
+        raise ValueError(f"a Wide ResNet of depth {6 * blocks[0] + 4} with widen factor other than {widen} "
+                         f"is not {arch}")
+    return ModelSpec(arch, _layer_norm(keys, "norm"), shapes["head.weight"][0], width)

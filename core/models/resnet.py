@@ -1,4 +1,4 @@
-"""CIFAR ResNets: ResNet18/50 (He et al. 2016, CIFAR stem) and ResNet20/56 (the 6n+2 CIFAR family).
+"""CIFAR ResNets: ResNet18/34/50 (He et al. 2016, CIFAR stem) and ResNet20/32/44/56 (the 6n+2 CIFAR family).
 
 ``norm`` picks the normalization, or ``"fixup"`` for Fixup init without any normalization
 (Zhang, Dauphin & Ma 2019): scalar biases and a scale per branch, the last conv of every
@@ -123,6 +123,11 @@ def resnet18(**kw) -> ResNet:
 
 
 @register_model(RESNET_NORMS)
+def resnet34(**kw) -> ResNet:
+    return _resnet([3, 4, 6, 3], [64, 128, 256, 512], [1, 2, 2, 2], **kw)
+
+
+@register_model(RESNET_NORMS)
 def resnet50(**kw) -> ResNet:
     return _resnet([3, 4, 6, 3], [64, 128, 256, 512], [1, 2, 2, 2], bottleneck=True, **kw)
 
@@ -130,6 +135,16 @@ def resnet50(**kw) -> ResNet:
 @register_model(RESNET_NORMS)
 def resnet20(**kw) -> ResNet:
     return _resnet([3, 3, 3], [16, 32, 64], [1, 2, 2], **kw)
+
+
+@register_model(RESNET_NORMS)
+def resnet32(**kw) -> ResNet:
+    return _resnet([5, 5, 5], [16, 32, 64], [1, 2, 2], **kw)
+
+
+@register_model(RESNET_NORMS)
+def resnet44(**kw) -> ResNet:
+    return _resnet([7, 7, 7], [16, 32, 64], [1, 2, 2], **kw)
 
 
 @register_model(RESNET_NORMS)

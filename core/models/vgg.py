@@ -14,6 +14,7 @@ from core.models.norms import make_norm, scaled
 
 CONFIGS = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
     "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
               512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
@@ -58,6 +59,11 @@ def kaiming_init(model: nn.Module) -> None:
 @register_model(NORMS)
 def vgg11(**kw) -> VGG:
     return VGG(CONFIGS["vgg11"], **kw)
+
+
+@register_model(NORMS)
+def vgg13(**kw) -> VGG:
+    return VGG(CONFIGS["vgg13"], **kw)
 
 
 @register_model(NORMS)

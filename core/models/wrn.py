@@ -1,4 +1,5 @@
-"""CIFAR Wide ResNet WRN-16-4 (Zagoruyko & Komodakis 2016), a transfer target of the paper's Table A8.
+"""CIFAR Wide ResNets (Zagoruyko & Komodakis 2016): WRN-16-4, a transfer target of the paper's Table A8, and
+WRN-28-10 / WRN-34-10, the backbones of most adversarially trained CIFAR-10 models (RobustBench).
 
 Pre-activation basic blocks (norm-ReLU-conv twice), (16 - 4) / 6 = 2 blocks per stage, stage widths
 16k/32k/64k with widen factor k = 4 (64/128/256), no dropout; a 1x1 conv shortcut where the shape
@@ -56,3 +57,15 @@ class WideResNet(Backbone):
 @register_model(NORMS)
 def wrn16_4(**kw) -> WideResNet:
     return WideResNet(depth=16, widen=4, **kw)
+
+
+@register_model(NORMS)
+def wrn28_10(**kw) -> WideResNet:
+    """WRN-28-10, the usual adversarial-training backbone (TRADES, RobustBench's ``WideResNet``)."""
+    return WideResNet(depth=28, widen=10, **kw)
+
+
+@register_model(NORMS)
+def wrn34_10(**kw) -> WideResNet:
+    """WRN-34-10, Madry et al.'s and TRADES' CIFAR-10 backbone."""
+    return WideResNet(depth=34, widen=10, **kw)

@@ -1,0 +1,57 @@
+"""The Robustness page's gradient check and AutoAttack-style section, driven headless with AppTest on the tiny
+built-in zoo of tests/test_app.py (its fixtures and helpers are reused)."""
+from __future__ import annotations
+
+from test_app import PAIR, assert_clean, cache_dir, open_page, zoo  # noqa: F401 -- fixtures used by name
+
+from core.attacks import paper_spec
+from core.cache import ResultCache
+from core.checkpoints import load_checkpoint
+from core.experiments import EvalData
+from core.robustness import RobustnessConfig, robustness
+
+
+def table_with(at, column: str):
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def zero_gradient_table(at):
+    """The page's gradient check beside Table 1 (FGSM only): one text column per attack."""
+    return next(d.value for d in at.dataframe if list(d.value.columns) == ["model", "FGSM 4/255"])
+
+
+def test_autoattack_section_shows_the_worst_case_and_the_zero_gradient_shares():
+    at = open_page("robustness")
+    at.multiselect(key="rob_models").set_value(PAIR)
+    at.multiselect(key="rob_attacks").set_value(["fgsm"])
+    at.number_input(key="rob_per_class").set_value(1)
+    at.selectbox(key="aa_threat").set_value("l2")
+    at.number_input(key="aa_steps").set_value(5).run()
+    at.button(key="aa_run").click().run()
+    assert_clean(at)
+    table = table_with(at, "worst case")
+    assert list(table["model"]) == PAIR and set(table["n"]) == {10}
+    assert (table["worst case"] <= table[["APGD-CE-l2", "APGD-T-l2"]].min(axis=1)).all()
+    assert all(v.endswith(" %") for v in table["APGD-T-l2 zero grad."])
+
+
+def test_results_cached_before_the_gradient_check_show_not_measured(zoo):  # noqa: F811
+    at = open_page("robustness")
+    at.multiselect(key="rob_models").set_value(PAIR)
+    at.multiselect(key="rob_attacks").set_value(["fgsm"])
+    at.number_input(key="rob_per_class").set_value(1).run()
+    at.button(key="rob_run").click().run()
+    assert_clean(at)
+    assert all(v.endswith(" %") for v in zero_gradient_table(at)["FGSM 4/255"])
+    cache, config = ResultCache(), RobustnessConfig(paper_spec("fgsm"), EvalData("builtin", per_class=1))
+    for name in PAIR:  # as the shipped results.json entries, made before the field existed
+        key = robustness.key(load_checkpoint(zoo / f"{name}.safetensors"), config)
+        old = cache.get(key)
+        old.pop("zero_gradient")
+        cache.set(key, old)
+    again = open_page("robustness")
+    again.multiselect(key="rob_models").set_value(PAIR)
+    again.multiselect(key="rob_attacks").set_value(["fgsm"])
+    again.number_input(key="rob_per_class").set_value(1).run()
+    assert_clean(again)
+    assert set(zero_gradient_table(again)["FGSM 4/255"]) == {"not measured"}

@@ -1,0 +1,730 @@
+"""Checkpoints as people have them: each published layout, saved by a re-implementation of that repository's own
+model class (random init, random BN statistics) in its own wrapper, loads through core.checkpoints and computes
+the original's outputs; the input normalization is read from the file or asked for, never assumed.
+
+The reference classes below are copied from the repositories' files (kuangliu/pytorch-cifar models/*.py,
+chenyaofo/pytorch-cifar-models pytorch_cifar_models/*.py, RobustBench robustbench/model_zoo/architectures/*.py
+and model_zoo/cifar10.py), reduced to what builds the model; they share no code with core.models.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import save as save_safetensors
+
+from core.checkpoints import (INPUT_NORMALIZATIONS, CheckpointError, InputNormalization, NormalizationUnknown,
+                              load_checkpoint_bytes)
+from core.models import ModelSpec
+from core.models.infer import infer_model_spec
+
+CIFAR = INPUT_NORMALIZATIONS["cifar10"]
+KUANGLIU_STATS = INPUT_NORMALIZATIONS["cifar10-kuangliu"]
+
+
+# ---- kuangliu/pytorch-cifar: models/resnet.py ----------------------------------------------------------------
+class KLBasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != self.expansion * planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, self.expansion * planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(self.expansion * planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class KLBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, in_planes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, self.expansion * planes, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(self.expansion * planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_planes != self.expansion * planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, self.expansion * planes, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(self.expansion * planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += self.shortcut(x)
+        return F.relu(out)
+
+
+class KLResNet(nn.Module):
+    def __init__(self, block, num_blocks, num_classes=10):
+        super().__init__()
+        self.in_planes = 64
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.layer1 = self._make_layer(block, 64, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(block, 128, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(block, 256, num_blocks[2], stride=2)
+        self.layer4 = self._make_layer(block, 512, num_blocks[3], stride=2)
+        self.linear = nn.Linear(512 * block.expansion, num_classes)
+
+    def _make_layer(self, block, planes, num_blocks, stride):
+        layers = []
+        for stride in [stride] + [1] * (num_blocks - 1):
+            layers.append(block(self.in_planes, planes, stride))
+            self.in_planes = planes * block.expansion
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        out = F.avg_pool2d(out, 4)
+        return self.linear(out.view(out.size(0), -1))
+
+
+# ---- kuangliu/pytorch-cifar: models/preact_resnet.py -----------------------------------------------------------
+class KLPreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes, planes, stride=1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        if stride != 1 or in_planes != self.expansion * planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, self.expansion * planes, kernel_size=1, stride=stride, bias=False))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if hasattr(self, "shortcut") else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out += shortcut
+        return out
+
+
+class KLPreActResNet(nn.Module):
+    def __init__(self, block, num_blocks, num_classes=10):
+        super().__init__()
+        self.in_planes = 64
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.layer1 = self._make_layer(block, 64, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(block, 128, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(block, 256, num_blocks[2], stride=2)
+        self.layer4 = self._make_layer(block, 512, num_blocks[3], stride=2)
+        self.linear = nn.Linear(512 * block.expansion, num_classes)
+
+    _make_layer = KLResNet._make_layer
+
+    def forward(self, x):
+        out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
+        out = F.avg_pool2d(out, 4)
+        return self.linear(out.view(out.size(0), -1))
+
+
+# ---- kuangliu/pytorch-cifar: models/vgg.py ---------------------------------------------------------------------
+KL_VGG = {
+    "VGG11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "VGG13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "VGG16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+    "VGG19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M"],
+}
+
+
+class KLVGG(nn.Module):
+    def __init__(self, vgg_name):
+        super().__init__()
+        self.features = self._make_layers(KL_VGG[vgg_name])
+        self.classifier = nn.Linear(512, 10)
+
+    def forward(self, x):
+        out = self.features(x)
+        return self.classifier(out.view(out.size(0), -1))
+
+    def _make_layers(self, cfg):
+        layers, in_channels = [], 3
+        for x in cfg:
+            if x == "M":
+                layers += [nn.MaxPool2d(kernel_size=2, stride=2)]
+            else:
+                layers += [nn.Conv2d(in_channels, x, kernel_size=3, padding=1), nn.BatchNorm2d(x),
+                           nn.ReLU(inplace=True)]
+                in_channels = x
+        layers += [nn.AvgPool2d(kernel_size=1, stride=1)]
+        return nn.Sequential(*layers)
+
+
+# ---- kuangliu/pytorch-cifar: models/densenet.py ----------------------------------------------------------------
+class KLDenseBottleneck(nn.Module):
+    def __init__(self, in_planes, growth_rate):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, 4 * growth_rate, kernel_size=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(4 * growth_rate)
+        self.conv2 = nn.Conv2d(4 * growth_rate, growth_rate, kernel_size=3, padding=1, bias=False)
+
+    def forward(self, x):
+        out = self.conv1(F.relu(self.bn1(x)))
+        out = self.conv2(F.relu(self.bn2(out)))
+        return torch.cat([out, x], 1)
+
+
+class KLTransition(nn.Module):
+    def __init__(self, in_planes, out_planes):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(in_planes)
+        self.conv = nn.Conv2d(in_planes, out_planes, kernel_size=1, bias=False)
+
+    def forward(self, x):
+        return F.avg_pool2d(self.conv(F.relu(self.bn(x))), 2)
+
+
+class KLDenseNet(nn.Module):
+    def __init__(self, block, nblocks, growth_rate=12, reduction=0.5, num_classes=10):
+        super().__init__()
+        self.growth_rate = growth_rate
+        num_planes = 2 * growth_rate
+        self.conv1 = nn.Conv2d(3, num_planes, kernel_size=3, padding=1, bias=False)
+        self.dense1 = self._make_dense_layers(block, num_planes, nblocks[0])
+        num_planes += nblocks[0] * growth_rate
+        out_planes = int(math.floor(num_planes * reduction))
+        self.trans1 = KLTransition(num_planes, out_planes)
+        num_planes = out_planes
+        self.dense2 = self._make_dense_layers(block, num_planes, nblocks[1])
+        num_planes += nblocks[1] * growth_rate
+        out_planes = int(math.floor(num_planes * reduction))
+        self.trans2 = KLTransition(num_planes, out_planes)
+        num_planes = out_planes
+        self.dense3 = self._make_dense_layers(block, num_planes, nblocks[2])
+        num_planes += nblocks[2] * growth_rate
+        out_planes = int(math.floor(num_planes * reduction))
+        self.trans3 = KLTransition(num_planes, out_planes)
+        num_planes = out_planes
+        self.dense4 = self._make_dense_layers(block, num_planes, nblocks[3])
+        num_planes += nblocks[3] * growth_rate
+        self.bn = nn.BatchNorm2d(num_planes)
+        self.linear = nn.Linear(num_planes, num_classes)
+
+    def _make_dense_layers(self, block, in_planes, nblock):
+        layers = []
+        for _ in range(nblock):
+            layers.append(block(in_planes, self.growth_rate))
+            in_planes += self.growth_rate
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        out = self.conv1(x)
+        out = self.trans1(self.dense1(out))
+        out = self.trans2(self.dense2(out))
+        out = self.trans3(self.dense3(out))
+        out = self.dense4(out)
+        out = F.avg_pool2d(F.relu(self.bn(out)), 4)
+        return self.linear(out.view(out.size(0), -1))
+
+
+# ---- kuangliu/pytorch-cifar: models/mobilenetv2.py -------------------------------------------------------------
+class KLMobileBlock(nn.Module):
+    def __init__(self, in_planes, out_planes, expansion, stride):
+        super().__init__()
+        self.stride = stride
+        planes = expansion * in_planes
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=1, stride=1, padding=0, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, groups=planes, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, out_planes, kernel_size=1, stride=1, padding=0, bias=False)
+        self.bn3 = nn.BatchNorm2d(out_planes)
+        self.shortcut = nn.Sequential()
+        if stride == 1 and in_planes != out_planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=1, padding=0, bias=False),
+                nn.BatchNorm2d(out_planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out = out + self.shortcut(x) if self.stride == 1 else out
+        return out
+
+
+class KLMobileNetV2(nn.Module):
+    cfg = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(32)
+        self.layers = self._make_layers(in_planes=32)
+        self.conv2 = nn.Conv2d(320, 1280, kernel_size=1, stride=1, padding=0, bias=False)
+        self.bn2 = nn.BatchNorm2d(1280)
+        self.linear = nn.Linear(1280, num_classes)
+
+    def _make_layers(self, in_planes):
+        layers = []
+        for expansion, out_planes, num_blocks, stride in self.cfg:
+            for stride in [stride] + [1] * (num_blocks - 1):
+                layers.append(KLMobileBlock(in_planes, out_planes, expansion, stride))
+                in_planes = out_planes
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layers(out)
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.avg_pool2d(out, 4)
+        return self.linear(out.view(out.size(0), -1))
+
+
+# ---- chenyaofo/pytorch-cifar-models: resnet.py, vgg.py ---------------------------------------------------------
+class CYBasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, block, layers, num_classes=10):
+        super().__init__()
+        self.inplanes = 16
+        self.conv1 = nn.Conv2d(3, 16, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU(inplace=True)
+        self.layer1 = self._make_layer(block, 16, layers[0])
+        self.layer2 = self._make_layer(block, 32, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, 64, layers[2], stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(64 * block.expansion, num_classes)
+
+    def _make_layer(self, block, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, kernel_size=1, stride=stride, bias=False),
+                nn.BatchNorm2d(planes * block.expansion))
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        for _ in range(1, blocks):
+            layers.append(block(self.inplanes, planes))
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        x = self.avgpool(x)
+        return self.fc(x.view(x.size(0), -1))
+
+
+class CYVGG(nn.Module):
+    def __init__(self, features, num_classes=10):
+        super().__init__()
+        self.features = features
+        self.classifier = nn.Sequential(nn.Linear(512, 512), nn.ReLU(True), nn.Dropout(),
+                                        nn.Linear(512, 512), nn.ReLU(True), nn.Dropout(),
+                                        nn.Linear(512, num_classes))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def cy_make_layers(cfg):
+    layers, in_channels = [], 3
+    for v in cfg:
+        if v == "M":
+            layers += [nn.MaxPool2d(kernel_size=2, stride=2)]
+        else:
+            layers += [nn.Conv2d(in_channels, v, kernel_size=3, padding=1), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+            in_channels = v
+    return nn.Sequential(*layers)
+
+
+# ---- RobustBench: architectures/wide_resnet.py, architectures/resnet.py, model_zoo/cifar10.py -------------------
+class RBWideBasic(nn.Module):
+    def __init__(self, in_planes, out_planes, stride, dropRate=0.0):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_planes)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(out_planes, out_planes, kernel_size=3, stride=1, padding=1, bias=False)
+        self.droprate = dropRate
+        self.equalInOut = in_planes == out_planes
+        self.convShortcut = (not self.equalInOut) and nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride,
+                                                                padding=0, bias=False) or None
+
+    def forward(self, x):
+        if not self.equalInOut:
+            x = self.relu1(self.bn1(x))
+        else:
+            out = self.relu1(self.bn1(x))
+        out = self.relu2(self.bn2(self.conv1(out if self.equalInOut else x)))
+        out = self.conv2(out)
+        return torch.add(x if self.equalInOut else self.convShortcut(x), out)
+
+
+class RBNetworkBlock(nn.Module):
+    def __init__(self, nb_layers, in_planes, out_planes, block, stride, dropRate=0.0):
+        super().__init__()
+        self.layer = nn.Sequential(*[block(i == 0 and in_planes or out_planes, out_planes, i == 0 and stride or 1,
+                                           dropRate) for i in range(int(nb_layers))])
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class RBWideResNet(nn.Module):
+    def __init__(self, depth=28, num_classes=10, widen_factor=10, sub_block1=False, dropRate=0.0, bias_last=True):
+        super().__init__()
+        nChannels = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
+        n = (depth - 4) / 6
+        self.conv1 = nn.Conv2d(3, nChannels[0], kernel_size=3, stride=1, padding=1, bias=False)
+        self.block1 = RBNetworkBlock(n, nChannels[0], nChannels[1], RBWideBasic, 1, dropRate)
+        if sub_block1:
+            self.sub_block1 = RBNetworkBlock(n, nChannels[0], nChannels[1], RBWideBasic, 1, dropRate)
+        self.block2 = RBNetworkBlock(n, nChannels[1], nChannels[2], RBWideBasic, 2, dropRate)
+        self.block3 = RBNetworkBlock(n, nChannels[2], nChannels[3], RBWideBasic, 2, dropRate)
+        self.bn1 = nn.BatchNorm2d(nChannels[3])
+        self.relu = nn.ReLU(inplace=True)
+        self.fc = nn.Linear(nChannels[3], num_classes, bias=bias_last)
+        self.nChannels = nChannels[3]
+
+    def forward(self, x):
+        out = self.block3(self.block2(self.block1(self.conv1(x))))
+        out = self.relu(self.bn1(out))
+        out = F.avg_pool2d(out, 8)
+        return self.fc(out.view(-1, self.nChannels))
+
+
+class RiceWRN(RBWideResNet):  # model_zoo/cifar10.py Rice2020OverfittingNet's normalization, on WRN-28-10
+    def __init__(self):
+        super().__init__(depth=28, widen_factor=10, sub_block1=True)
+        self.register_buffer("mu", torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1))
+        self.register_buffer("sigma", torch.tensor([0.2471, 0.2435, 0.2616]).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return super().forward((x - self.mu) / self.sigma)
+
+
+class RBPreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes, planes, stride=1, out_shortcut=False):
+        super().__init__()
+        self.out_shortcut = out_shortcut
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
+        if stride != 1 or in_planes != self.expansion * planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, self.expansion * planes, kernel_size=1, stride=stride, bias=False))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out if self.out_shortcut else x) if hasattr(self, "shortcut") else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        out += shortcut
+        return out
+
+
+class RBPreActBlockV2(KLPreActBlock):  # identical forward: the shortcut reads the pre-activated input
+    def __init__(self, in_planes, planes, stride=1, out_shortcut=False):
+        super().__init__(in_planes, planes, stride)
+
+
+class RBPreActResNet(nn.Module):
+    def __init__(self, block, num_blocks, num_classes=10, bn_before_fc=False, out_shortcut=False):
+        super().__init__()
+        self.in_planes = 64
+        self.bn_before_fc = bn_before_fc
+        self.out_shortcut = out_shortcut
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        self.layer1 = self._make_layer(block, 64, num_blocks[0], stride=1)
+        self.layer2 = self._make_layer(block, 128, num_blocks[1], stride=2)
+        self.layer3 = self._make_layer(block, 256, num_blocks[2], stride=2)
+        self.layer4 = self._make_layer(block, 512, num_blocks[3], stride=2)
+        if bn_before_fc:
+            self.bn = nn.BatchNorm2d(512 * block.expansion)
+        self.linear = nn.Linear(512 * block.expansion, num_classes)
+
+    def _make_layer(self, block, planes, num_blocks, stride):
+        layers = []
+        for stride in [stride] + [1] * (num_blocks - 1):
+            layers.append(block(self.in_planes, planes, stride, out_shortcut=self.out_shortcut))
+            self.in_planes = planes * block.expansion
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        out = self.layer4(self.layer3(self.layer2(self.layer1(self.conv1(x)))))
+        if self.bn_before_fc:
+            out = F.relu(self.bn(out))
+        out = F.avg_pool2d(out, 4)
+        return self.linear(out.view(out.size(0), -1))
+
+
+class Wong2020FastNet(RBPreActResNet):
+    def __init__(self):
+        super().__init__(RBPreActBlock, [2, 2, 2, 2])
+        self.register_buffer("mu", torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1))
+        self.register_buffer("sigma", torch.tensor([0.2471, 0.2435, 0.2616]).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return super().forward((x - self.mu) / self.sigma)
+
+
+class Rice2020OverfittingNetL2(Wong2020FastNet):
+    def __init__(self):
+        RBPreActResNet.__init__(self, RBPreActBlockV2, [2, 2, 2, 2], bn_before_fc=True)
+        self.register_buffer("mu", torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1))
+        self.register_buffer("sigma", torch.tensor([0.2471, 0.2435, 0.2616]).view(1, 3, 1, 1))
+
+
+# ---- helpers ---------------------------------------------------------------------------------------------------
+def randomized(net: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights and BN statistics (a fresh BN in eval mode is nearly the identity, which would hide a
+    misplaced BN), scaled so logits stay O(1) through the depth; eval mode."""
+    torch.manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.0)
+            m.bias.data.uniform_(-0.2, 0.2)
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(1.0, 2.0)
+            m.num_batches_tracked.fill_(7)
+        elif isinstance(m, (nn.Conv2d, nn.Linear)):
+            fan_in = m.weight[0].numel()
+            m.weight.data.normal_(0, 1.0 / math.sqrt(fan_in))
+            if m.bias is not None:
+                m.bias.data.uniform_(-0.1, 0.1)
+    return net.eval()
+
+
+def torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def with_module_prefix(state: dict) -> dict:
+    return {f"module.{k}": v for k, v in state.items()}
+
+
+def assert_same_outputs(loaded, original, normalization: InputNormalization | None = None) -> None:
+    """Loaded takes [0, 1] pixels; the original takes what its training script fed it: normalized pixels, or raw
+    pixels where it normalizes inside (``normalization`` None)."""
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 32, 32)
+    fed = x if normalization is None else (x - torch.tensor(normalization.mean).view(1, 3, 1, 1)) / torch.tensor(
+        normalization.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected, got = original(fed), loaded(x)
+    assert expected.abs().max() > 0.1  # a signal to compare, not a vanishing one
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+KUANGLIU = {
+    "resnet18": (lambda: KLResNet(KLBasicBlock, [2, 2, 2, 2]), "resnet18"),
+    "resnet34": (lambda: KLResNet(KLBasicBlock, [3, 4, 6, 3]), "resnet34"),
+    "resnet50": (lambda: KLResNet(KLBottleneck, [3, 4, 6, 3]), "resnet50"),
+    "vgg11": (lambda: KLVGG("VGG11"), "vgg11"),
+    "vgg13": (lambda: KLVGG("VGG13"), "vgg13"),
+    "vgg16": (lambda: KLVGG("VGG16"), "vgg16"),
+    "vgg19": (lambda: KLVGG("VGG19"), "vgg19"),
+    "densenet121": (lambda: KLDenseNet(KLDenseBottleneck, [6, 12, 24, 16], growth_rate=32), "kuangliu_densenet121"),
+    "mobilenetv2": (lambda: KLMobileNetV2(), "kuangliu_mobilenetv2"),
+}
+
+
+@pytest.mark.parametrize("name", list(KUANGLIU))
+def test_kuangliu_checkpoints_load_and_compute_the_original(name):
+    """main.py saves {'net': net.state_dict(), 'acc': acc, 'epoch': epoch}; under DataParallel keys get 'module.'."""
+    make, arch = KUANGLIU[name]
+    original = randomized(make())
+    state = original.state_dict()
+    data = torch_bytes({"net": with_module_prefix(state) if name == "resnet18" else state, "acc": 93.1, "epoch": 199})
+    if name == "resnet18":
+        with pytest.raises(NormalizationUnknown, match="0.2023"):  # asked, with the repository's own stats as hint
+            load_checkpoint_bytes(data, "ckpt.pth")
+    ckpt = load_checkpoint_bytes(data, "ckpt.pth", normalization=KUANGLIU_STATS)
+    assert (ckpt.spec.arch, ckpt.spec.norm, ckpt.spec.num_classes) == (arch, "bn", 10)
+    assert ckpt.meta["layout"].startswith("kuangliu/pytorch-cifar") and ckpt.dataset == "unknown"
+    assert_same_outputs(ckpt.model, original, KUANGLIU_STATS)
+    assert ckpt.model.features(torch.rand(1, 3, 32, 32)).shape[1] == ckpt.model.backbone.head.in_features
+
+
+def test_kuangliu_preact_resnet18_is_ambiguous_then_loads_as_chosen():
+    """Its keys are those of RobustBench's PreActBlock net too, which feeds the shortcut the raw input."""
+    original = randomized(KLPreActResNet(KLPreActBlock, [2, 2, 2, 2]))
+    data = torch_bytes({"net": with_module_prefix(original.state_dict()), "acc": 94.0, "epoch": 199})
+    with pytest.raises(CheckpointError, match="kuangliu_preact_resnet18 and robustbench_preact_resnet18"):
+        load_checkpoint_bytes(data, "preact.pth", normalization=CIFAR)
+    ckpt = load_checkpoint_bytes(data, "preact.pth", ModelSpec("kuangliu_preact_resnet18"), normalization=CIFAR)
+    assert_same_outputs(ckpt.model, original, CIFAR)
+    wrong = load_checkpoint_bytes(data, "preact.pth", ModelSpec("robustbench_preact_resnet18"), normalization=CIFAR)
+    assert not torch.allclose(wrong.model(torch.rand(2, 3, 32, 32)), ckpt.model(torch.rand(2, 3, 32, 32)))
+
+
+CHENYAOFO = {f"resnet{d}": (lambda n=n: CifarResNet(CYBasicBlock, [n] * 3), f"resnet{d}")
+             for d, n in ((20, 3), (32, 5), (44, 7), (56, 9))}
+CHENYAOFO |= {f"vgg{d}_bn": (lambda cfg=cfg: CYVGG(cy_make_layers(KL_VGG[cfg])), f"chenyaofo_vgg{d}_bn")
+              for d, cfg in ((11, "VGG11"), (13, "VGG13"), (16, "VGG16"), (19, "VGG19"))}
+
+
+@pytest.mark.parametrize("name", list(CHENYAOFO))
+def test_chenyaofo_checkpoints_load_and_compute_the_original(name):
+    """Its released weights are plain state dicts (torch.hub's load_state_dict_from_url)."""
+    make, arch = CHENYAOFO[name]
+    original = randomized(make())
+    ckpt = load_checkpoint_bytes(torch_bytes(original.state_dict()), f"cifar10_{name}.pt", normalization=CIFAR)
+    assert (ckpt.spec.arch, ckpt.spec.num_classes) == (arch, 10)
+    assert ckpt.meta["layout"].startswith("chenyaofo/pytorch-cifar-models")
+    assert_same_outputs(ckpt.model, original, CIFAR)
+
+
+def test_chenyaofo_resnet_with_100_classes_and_safetensors():
+    original = randomized(CifarResNet(CYBasicBlock, [3, 3, 3], num_classes=100))
+    ckpt = load_checkpoint_bytes(save_safetensors(original.state_dict()), "r20.safetensors", normalization=CIFAR)
+    assert (ckpt.spec.arch, ckpt.spec.num_classes) == ("resnet20", 100)
+    assert_same_outputs(ckpt.model, original, CIFAR)
+
+
+def test_robustbench_wrn_28_10_reads_its_normalization_buffers():
+    """RobustBench checkpoints: {'state_dict': module.-prefixed keys}; TRADES' unused sub_block1 is carried along."""
+    original = randomized(RiceWRN())
+    data = torch_bytes({"state_dict": with_module_prefix(original.state_dict())})
+    ckpt = load_checkpoint_bytes(data, "Rice2020Overfitting.pt")  # no question: mu/sigma are in the file
+    assert (ckpt.spec.arch, ckpt.spec.width) == ("wrn28_10", 1.0)
+    assert ckpt.spec.std == pytest.approx((0.2471, 0.2435, 0.2616))
+    assert ckpt.meta["input_normalization"] == "from the file"
+    assert_same_outputs(ckpt.model, original)  # the original normalizes inside: both take raw pixels
+    with pytest.raises(CheckpointError, match="records the input normalization"):  # a contradicting answer
+        load_checkpoint_bytes(data, "Rice2020Overfitting.pt", normalization=INPUT_NORMALIZATIONS["imagenet"])
+
+
+@pytest.mark.parametrize("depth,sub_block1,arch", [(34, True, "wrn34_10"), (28, False, "wrn28_10")])
+def test_robustbench_wrn_keys_are_inferred(depth, sub_block1, arch):
+    with torch.device("meta"):  # shapes only: WRN-34-10 has 46M parameters
+        state = RBWideResNet(depth=depth, widen_factor=10, sub_block1=sub_block1).state_dict()
+    assert infer_model_spec(state) == ModelSpec(arch, "bn", 10, 1.0)
+
+
+@pytest.mark.parametrize("net,arch", [(Wong2020FastNet, "robustbench_preact_resnet18"),
+                                      (Rice2020OverfittingNetL2, "robustbench_preact_resnet18_bn")])
+def test_robustbench_preact_resnet18_loads_with_its_buffers(net, arch):
+    original = randomized(net())
+    ckpt = load_checkpoint_bytes(torch_bytes(original.state_dict()), "preact.pt")
+    assert ckpt.spec.arch == arch and ckpt.spec.mean == pytest.approx((0.4914, 0.4822, 0.4465))
+    assert_same_outputs(ckpt.model, original)
+
+
+def test_madry_robustness_wrapper_reads_model_and_normalizer():
+    """MadryLab robustness saves {'model': {module.model.*, module.attacker.model.*, module.normalizer.*}, ...}."""
+    original = randomized(KLResNet(KLBasicBlock, [2, 2, 2, 2]))
+    inner = {f"model.{k}": v for k, v in original.state_dict().items()}
+    inner |= {f"attacker.{k}": v for k, v in inner.items()}
+    stats = KUANGLIU_STATS
+    for prefix in ("normalizer.", "attacker.normalize."):
+        inner[prefix + "new_mean"] = torch.tensor(stats.mean).view(3, 1, 1)
+        inner[prefix + "new_std"] = torch.tensor(stats.std).view(3, 1, 1)
+    data = torch_bytes({"model": with_module_prefix(inner), "optimizer": {"lr": torch.tensor(0.1)}, "epoch": 150})
+    ckpt = load_checkpoint_bytes(data, "cifar_linf_8.pt")
+    assert ckpt.spec.arch == "resnet18" and ckpt.spec.std == pytest.approx(stats.std)
+    assert_same_outputs(ckpt.model, original, stats)
+
+
+@pytest.mark.parametrize("wrapper", ["state_dict", "model", "model_state_dict", "net"])
+def test_every_wrapper_and_prefix(wrapper):
+    original = randomized(CifarResNet(CYBasicBlock, [3, 3, 3]))
+    for state in (original.state_dict(), with_module_prefix(original.state_dict())):
+        ckpt = load_checkpoint_bytes(torch_bytes({wrapper: state, "epoch": 3}), "w.pt", normalization=CIFAR)
+        assert ckpt.spec.arch == "resnet20"
+        assert_same_outputs(ckpt.model, original, CIFAR)
+
+
+def test_stored_upload_reloads_without_asking_again(tmp_path):
+    """Once answered, the normalization is part of the saved metadata; the mapped keys are NormScope's."""
+    from core.checkpoints import load_checkpoint, save_checkpoint
+    original = randomized(KLResNet(KLBasicBlock, [2, 2, 2, 2]))
+    ckpt = load_checkpoint_bytes(torch_bytes({"net": original.state_dict()}), "k.pth", normalization=KUANGLIU_STATS)
+    save_checkpoint(ckpt.model, tmp_path / "k", {k: ckpt.meta[k] for k in ("layout", "input_normalization")})
+    again = load_checkpoint(tmp_path / "k.safetensors")
+    assert again.spec == ckpt.spec and again.meta["layout"] == ckpt.meta["layout"]
+    assert_same_outputs(again.model, original, KUANGLIU_STATS)
+
+
+def test_the_normalization_question_names_the_choices_and_bad_answers_are_refused():
+    original = randomized(CifarResNet(CYBasicBlock, [3, 3, 3]))
+    data = torch_bytes(original.state_dict())
+    with pytest.raises(NormalizationUnknown) as info:
+        load_checkpoint_bytes(data, "r.pt")
+    message = str(info.value)
+    assert "not guessed" in message and "chenyaofo" in message and "\n" not in message
+    assert all(name in message for name in INPUT_NORMALIZATIONS)
+    with pytest.raises(ValueError, match="3 values"):
+        InputNormalization((0.5, 0.5), (0.5, 0.5, 0.5))
+    with pytest.raises(ValueError, match="std positive"):
+        InputNormalization((0.5, 0.5, 0.5), (0.5, 0.0, 0.5))
+    bad = {**original.state_dict(), "mu": torch.zeros(1, 3, 1, 1), "sigma": torch.zeros(1, 3, 1, 1)}
+    with pytest.raises(CheckpointError, match="mu/sigma buffers"):
+        load_checkpoint_bytes(torch_bytes(bad), "r.pt")
+
+
+def test_a_file_that_cannot_load_fails_before_any_question():
+    state = randomized(CifarResNet(CYBasicBlock, [3, 3, 3])).state_dict()
+    del state["fc.bias"]
+    with pytest.raises(CheckpointError, match="missing keys") as info:
+        load_checkpoint_bytes(torch_bytes(state), "r.pt")
+    assert not isinstance(info.value, NormalizationUnknown)
+
+
+def test_cli_asks_for_mean_and_std_and_takes_them(tmp_path, capsys):
+    from core.cli import main
+    original = randomized(CifarResNet(CYBasicBlock, [3, 3, 3]))
+    path = tmp_path / "cifar10_resnet20.pt"
+    path.write_bytes(torch_bytes(original.state_dict()))
+    assert main(["info", str(path), "--json"]) == 2
+    assert "--mean R G B --std R G B" in json.loads(capsys.readouterr().out)["error"]
+    assert main(["info", str(path), "--json", "--mean", "0.5", "0.5", "0.5", "--std", "0.25", "0.25", "0.25"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"]["arch"] == "resnet20" and info["model"]["std"] == [0.25] * 3 and info["dataset"] == "unknown"
+    assert main(["info", str(path), "--json", "--mean", "0.5", "0.5", "0.5"]) == 2  # one without the other
+    assert "--std" in json.loads(capsys.readouterr().out)["error"]
