@@ -200,7 +200,8 @@ def cmd_autoattack(args) -> dict:
                 "target_success": None} for r in runs]
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"],
             "attack": {"name": "autoattack", "threat": args.threat, "steps": steps, "seed": args.seed,
-                       "attacks": [f"{a}_{args.threat}" for a in AUTOATTACK_ATTACKS], "not_included": ["fab-t", "square"]},
+                       "attacks": [f"{a}_{args.threat}" for a in AUTOATTACK_ATTACKS],
+                       "not_included": ["fab-t", "square"]},
             "results": results}
 
 

@@ -357,8 +357,8 @@ def feature_train_config(kind: str, arch: str = "resnet18", norm: str = "bn", pr
     settings = dict(TRAIN_PRESETS[preset])
     high = kind in HOLDOUT_KINDS
     settings["lr"] = settings["lr"]["high" if high else "low"]
-    return replace(TrainConfig(), arch=arch, norm=norm, dataset=FEATURES_PLACEHOLDER, augment=not high,
-                   preset=f"features-{preset}", **{**settings, **overrides})
+    base = dict(arch=arch, norm=norm, dataset=FEATURES_PLACEHOLDER, augment=not high, preset=f"features-{preset}")
+    return replace(TrainConfig(), **{**base, **settings, **overrides})
 
 
 @dataclass(frozen=True)
@@ -475,13 +475,18 @@ def trend_requests(entries: dict[str, Subject], preset: str = "cpu") -> dict[str
             for kind, source in sources.items() if kind != "D_conflict" or start}
 
 
-def zoo_cross_requests(entries: dict[str, Subject], table: str, preset: str = "cpu"
+def zoo_cross_requests(entries: dict[str, Subject], table: str, preset: str = "cpu",
+                       targets: tuple[str, ...] = PAPER_NORMS
                        ) -> tuple[list[Subject], list[str], dict[tuple[int, int], Evaluation]]:
     """Table A3 (``standard``) or A4 (``robust``) over the zoo's VGG11 of each normalization that is present."""
     found = {norm: entries[name] for norm, name in FEATURE_SOURCES[table].items() if name in entries}
-    kind = "D_R" if table == "robust" else "D_NR"
     sources, norms = list(found.values()), list(found)
-    return sources, norms, cross_evaluation_requests(sources, norms, kind, FEATURE_ARCH, PAPER_NORMS, preset)
+    return sources, norms, cross_evaluation_requests(sources, norms, table_kind(table), FEATURE_ARCH, targets, preset)
+
+
+def table_kind(table: str) -> str:
+    """The dataset kind of a cross-evaluation table: Eq. A2 from robust sources is D_R, from standard ones D_NR."""
+    return "D_R" if table == "robust" else "D_NR"
 
 
 def list_feature_datasets() -> list[dict]:

@@ -190,6 +190,13 @@ def landscape_summary(records: list[dict]) -> dict[str, float]:
     return {"steps": len(records), **{k: statistics.median(v) for k, v in per_step.items()}}
 
 
+def landscape_phases(records: list[dict]) -> dict[str, list[dict]]:
+    """The records of the whole run and of its last recorded epoch: norm-free and Fixup nets spend their first
+    steps on a flat plateau (a tiny gradient, hence tiny changes), which the whole run's medians mix in."""
+    last = [r for r in records if r.get("epoch") == records[-1].get("epoch")] if records else []
+    return {"all steps": records, "last epoch": last}
+
+
 def comparison_members(comparison: tuple[str, ...], labels: Sequence[str]) -> list[str]:
     """The members of a comparison (checkpoint names, as :data:`core.zoo.LANDSCAPE_COMPARISONS`) present among
     ``labels``, in the comparison's order."""

@@ -106,6 +106,6 @@ FEATURE_SOURCES = {"standard": {n: f"cifar10jpeg-vgg11-{n}" for n in ("none", "b
 # Fig. A4, 6 and A5 at CPU scale: a VGG11 (the paper: ResNet18, three times slower here) trained on each kind;
 # D_R (and D_conflict's start) from the robust VGG11-BN, the others from the standard one.
 FEATURE_TREND_ARCH = "vgg11"
-FEATURE_TREND_SOURCES = {"D_R": "cifar10jpeg-vgg11-bn-adv", "D_NR": "cifar10jpeg-vgg11-bn",
-                         "D_rand": "cifar10jpeg-vgg11-bn", "D_det": "cifar10jpeg-vgg11-bn",
-                         "D_conflict": "cifar10jpeg-vgg11-bn"}
+FEATURE_TREND_SOURCES = {"D_R": "cifar10jpeg-vgg11-bn-adv", "D_conflict": "cifar10jpeg-vgg11-bn",
+                         "D_NR": "cifar10jpeg-vgg11-bn", "D_rand": "cifar10jpeg-vgg11-bn",
+                         "D_det": "cifar10jpeg-vgg11-bn"}

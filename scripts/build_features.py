@@ -1,7 +1,7 @@
 """The zoo's feature-dataset results (Tables A3 / A4, Fig. A4 / 6 / A5 at CPU scale) into the result cache.
 
     python scripts/build_features.py                      # standard table, trends, robust table (cpu preset)
-    python scripts/build_features.py --only standard --preset tiny
+    python scripts/build_features.py --only standard robust --targets none bn   # a busy machine: two columns
     python scripts/precompute.py --export-only --export checkpoints/results.json   # then ship them
 
 Every cell is the registered ``feature_training`` experiment, so the Non-robust features page finds it under
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.cache import ResultCache  # noqa: E402
 from core.catalog import list_checkpoints, zoo_results  # noqa: E402
 from core.experiments import RunContext  # noqa: E402
-from core.features import zoo_cross_requests, trend_requests  # noqa: E402
+from core.features import PAPER_NORMS, trend_requests, zoo_cross_requests  # noqa: E402
 from core.progress import ConsoleProgress  # noqa: E402
 
 PARTS = ("standard", "trends", "robust")
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", choices=PARTS, default=list(PARTS))
     parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--targets", nargs="+", default=list(PAPER_NORMS),
+                        help="the tables' target normalizations (default all five; fewer on a busy machine)")
     parser.add_argument("--cache", default=None)
     args = parser.parse_args(argv)
     cache = ResultCache(args.cache)
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         print(f"{part}:", flush=True)
         requests = trend_requests(entries, args.preset) if part == "trends" else \
-            zoo_cross_requests(entries, part, args.preset)[2]
+            zoo_cross_requests(entries, part, args.preset, tuple(args.targets))[2]
         run_cells(requests, run)
         print(f"{part} done in {time.perf_counter() - start:.0f} s", flush=True)
     return 0

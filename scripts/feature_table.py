@@ -13,7 +13,7 @@ from core.cache import ResultCache  # noqa: E402
 from core.catalog import list_checkpoints, zoo_results  # noqa: E402
 from core.experiments import RunContext  # noqa: E402
 from core.features import (FEATURE_ARCH, PAPER_NORMS, PAPER_TABLES, cross_evaluation, feature_config,  # noqa: E402
-                           feature_dataset, trend_requests, zoo_cross_requests)
+                           feature_dataset, table_kind, trend_requests, zoo_cross_requests)
 
 
 def cell(value: float | None) -> str:
@@ -22,7 +22,7 @@ def cell(value: float | None) -> str:
 
 def matrix_markdown(table: str, entries: dict, run: RunContext) -> str:
     sources, norms, _ = zoo_cross_requests(entries, table)
-    kind = "D_R" if table == "robust" else "D_NR"
+    kind = table_kind(table)
     m = cross_evaluation(sources, norms, kind, FEATURE_ARCH, run=run)
     head = "| source \\ target | " + " | ".join(PAPER_NORMS) + " | mean |\n|---|" + "---|" * (len(PAPER_NORMS) + 1)
     rows = []

@@ -3,6 +3,7 @@ schedule, step halving on a model where no step can help, closed-form optima and
 models, the eps-ball at every iterate, and the worst case over attacks per image."""
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -59,11 +60,13 @@ def predicted(model, x):
 
 def closed_form_margin(model: Linear, x: torch.Tensor, y: torch.Tensor, threat: str, eps: float) -> torch.Tensor:
     """max_{j != y} max_{x' in S} (w_j - w_y) x' + b_j - b_y, per image, for a linear model (positive: breakable).
-    linf: coordinate-wise, x' = clip(x + eps sign(w_j - w_y)) to the box; l2 (ball inside the box): + eps ||w_j - w_y||."""
+    linf: coordinate-wise, x' = clip(x + eps sign(w_j - w_y)) to the box; l2 (ball inside the box):
+    + eps ||w_j - w_y||."""
     w, b, flat = model.weight.detach(), model.bias.detach(), x.flatten(1)
     d = w[None] - w[y][:, None]  # [N, K, d]
     if threat == "linf":
-        best = (flat[:, None] + eps * d.sign()).clamp((flat - eps).clamp(min=0)[:, None], (flat + eps).clamp(max=1)[:, None])
+        low, high = (flat - eps).clamp(min=0)[:, None], (flat + eps).clamp(max=1)[:, None]
+        best = (flat[:, None] + eps * d.sign()).clamp(low, high)
         margin = (d * best).sum(2) + b[None] - b[y][:, None]
     else:
         margin = (d * flat[:, None]).sum(2) + eps * d.norm(dim=2) + b[None] - b[y][:, None]
@@ -185,9 +188,9 @@ def test_same_seed_same_result(trained_pair, eval_batch):
 
 
 def test_worst_case_is_per_image_and_never_above_any_attack():
-    results = {"a": {"n": 4, "clean_accuracy": 1.0, "robust_accuracy": 0.75, "robust_correct": [True, True, False, True]},
-               "b": {"n": 4, "clean_accuracy": 1.0, "robust_accuracy": 0.75, "robust_correct": [True, False, True, True],
-                     "zero_gradient": 0.25}}
+    common = {"n": 4, "clean_accuracy": 1.0, "robust_accuracy": 0.75}
+    results = {"a": {**common, "robust_correct": [True, True, False, True]},
+               "b": {**common, "robust_correct": [True, False, True, True], "zero_gradient": 0.25}}
     out = worst_case(results)
     assert out["robust_correct"] == [True, False, False, True] and out["robust_accuracy"] == 0.5
     assert out["per_attack"] == {"a": 0.75, "b": 0.75} and out["zero_gradient"] == {"a": None, "b": 0.25}
@@ -213,3 +216,22 @@ def test_autoattack_config_defaults_and_refusals():
                          (dict(steps=0), "at least 1 step")]:
         with pytest.raises(ValueError, match=message):
             AutoAttackConfig(**bad)
+
+
+def test_cli_runs_the_autoattack_style_evaluation_and_refuses_settings_it_sets_itself(trained_pair, tmp_path,
+                                                                                    monkeypatch, capsys):
+    from core.cli import main
+
+    monkeypatch.setenv("NORMSCOPE_CACHE", str(tmp_path))
+    path = str(trained_pair["none"].path)
+    args = ["eval", path, "--attack", "autoattack", "--threat", "l2", "--eps", "0.1", "--steps", "3",
+            "--per-class", "1", "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    (result,) = out["results"]
+    assert out["attack"]["attacks"] == ["apgd_ce_l2", "apgd_t_l2"]
+    assert out["attack"]["not_included"] == ["fab-t", "square"]
+    assert result["eps"] == 0.1 and result["n"] == 10 and set(result["zero_gradient"]) == set(result["per_attack"])
+    assert result["robust_accuracy"] <= min(result["per_attack"].values())
+    assert main([*args, "--target", "next"]) == 2
+    assert "sets its own step size" in json.loads(capsys.readouterr().out)["error"]

@@ -415,7 +415,9 @@ def test_loss_landscape_comparison_selects_the_zoo_runs_of_a_paper_figure(tmp_pa
     assert_clean(at)
     assert at.selectbox(key="ls_comparison").options == [title, "Any models"]  # only comparisons with 2+ runs here
     assert at.multiselect(key="ls_train_models").value == list(names)
-    assert at.dataframe[0].value["measured steps"].tolist() == [2, 2]  # 4 steps of 64 images, every 2nd
+    summary = at.dataframe[0].value
+    assert summary["medians over"].tolist() == ["all steps", "last epoch"] * 2
+    assert summary["measured steps"].tolist() == [2, 2, 2, 2]  # one epoch: 4 steps of 64 images, every 2nd
     at.multiselect(key="ls_train_models").set_value([names[1]]).run()
     at.selectbox(key="ls_comparison").set_value("Any models").run()
     assert at.multiselect(key="ls_train_models").value == [names[1]]  # "Any models" keeps the user's choice

@@ -43,7 +43,7 @@ def test_eval_json_with_an_eps_list(checkpoint, tmp_path):
     assert r.returncode == 0 and out["schema"] == "normscope.eval/1" and out["dataset"] == "builtin"
     assert out["attack"]["name"] == "pgd_linf" and out["attack"]["steps"] == 3
     first, second = out["results"]
-    assert set(first) == {"eps", "clean_accuracy", "robust_accuracy", "target_success", "n"}
+    assert set(first) == {"eps", "clean_accuracy", "robust_accuracy", "target_success", "n", "zero_gradient"}
     assert first["eps"] == 0 and first["robust_accuracy"] == first["clean_accuracy"] and first["n"] == 30
     assert second["robust_accuracy"] <= first["robust_accuracy"]
 

@@ -186,16 +186,17 @@ def test_training_on_robust_features_beats_chance(tmp_path, builtin):
     """Eq. A2 through a low-pass feature map carries the robust cue alone; a model trained on the result
     classifies the real test images (both cues) well above chance."""
     model, config = wrapped(LowPass()), feature_config("D_R", "tiny", steps=60, step_size=0.5,
-                                                        data=EvalData("builtin", "train", per_class=60))
+                                                        data=EvalData("builtin", "train", per_class=100))
     parts = extract(model, config, builtin, tmp_path / "r")
     assert torch.cat([p.sanity for p in parts]).mean() < 0.3  # the low-frequency content matched
     meta = {"kind": "D_R", "source_dataset": "builtin", "config": {"holdout": 0.1, "preset": "tiny"},
             "source": {"name": "lowpass"}}
     write_dataset(features_dir() / "robust-lowpass", parts, meta)
     data = load_dataset("features:robust-lowpass")
-    trained = train(feature_train_config("D_R", "vgg11", "none", "tiny", epochs=8, lr=0.05, dataset=data.name),
-                    tmp_path / "m", dataset=data)
-    assert trained["final_metrics"]["test_accuracy"] > 0.25  # chance: 0.1
+    config = feature_train_config("D_R", "vgg11", "none", "tiny", epochs=10, batch_size=32, probe_steps=1,
+                                  dataset=data.name)
+    trained = train(config, tmp_path / "m", dataset=data)
+    assert trained["final_metrics"]["test_accuracy"] > 0.2  # chance: 0.1 (measured: 0.285)
 
 
 def test_cross_evaluation_shape_and_empty_diagonal(trained_pair):

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from core.config import config_dict, config_from_dict
 from core.experiments import EvalData, RunContext, get_experiment
 from core.landscape import (DEFAULT_RADIUS, SUMMARY_MEASURES, LossSurfaceConfig, comparison_members,
-                            grid_coordinates, gradient_profile, landscape_records, landscape_step, landscape_summary,
-                            loss_surface, plane_directions, plane_losses, threat_norm)
+                            grid_coordinates, gradient_profile, landscape_phases, landscape_records, landscape_step,
+                            landscape_summary, loss_surface, plane_directions, plane_losses, threat_norm)
 from core.models import build
 from core.train import TrainConfig, preset, read_history, train
 
@@ -145,6 +145,10 @@ def test_the_summary_is_the_median_over_measured_steps_of_each_measure():
     assert summary == pytest.approx({"steps": 3, "loss_range": 0.3, "grad_change": 2.0, "beta": 5.0,
                                      "relative_grad_change": 0.25})  # medians of (2, 0.25, 0 for a zero gradient)
     assert set(summary) == {"steps", *SUMMARY_MEASURES}
+    phases = landscape_phases(landscape_records(history))
+    assert [r["step"] for r in phases["all steps"]] == [0, 10, 20]
+    assert [r["step"] for r in phases["last epoch"]] == [20]  # the last epoch with records (epoch 3 has none)
+    assert landscape_phases([]) == {"all steps": [], "last epoch": []}
     with pytest.raises(ValueError, match="landscape_every"):
         landscape_summary(landscape_records([{"epoch": 1, "train_loss": 2.0}]))
 

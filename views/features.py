@@ -8,8 +8,9 @@ import streamlit as st
 
 from core.data import class_names
 from core.experiments import Evaluation
-from core.features import (KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, RelianceConfig, conflict_reliance_report,
-                           cross_evaluation, feature_config, feature_dataset, trend_requests, zoo_cross_requests)
+from core.features import (FEATURE_ARCH, KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, RelianceConfig,
+                           conflict_reliance_report, cross_evaluation, feature_config, feature_dataset, table_kind,
+                           trend_requests, zoo_cross_requests)
 from core.gallery import decode_images
 from ui import catalog, compute, render, state
 
@@ -51,14 +52,14 @@ def cross_heatmap(table: str) -> None:
         st.info(f"The zoo has none of the {table} VGG11 source models on this machine.")
         return
     compute.gather(requests, f"nrf_cross_{table}_run", "cross-evaluation cells")
-    matrix = cross_evaluation(sources, norms, "D_R" if table == "robust" else "D_NR", "vgg11",
+    matrix = cross_evaluation(sources, norms, table_kind(table), FEATURE_ARCH,
                               run=compute.context(cached_only=True))
     ours = pd.DataFrame(matrix.accuracy, index=[n.upper() if n != "none" else "None" for n in norms],
                         columns=[n.upper() if n != "none" else "None" for n in PAPER_NORMS])
     paper = pd.DataFrame([PAPER_TABLES[table][n] for n in PAPER_NORMS], index=ours.columns, columns=ours.columns)
     left, right = st.columns(2)
     with left:
-        heatmap(ours, f"CPU scale (VGG11 w0.25, {'D_R' if table == 'robust' else 'D_NR'})", f"nrf_{table}_ours")
+        heatmap(ours, f"CPU scale (VGG11 w0.25, {table_kind(table)})", f"nrf_{table}_ours")
     with right:
         heatmap(paper, f"Paper, Table {'A4' if table == 'robust' else 'A3'} (VGG16)", f"nrf_{table}_paper")
     if matrix.missing:
@@ -104,7 +105,7 @@ def dataset_results() -> dict[str, dict]:
     found = {}
     for table in ("standard", "robust"):
         sources, _, _ = zoo_cross_requests(zoo, table)
-        kind = "D_R" if table == "robust" else "D_NR"
+        kind = table_kind(table)
         found |= {f"{kind} from {s.name}": Evaluation.of(s, feature_dataset, feature_config(kind, "cpu"))
                   for s in sources}
     found |= {f"{kind} from {r.name}": Evaluation.of(r, feature_dataset, r.config.features)

@@ -14,8 +14,8 @@ from core.data import class_names
 from core.experiments import EvalData, Evaluation
 from core.gallery import decode_images
 from core.landscape import (DEFAULT_RADIUS, LANDSCAPE_STEP_FACTORS, PLANES, SUMMARY_MEASURES, THREATS,
-                            LossSurfaceConfig, comparison_members, gradient_profile, landscape_records,
-                            landscape_summary, loss_surface)
+                            LossSurfaceConfig, comparison_members, gradient_profile, landscape_phases,
+                            landscape_records, landscape_summary, loss_surface)
 from core.models import NORMS
 from core.zoo import LANDSCAPE_COMPARISONS
 from ui import catalog, compute, datasource, render, state, widgets
@@ -91,9 +91,10 @@ ANY = "Any models"
 
 
 def pick_comparison() -> None:
-    """A chosen comparison replaces the model selection with its models; "Any models" keeps the selection."""
+    """A chosen comparison replaces the model selection with its models (the picker starts afresh from them, its
+    default); "Any models" keeps the selection."""
     if st.session_state["ls_comparison"] in comparisons:
-        st.session_state["ls_train_models"] = comparisons[st.session_state["ls_comparison"]]
+        st.session_state.pop("ls_train_models", None)
 
 
 comparison = st.selectbox("Comparison", [*comparisons, ANY], key="ls_comparison", on_change=pick_comparison,
@@ -115,11 +116,14 @@ if recorded:
                           "training seconds": sum(h.get("train_seconds", 0) for h in e.history)} for e in recorded])
     st.caption("Cost of the measurement (included in the training time): " + "; ".join(
         f"{r['model']}: {r['landscape seconds']:.1f} s of {r['training seconds']:.1f} s" for _, r in cost.iterrows()))
-    summary = pd.DataFrame([{"model": e.label, "norm": e.norm, **landscape_summary(landscape_records(list(e.history)))}
-                            for e in recorded]).rename(columns={"steps": "measured steps", **SUMMARY_MEASURES})
-    st.dataframe(summary, hide_index=True, key="ls_summary")
-    st.caption("Medians over the measured steps. Gradient change / ‖g‖ is scale-free: a model stuck on a flat "
-               "plateau has a small gradient, hence a small absolute gradient change, without a smoother landscape.")
+    summary = pd.DataFrame([{"model": e.label, "norm": e.norm, "medians over": phase, **landscape_summary(records)}
+                            for e in recorded for phase, records in
+                            landscape_phases(landscape_records(list(e.history))).items()])
+    st.dataframe(summary.rename(columns={"steps": "measured steps", **SUMMARY_MEASURES}), hide_index=True,
+                 key="ls_summary")
+    st.caption("Medians over the measured steps, of the whole run and of its last epoch. Gradient change / ‖g‖ is "
+               "scale-free: a model stuck on a flat plateau (norm-free, Fixup: the first steps) has a small gradient, "
+               "hence small changes, without a smoother landscape.")
 
 st.header("Loss surface around an image")
 st.markdown("""The cross-entropy on a plane of input space through one test image: spanned by the normalized input

@@ -76,8 +76,9 @@ def warn_masking(shares: dict[str, float | None]) -> None:
     if flagged:
         st.warning(f"**Gradient masking?** More than {100 * MASKING_WARNING:.0f} % of the images have an exactly zero "
                    "input gradient where the attack starts: " + "; ".join(flagged) + ". A high robust accuracy there "
-                   "may mean the attack had nothing to follow (e.g. a softmax saturated in fp32), not robustness. Check "
-                   "with the AutoAttack-style evaluation: APGD-T's DLR loss does not saturate.", icon=":material/warning:")
+                   "may mean the attack had nothing to follow (e.g. a softmax saturated in fp32), not robustness. "
+                   "Check with the AutoAttack-style evaluation: APGD-T's DLR loss does not saturate.",
+                   icon=":material/warning:")
 
 
 if models and specs:
@@ -131,11 +132,11 @@ if models:
 st.subheader("AutoAttack-style evaluation")
 if models:
     with st.expander("APGD-CE and APGD-T, worst case per image: for models that may mask gradients"):
-        st.markdown("""Croce & Hein (2020)'s parameter-free attacks, as AutoAttack runs them: **APGD-CE** (cross-entropy)
-and **APGD-T** (targeted DLR loss, the 9 runner-up classes in turn), each from a random start with step size
-2·eps halving on its own (100 steps by default), one restart. An image counts as robust only if neither attack breaks it. AutoAttack's
-FAB-T and Square are **not included**, so the numbers are an upper bound on AutoAttack's. Budgets: AutoAttack's
-standard (linf 8/255, l2 0.5) or the paper's (linf 1/255, l2 0.25).""")
+        st.markdown("""Croce & Hein (2020)'s parameter-free attacks, as AutoAttack runs them: **APGD-CE**
+(cross-entropy) and **APGD-T** (targeted DLR loss, the 9 runner-up classes in turn), each from a random start with
+step size 2·eps halving on its own (100 steps by default), one restart. An image counts as robust only if neither
+attack breaks it. AutoAttack's FAB-T and Square are **not included**, so the numbers are an upper bound on
+AutoAttack's. Budgets: AutoAttack's standard (linf 8/255, l2 0.5) or the paper's (linf 1/255, l2 0.25).""")
         c1, c2, c3 = st.columns(3)
         aa_threat = c1.selectbox("Threat model", ["linf", "l2"], key="aa_threat")
         budgets = autoattack_budgets(aa_threat)

@@ -150,6 +150,7 @@ def build_attack(model: nn.Module, spec: AttackSpec) -> Attack:
     return entry.cls(model, **{**entry.kwargs, **{k: v for k, v in settings.items() if k in accepted}})
 
 
-__all__ = ["APGD", "APGDT", "Attack", "AttackSpec", "AttackEntry", "ATTACKS", "FGSM", "IFGSM", "PGD", "L2Step", "LinfStep",
+__all__ = ["APGD", "APGDT",
+           "Attack", "AttackSpec", "AttackEntry", "ATTACKS", "FGSM", "IFGSM", "PGD", "L2Step", "LinfStep",
            "THREATS", "TARGET_MODES", "WHITE_BOX", "attack_entry", "attack_mode", "build_attack",
            "default_step_size", "list_attacks", "paper_spec", "threat_model"]

@@ -8,11 +8,13 @@ From a random point on the eps-sphere of the threat model, with ``P`` the projec
     x_{k+1} = P(x_k + alpha (z_{k+1} - x_k) + (1 - alpha)(x_k - x_{k-1}))
 
 ``eta_0 = 2 eps``, per image. At the checkpoints ``w_j = p_j * N`` (``p_0 = 0, p_1 = 0.22,
-p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``) an image's step size halves, and its iterate restarts
-from its best point so far, when
+p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)``; in integers as the reference code counts them, which for
+N = 100 and 1000 is exactly the paper's) an image's step size halves, and its iterate restarts from its best
+point so far, when
 
 1. at most ``rho = 0.75`` of the steps since the last checkpoint raised its loss
-   (``sum_i 1[f(x_{i+1}) > f(x_i)] <= rho (w_j - w_{j-1})``; the paper writes ``<``, the reference code ``<=``), or
+   (``sum_i 1[f(x_{i+1}) > f(x_i)] <= rho (w_j - w_{j-1})``; the paper writes ``<``, the reference code ``<=``;
+   the first step is compared with the start, as in the paper, where the reference code compares it with 0), or
 2. its step size was not halved at the last checkpoint and its best loss has not risen since.
 
 An image counts as broken as soon as one iterate is misclassified (or, for an explicitly targeted
@@ -127,7 +129,7 @@ class APGD(Attack):
     def run(self, x: torch.Tensor, y: torch.Tensor, goal: Goal, generator: torch.Generator,
             observe: Observer | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One APGD run from a random start: (a successful iterate per image, which images succeeded, the best
-        loss, the highest-loss point). ``observe`` sees each step: its index, the step sizes it used, the new iterate."""
+        loss, the highest-loss point). ``observe`` sees each step: its index, its step sizes, the new iterate."""
         eta = torch.full((len(x),) + (1,) * (x.ndim - 1), 2 * self.eps, device=x.device, dtype=x.dtype)
         x_adv = self.start(x, generator)
         loss, grad, hit = self.evaluate(x_adv, y, goal)
