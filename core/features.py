@@ -40,7 +40,7 @@ from core.data import DataError, Dataset, balanced_subset, load_dataset, to_floa
 from core.device import model_device, to_device
 from core.experiments import (EvalData, Evaluation, RunContext, Subject, eval_tensors, experiment, get_experiment,
                               provenance)
-from core.gallery import amplify, encode_images
+from core.gallery import amplify, decode_images, encode_images, uint8_images
 from core.metrics import accuracy, adversarial_examples, batches, conflict_reliance, predict, target_labels
 from core.progress import Progress, null_progress, scaled
 from core.train import TrainConfig, train
@@ -289,9 +289,17 @@ def preview(parts: list[Part], dataset: Dataset, config: FeatureConfig) -> dict:
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))
     extracted, start = torch.cat([p.x for p in parts])[picks], start[order][picks]
     return {"x": encode_images(x[order][picks]), "start": encode_images(start), "extracted": encode_images(extracted),
-            "change": encode_images(amplify(extracted - start)), "labels": labels[picks].tolist(),
+            "labels": labels[picks].tolist(),
             "targets": torch.cat([p.labels for p in parts])[picks].tolist(),
             "start_index": source_index[order][picks].tolist()}
+
+
+def preview_images(preview: dict) -> dict[str, np.ndarray]:
+    """A result's preview as uint8 ``[N, H, W, 3]`` images: x, x' (start), the extracted image, and the change
+    from x' to it amplified for display (from the 8-bit images, so every cached result shows it alike)."""
+    images = {k: decode_images(preview[k]) for k in ("x", "start", "extracted")}
+    delta = torch.from_numpy(images["extracted"].astype(np.float32) - images["start"].astype(np.float32)) / 255
+    return images | {"change": uint8_images(amplify(delta.permute(0, 3, 1, 2)))}
 
 
 def check_source(checkpoint: Checkpoint, config: FeatureConfig) -> None:
@@ -391,15 +399,19 @@ def run_tag(config: FeatureTrainingConfig) -> str:
 
 # ---------------------------------------------------------------------------------------------- cross-evaluation
 
-PAPER_TABLES = {  # VGG16 (Tables A3, A4): rows = source normalization, columns = target; diagonal not trained
-    "standard": {"none": [None, 45.6, 29.6, 52.1, 45.9], "bn": [75.3, None, 35.8, 58.9, 54.3],
-                 "in": [66.1, 50.4, None, 53.0, 61.9], "ln": [79.4, 59.4, 37.9, None, 63.4],
-                 "gn": [73.3, 54.4, 43.1, 61.3, None]},
-    "robust": {"none": [None, 85.0, 59.8, 75.8, 65.9], "bn": [81.3, None, 58.1, 73.7, 62.5],
-               "in": [75.8, 78.8, None, 69.4, 62.9], "ln": [82.9, 84.5, 60.0, None, 64.8],
-               "gn": [80.7, 83.7, 63.8, 73.7, None]},
-}
 PAPER_NORMS = ("none", "bn", "in", "ln", "gn")
+# Tables A3 / A4 (VGG16) as printed, a row per norm. The printed header does not say which axis is the source;
+# the text does: "features extracted from the model w/o normalization transfer better ... especially IN" holds
+# only with the columns as sources (the None column is the highest of every row, the IN column the lowest),
+# so each printed row is a target, and PAPER_TABLES is the transpose: source -> accuracy on each target.
+_PRINTED = {
+    "standard": [[None, 45.6, 29.6, 52.1, 45.9], [75.3, None, 35.8, 58.9, 54.3], [66.1, 50.4, None, 53.0, 61.9],
+                 [79.4, 59.4, 37.9, None, 63.4], [73.3, 54.4, 43.1, 61.3, None]],
+    "robust": [[None, 85.0, 59.8, 75.8, 65.9], [81.3, None, 58.1, 73.7, 62.5], [75.8, 78.8, None, 69.4, 62.9],
+               [82.9, 84.5, 60.0, None, 64.8], [80.7, 83.7, 63.8, 73.7, None]],
+}
+PAPER_TABLES = {table: {source: [rows[t][s] for t in range(len(PAPER_NORMS))] for s, source in enumerate(PAPER_NORMS)}
+                for table, rows in _PRINTED.items()}
 
 
 @dataclass

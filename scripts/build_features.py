@@ -19,10 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.cache import ResultCache  # noqa: E402
 from core.catalog import list_checkpoints, zoo_results  # noqa: E402
 from core.experiments import RunContext  # noqa: E402
-from core.features import PAPER_NORMS, trend_requests, zoo_cross_requests  # noqa: E402
+from core.features import (PAPER_NORMS, RelianceConfig, conflict_reliance_report, trend_requests,  # noqa: E402
+                           zoo_cross_requests)
 from core.progress import ConsoleProgress  # noqa: E402
 
-PARTS = ("standard", "trends", "robust")
+PARTS = ("reliance", "standard", "trends", "robust")
 
 
 def run_cells(requests: dict, run: RunContext) -> None:
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     for part in args.only:
         start = time.perf_counter()
         print(f"{part}:", flush=True)
+        if part == "reliance":  # the page's offline demo: the built-in models on the built-in conflict split
+            for entry in (e for e in entries.values() if e.dataset == "builtin"):
+                print(f"  {entry.name}: {conflict_reliance_report(entry, RelianceConfig(), run)}", flush=True)
+            continue
         requests = trend_requests(entries, args.preset) if part == "trends" else \
             zoo_cross_requests(entries, part, args.preset, tuple(args.targets))[2]
         run_cells(requests, run)

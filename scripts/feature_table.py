@@ -29,8 +29,9 @@ def matrix_markdown(table: str, entries: dict, run: RunContext) -> str:
     for norm, row in zip(norms, m.accuracy):
         values = [v for v in row if v is not None]
         paper = PAPER_TABLES[table][norm]
+        known = [p for p in paper if p is not None]
         rows.append(f"| {norm} | " + " | ".join(f"{cell(v)} ({cell(p)})" for v, p in zip(row, paper))
-                    + f" | {cell(sum(values) / len(values) if values else None)} |")
+                    + f" | {cell(sum(values) / len(values) if values else None)} ({cell(sum(known) / len(known))}) |")
     sets = [feature_dataset(s, feature_config(kind, "cpu"), run) for s in sources]
     sanity = ", ".join(f"{n} {r['sanity']['relative_distance_mean']:.3f}" for n, r in zip(norms, sets)
                        if isinstance(r, dict))

@@ -26,7 +26,7 @@ from core.gallery import DEFAULT_ATTACK, GalleryConfig, gallery_report  # noqa: 
 from core.progress import ConsoleProgress  # noqa: E402
 from core.robustness import SWEEP_EPS, TABLE_ATTACKS, paper_table_row, robustness_sweep  # noqa: E402
 from core.transfer import TRANSFER_ATTACKS, transfer_matrix, transferability_over_training  # noqa: E402
-from core.zoo import TRANSFER_SOURCES, TRANSFER_TARGETS  # noqa: E402
+from core.zoo import LANDSCAPE_GROUP, TRANSFER_SOURCES, TRANSFER_TARGETS  # noqa: E402
 
 
 def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache) -> None:
@@ -67,16 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", default=None, help="then write these checkpoints' cached results to this JSON "
                         "file, e.g. checkpoints/results.json (what the app seeds its cache with)")
     parser.add_argument("--no-transfer", action="store_true", help="skip the zoo's transfer matrices")
+    parser.add_argument("--export-only", action="store_true", help="compute nothing; with --export, write what the "
+                        "cache holds (e.g. after scripts/build_features.py)")
     args = parser.parse_args(argv)
     cache = ResultCache(args.cache)
     print(f"{cache.seed(zoo_results())} shipped results added to the cache first")  # never recompute or lose them
     zoo = [e for e in list_checkpoints(args.cache) if e.source == "zoo"]
-    for entry in [e for e in zoo if args.only in e.name]:
+    # The App. I runs (300 steps each) ship their training landscape; their tables compute on request (--only).
+    chosen = [] if args.export_only else [e for e in zoo if args.only in e.name and
+                                          (args.only or e.group != LANDSCAPE_GROUP)]
+    for entry in chosen:
         start = time.perf_counter()
         print(f"{entry.name} ({entry.dataset}):")
         precompute(entry, args.per_class, cache)
         print(f"  done in {time.perf_counter() - start:.1f} s")
-    if not args.no_transfer:
+    if not (args.no_transfer or args.export_only):
         precompute_transfer(zoo, args.per_class, cache)
     print(f"{len(zoo)} zoo checkpoints; cache {cache.volume() / 2**20:.1f} MiB at {cache.directory}")
     if args.export:

@@ -243,3 +243,12 @@ def feature_training_run(source, config, run):
 
 def test_float_images_stay_in_unit_range():
     assert to_float(torch.full((1, 3, 1, 1), 0.5, dtype=torch.float16)).eq(0.5).all()
+
+
+def test_paper_tables_read_with_sources_as_rows():
+    """The text's claim (no-normalization features transfer best, IN's worst) holds in the stored orientation."""
+    from core.features import PAPER_TABLES
+
+    means = {s: sum(v for v in row if v) / 4 for s, row in PAPER_TABLES["standard"].items()}
+    assert max(means, key=means.get) == "none" and min(means, key=means.get) == "in"
+    assert all(PAPER_TABLES[t][n][i] is None for t in PAPER_TABLES for i, n in enumerate(PAPER_NORMS))

@@ -9,9 +9,8 @@ import streamlit as st
 from core.data import class_names
 from core.experiments import Evaluation
 from core.features import (FEATURE_ARCH, KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, RelianceConfig,
-                           conflict_reliance_report, cross_evaluation, feature_config, feature_dataset, table_kind,
-                           trend_requests, zoo_cross_requests)
-from core.gallery import decode_images
+                           conflict_reliance_report, cross_evaluation, feature_config, feature_dataset,
+                           preview_images, table_kind, trend_requests, zoo_cross_requests)
 from ui import catalog, compute, render, state
 
 WIDTH = 96
@@ -54,8 +53,8 @@ def cross_heatmap(table: str) -> None:
     compute.gather(requests, f"nrf_cross_{table}_run", "cross-evaluation cells")
     matrix = cross_evaluation(sources, norms, table_kind(table), FEATURE_ARCH,
                               run=compute.context(cached_only=True))
-    ours = pd.DataFrame(matrix.accuracy, index=[n.upper() if n != "none" else "None" for n in norms],
-                        columns=[n.upper() if n != "none" else "None" for n in PAPER_NORMS])
+    ours = pd.DataFrame(matrix.accuracy, index=[norm_label(n) for n in norms],
+                        columns=[norm_label(n) for n in PAPER_NORMS])
     paper = pd.DataFrame([PAPER_TABLES[table][n] for n in PAPER_NORMS], index=ours.columns, columns=ours.columns)
     left, right = st.columns(2)
     with left:
@@ -66,8 +65,14 @@ def cross_heatmap(table: str) -> None:
         st.caption(f"{len(matrix.missing)} cell(s) not computed yet.")
 
 
+def norm_label(norm: str) -> str:
+    return "None" if norm == "none" else norm.upper()
+
+
 def heatmap(frame: pd.DataFrame, title: str, key: str) -> None:
-    text = [["-" if pd.isna(v) else f"{v:.1f}" for v in row] for row in frame.to_numpy()]
+    """Accuracy cells; "-" on the diagonal (not trained, as in the paper), "?" where not computed yet."""
+    text = [["-" if s == t else "?" if pd.isna(v) else f"{v:.1f}" for t, v in row.items()]
+            for s, row in frame.iterrows()]
     fig = px.imshow(frame.astype(float), zmin=0, zmax=100, color_continuous_scale="Viridis", aspect="auto",
                     labels=dict(x="target", y="source", color="accuracy %"), title=title)
     fig.update_traces(text=text, texttemplate="%{text}")
@@ -119,7 +124,8 @@ def sanity_table(sets: dict[str, dict]) -> None:
              "(std)": r["sanity"].get("relative_distance_std"),
              "source predicts the target": r["sanity"].get("target_rate")} for name, r in sets.items()]
     render.table(pd.DataFrame(rows), "feature-datasets-sanity", "nrf_sanity", column_config={
-        c: st.column_config.NumberColumn(format="%.3f") for c in rows[0] if c not in ("dataset", "kind", "preset")})
+        "images": st.column_config.NumberColumn(format="%d"),
+        **{c: st.column_config.NumberColumn(format="%.3f") for c in list(rows[0])[4:]}})
     st.caption("Eq. A2 datasets: the penultimate-layer distance to x at the end, relative to where x' started "
                "(0 = matched). Adversarial kinds: the share the source model classifies as the target label.")
 
@@ -130,7 +136,8 @@ def gallery(sets: dict[str, dict]) -> None:
     index = st.slider("Image (one per class)", 0, 9, 0, key="nrf_gallery_index")
     for name in chosen:
         preview = sets[name]["preview"]
-        x, start, extracted, change = (decode_images(preview[k]) for k in ("x", "start", "extracted", "change"))
+        images = preview_images(preview)
+        x, start, extracted, change = (images[k] for k in ("x", "start", "extracted", "change"))
         if index >= len(x):
             continue
         names = class_names(sets[name]["source_dataset"])
