@@ -252,3 +252,16 @@ def test_paper_tables_read_with_sources_as_rows():
     means = {s: sum(v for v in row if v) / 4 for s, row in PAPER_TABLES["standard"].items()}
     assert max(means, key=means.get) == "none" and min(means, key=means.get) == "in"
     assert all(PAPER_TABLES[t][n][i] is None for t in PAPER_TABLES for i, n in enumerate(PAPER_NORMS))
+
+
+def test_feature_requests_round_trip_as_job_specs(trained_pair):
+    """A page's "Run in background" sends the cells as plain data: they come back equal (same cache keys)."""
+    import json
+
+    from core.experiments import Evaluation
+    from core.features import cross_evaluation_requests
+
+    sources = [trained_pair["none"], trained_pair["bn"]]
+    for request in cross_evaluation_requests(sources, ["none", "bn"], "D_NR", "vgg11", ("none", "bn"), "tiny").values():
+        back = Evaluation.from_dict(json.loads(json.dumps(request.to_dict())))
+        assert back == request
