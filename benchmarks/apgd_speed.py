@@ -13,22 +13,16 @@ robust accuracy is far from 0 and the two attacks are really compared.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _bench import bench_parser, load_bench  # puts the repository on sys.path
 
-from core.attacks import AttackSpec, build_attack  # noqa: E402
-from core.checkpoints import load_checkpoint  # noqa: E402
-from core.data import balanced_subset, load_dataset, to_float  # noqa: E402
-from core.device import describe_device, resolve_device  # noqa: E402
-from core.metrics import accuracy  # noqa: E402
+from core.attacks import AttackSpec, build_attack
+from core.device import describe_device
+from core.metrics import accuracy
 
-DEFAULT = Path(__file__).resolve().parents[1] / "checkpoints" / "cifar10jpeg-vgg11-bn.safetensors"
 BUDGETS = (("linf", 8 / 255), ("l2", 0.5), ("linf", 1 / 255), ("l2", 0.25))
 
 
@@ -60,22 +54,12 @@ def compare(model, x, y, threat: str, eps: float, steps: int, batch: int, repeat
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=str(DEFAULT))
-    p.add_argument("--n", type=int, default=200)
+    p = bench_parser(__doc__, n=200, repeats=2)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=250)
-    p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint)
-    model = ckpt.model.to(device).eval()
-    xs, ys = load_dataset(ckpt.dataset).split("test")
-    keep = balanced_subset(ys, args.n // ckpt.spec.num_classes)
-    x, y = to_float(xs[keep]).to(device), ys[keep].to(device)
+    bench = load_bench(args)
+    ckpt, model, x, y, device = bench.checkpoint, bench.model, bench.x, bench.y, bench.device
     print(f"model {ckpt.name} ({ckpt.dataset}), n={len(x)}, batch={args.batch}, {args.steps} steps, "
           f"device {describe_device(device)}, clean acc {100 * accuracy(model, x, y):.1f} %")
     print("| attack | core img/s | torchattacks img/s | ratio (core/ta) | CPU-time ratio (ta/core) | core adv acc | "

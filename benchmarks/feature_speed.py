@@ -10,23 +10,16 @@ affects both alike. The wall time of the CPU preset's full cross-evaluation is w
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _bench import bench_parser, load_bench  # puts the repository on sys.path
 
-from core.attacks import AttackSpec  # noqa: E402
-from core.checkpoints import load_checkpoint  # noqa: E402
-from core.data import balanced_subset, load_dataset, to_float  # noqa: E402
-from core.device import describe_device, resolve_device  # noqa: E402
-from core.features import match_features, other_class_partners  # noqa: E402
-from core.metrics import adversarial_examples  # noqa: E402
-
-DEFAULT = Path(__file__).resolve().parents[1] / "checkpoints" / "cifar10jpeg-vgg11-bn.safetensors"
+from core.attacks import AttackSpec
+from core.device import describe_device
+from core.features import match_features, other_class_partners
+from core.metrics import adversarial_examples
 
 
 def seconds(fn) -> float:
@@ -38,21 +31,11 @@ def seconds(fn) -> float:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=str(DEFAULT))
-    p.add_argument("--n", type=int, default=250)
+    p = bench_parser(__doc__, n=250, repeats=3)
     p.add_argument("--steps", type=int, default=100)  # the cpu preset's Eq. A2 iterations
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device")
     args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    ckpt = load_checkpoint(args.checkpoint)
-    model = ckpt.model.to(device).eval()
-    xs, ys = load_dataset(ckpt.dataset).split("train")
-    keep = balanced_subset(ys, args.n // ckpt.spec.num_classes)
-    x, y = to_float(xs[keep]).to(device), ys[keep].to(device)
+    bench = load_bench(args, split="train")
+    ckpt, model, x, y, device = bench.checkpoint, bench.model, bench.x, bench.y, bench.device
     start = x[other_class_partners(y.cpu(), 0).to(device)]
     spec = AttackSpec("pgd_l2", 0.5, args.steps, 0.1, target="next")
     loops = {"Eq. A2 extraction": lambda: match_features(model, x, start, args.steps, 0.1),
