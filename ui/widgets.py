@@ -62,7 +62,9 @@ def attack_spec_input(name: str, prefix: str) -> AttackSpec:
     spec, entry = paper_spec(name), ATTACKS[name]
     c1, c2 = st.columns(2)
     eps = c1.number_input(f"{entry.title} eps ({entry.threat})", 0.0, 16.0, spec.eps, format="%.5f",
-                          key=f"{prefix}_eps_{name}", help=f"Paper: {format_eps(spec.eps, entry.threat)}")
+                          key=f"{prefix}_eps_{name}",
+                          help=f"Default {format_eps(spec.eps, entry.threat)}: the paper's budget for its attacks, "
+                               "AutoAttack's standard one for APGD")
     steps = int(c2.number_input(f"{entry.title} steps", 0, 1000, spec.steps, key=f"{prefix}_steps_{name}")) \
         if entry.iterative else spec.steps
     return paper_spec(name, eps=float(eps), steps=steps)

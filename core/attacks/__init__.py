@@ -83,7 +83,9 @@ ATTACKS: dict[str, AttackEntry] = {
     "apgd_t_l2": AttackEntry("APGD-T-l2", APGDT, dict(threat="l2", eps=0.5),
                              "l2 APGD on the targeted DLR loss, top-9 targets"),
 }
-WHITE_BOX = ("fgsm", "pgd_l2", "pgd_linf", "cw_l2", "cw_linf")  # the Robustness page's and gallery's choices
+# The Robustness page's and gallery's choices: the paper's attacks, then AutoAttack's APGD (its own budgets).
+WHITE_BOX = ("fgsm", "pgd_l2", "pgd_linf", "cw_l2", "cw_linf", "apgd_ce_linf", "apgd_dlr_linf", "apgd_t_linf",
+             "apgd_ce_l2", "apgd_dlr_l2", "apgd_t_l2")
 
 
 def attack_entry(name: str) -> AttackEntry:
