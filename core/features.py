@@ -115,7 +115,10 @@ def match_features(model: nn.Module, x: torch.Tensor, start: torch.Tensor, steps
                    trace_every: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[float]]:
     """Eq. A2 on one batch: move ``start`` by normalized-gradient l2 steps to minimize ``||g(x) - g(.)||_2``
     (no eps bound, pixels in [0, 1]). Returns the images, each one's final distance relative to its start
-    distance, and the mean relative distance every ``trace_every`` steps (with the start's 1.0 first)."""
+    distance, and the mean relative distance every ``trace_every`` steps (with the start's 1.0 first).
+    Images may be on any device; they go channels-last, as the attacks' batches (oneDNN runs it faster)."""
+    device = model_device(model)
+    x, start = to_device(x, device), to_device(start, device)
     with attack_mode(model):
         target = model.features(x).detach()
         start_distance = (model.features(start) - target).norm(dim=1).clamp_min(TINY).detach()
@@ -161,10 +164,9 @@ class Part:
 def extract_part(model: nn.Module, config: FeatureConfig, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor,
                  num_classes: int, first: int) -> Part:
     """One chunk of ``x`` (labels ``y``, starting images ``start``); ``first`` is its offset (seeds targets)."""
-    device = model_device(model)
     if config.kind in FEATURE_MATCHING:
-        images, rel, trace = match_features(model, to_device(x, device), to_device(start, device), config.iterations,
-                                            config.step_size, trace_every=max(1, config.iterations // 10))
+        images, rel, trace = match_features(model, x, start, config.iterations, config.step_size,
+                                            trace_every=max(1, config.iterations // 10))
         return Part(images.cpu(), y, y, rel, trace)
     spec = replace(config.attack, seed=config.seed + first)
     images = adversarial_examples(model, start, y, spec, num_classes)
