@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -175,26 +174,29 @@ def extract_part(model: nn.Module, config: FeatureConfig, x: torch.Tensor, y: to
 
 
 def inputs(config: FeatureConfig, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The images x, labels y, starting images and their source indices of a config's extraction."""
+    """The images x, labels y, starting images and their source indices of a config's extraction, in extraction
+    order (shuffled with the config's seed, so that every part mixes the classes)."""
     x, y = dataset.split(config.data.split)
     keep = balanced_subset(y, config.data.per_class, dataset.num_classes)
     x, y = to_float(x[keep]), y[keep]
     if config.kind in FEATURE_MATCHING:
-        partners = other_class_partners(y, config.seed)
-        return x, y, x[partners], partners
-    if config.kind == "D_conflict":
-        robust = load_dataset(f"features:{config.start}")
-        xr, yr = robust.split("train")
-        return to_float(xr), yr, to_float(xr), torch.arange(len(yr))
-    return x, y, x, torch.arange(len(y))
+        source = other_class_partners(y, config.seed)
+        start = x[source]
+    elif config.kind == "D_conflict":
+        x, y = load_dataset(f"features:{config.start}").split("train")
+        x, start, source = to_float(x), to_float(x), torch.arange(len(y))
+    else:
+        start, source = x, torch.arange(len(y))
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))
+    return x[order], y[order], start[order], source[order]
 
 
 # ---------------------------------------------------------------------------------------------- storage
 
 
-def features_dir(root: str | os.PathLike | None = None) -> Path:
+def features_dir() -> Path:
     """Where extracted datasets live: ``<cache>/features`` (``NORMSCOPE_CACHE`` moves it)."""
-    return Path(root or default_cache_dir()) / "features"
+    return default_cache_dir() / "features"
 
 
 def dataset_id(source: Subject, config: FeatureConfig) -> str:
@@ -230,17 +232,17 @@ def write_dataset(folder: Path, parts: list[Part], meta: dict) -> None:
     shutil.rmtree(folder / "parts", ignore_errors=True)
 
 
-def read_meta(dataset: str, root: str | os.PathLike | None = None) -> dict:
-    path = features_dir(root) / dataset / "meta.json"
+def read_meta(dataset: str) -> dict:
+    path = features_dir() / dataset / "meta.json"
     if not path.is_file():
-        raise DataError(f"no extracted feature dataset {dataset!r} under {features_dir(root)}; extract it first "
+        raise DataError(f"no extracted feature dataset {dataset!r} under {features_dir()}; extract it first "
                         f"(`python -m core features extract ...` or the Non-robust features page)")
     return json.loads(path.read_text())
 
 
-def load_feature_dataset(dataset: str, root: str | os.PathLike | None = None) -> Dataset:
+def load_feature_dataset(dataset: str) -> Dataset:
     """``features:<id>``: the extracted images as ``train`` (and ``conflict``), the source's real ``test`` split."""
-    meta, folder = read_meta(dataset, root), features_dir(root) / dataset
+    meta, folder = read_meta(dataset), features_dir() / dataset
     with np.load(folder / "images.npz", allow_pickle=False) as z:
         x, labels, original = (torch.from_numpy(z[k]) for k in ("x", "labels", "original"))
     origin = load_dataset(meta["source_dataset"])
@@ -260,8 +262,6 @@ def extract(model: nn.Module, config: FeatureConfig, dataset: Dataset, folder: P
             progress: Progress = null_progress) -> list[Part]:
     """Every part of the extraction, resuming from the parts already in ``folder``."""
     x, y, start, _ = inputs(config, dataset)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))  # classes mixed in parts
-    x, y, start = x[order], y[order], start[order]
     parts = []
     for i, s in enumerate(chunks := batches(len(x), CHUNK)):
         path = folder / "parts" / f"part_{i:05d}.npz"
@@ -288,12 +288,10 @@ def preview(parts: list[Part], dataset: Dataset, config: FeatureConfig) -> dict:
     labels = torch.cat([p.original for p in parts])
     picks = torch.stack([torch.nonzero(labels == c).flatten()[0] for c in labels.unique()[:PREVIEW]])
     x, _, start, source_index = inputs(config, dataset)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(config.seed))
-    extracted, start = torch.cat([p.x for p in parts])[picks], start[order][picks]
-    return {"x": encode_images(x[order][picks]), "start": encode_images(start), "extracted": encode_images(extracted),
-            "labels": labels[picks].tolist(),
+    return {"x": encode_images(x[picks]), "start": encode_images(start[picks]),
+            "extracted": encode_images(torch.cat([p.x for p in parts])[picks]), "labels": labels[picks].tolist(),
             "targets": torch.cat([p.labels for p in parts])[picks].tolist(),
-            "start_index": source_index[order][picks].tolist()}
+            "start_index": source_index[picks].tolist()}
 
 
 def preview_images(preview: dict) -> dict[str, np.ndarray]:

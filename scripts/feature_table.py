@@ -47,7 +47,8 @@ def trends_markdown(entries: dict, run: RunContext) -> str:
             lines.append(f"| {kind} | {request.name} | not computed | | | | |")
             continue
         last = [h for h in r["history"] if "ligs" in h][-1]
-        conflict = f"{last['conflict_robust']:.2f} / {last['conflict_non_robust']:.2f}" if "conflict_robust" in last else ""
+        conflict = (f"{last['conflict_robust']:.2f} / {last['conflict_non_robust']:.2f}"
+                    if "conflict_robust" in last else "")
         lines.append(f"| {kind} | {request.name} | {len(r['history'])} | {100 * r['test_accuracy']:.1f} | "
                      f"{100 * last['robust_accuracy']:.1f} | {last['ligs']:.3f} | {conflict} |")
     return "\n".join(lines) + "\n"

@@ -177,7 +177,8 @@ def test_table_a5_settings():
     assert feature_train_config("D_det", preset="paper").lr == 0.1
     assert not feature_train_config("D_conflict", preset="paper").augment
     paper = feature_train_config("D_NR", preset="paper")
-    assert (paper.lr, paper.augment, paper.epochs, paper.milestones, paper.batch_size) == (0.01, True, 150, (50, 100), 128)
+    assert (paper.lr, paper.augment, paper.epochs, paper.milestones, paper.batch_size) == \
+        (0.01, True, 150, (50, 100), 128)
     assert feature_config("D_NR").iterations == 1000 and feature_config("D_rand").iterations == 100
     assert feature_config("D_NR").data.per_class == 5000 and feature_config("D_rand").attack.eps == 0.5
 
@@ -227,18 +228,13 @@ def test_conflict_reliance_bn_follows_non_robust_cue():
 
 def test_feature_training_records_conflict_curves(trained_pair):
     from core.cache import ResultCache
+    from core.features import feature_training
 
     config = FeatureTrainingConfig(feature_config("D_det", "tiny", steps=3),
                                    feature_train_config("D_det", "vgg11", "none", "tiny", epochs=2))
-    result = feature_training_run(trained_pair["bn"], config, RunContext(ResultCache()))
+    result = feature_training(trained_pair["bn"], config, RunContext(ResultCache()))
     assert len(result["history"]) == 2 and result["test_images"] == 2000
     assert all({"conflict_robust", "conflict_non_robust"} <= set(h) for h in result["history"])
-
-
-def feature_training_run(source, config, run):
-    from core.features import feature_training
-
-    return feature_training(source, config, run)
 
 
 def test_float_images_stay_in_unit_range():

@@ -157,7 +157,8 @@ st.header("Cross-evaluation (Tables A3 / A4)")
 st.markdown("Rows: the model the features were extracted from; columns: the normalization of the model trained on "
             "them; cells: its accuracy (%) on the real test set. The diagonal is not trained, as in the paper.")
 with render.user_errors("Cannot build the cross-evaluation"):
-    for table, title in (("standard", "Standard sources (D_NR, Table A3)"), ("robust", "Robust sources (D_R, Table A4)")):
+    for table, title in (("standard", "Standard sources (D_NR, Table A3)"),
+                         ("robust", "Robust sources (D_R, Table A4)")):
         st.subheader(title)
         cross_heatmap(table)
 st.header("Training on feature datasets (Fig. A4, 6, A5)")
