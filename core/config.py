@@ -10,13 +10,26 @@ import typing
 from typing import Any
 
 
-def config_dict(config: Any) -> Any:
-    """A JSON-ready form of a (nested) frozen dataclass config; each dataclass carries its ``__type__``."""
+def later_option(default: Any) -> Any:
+    """A config field added after results were keyed by its config: left out of :func:`config_dict` while it
+    holds ``default``, so every key, record and resume state made before the option existed still matches."""
+    return dataclasses.field(default=default, metadata={"later": True})
+
+
+def recorded_fields(config: Any) -> list[dataclasses.Field]:
+    """The fields a config's dict holds: all but later options at their default."""
+    return [f for f in dataclasses.fields(config)
+            if not (f.metadata.get("later") and getattr(config, f.name) == f.default)]
+
+
+def config_dict(config: Any, typed: bool = True) -> Any:
+    """A JSON-ready form of a (nested) frozen dataclass config; each dataclass carries its ``__type__``
+    (``typed=False``: plain dicts, as checkpoint metadata records a training config)."""
     if dataclasses.is_dataclass(config):
-        return {"__type__": type(config).__qualname__, **{
-            f.name: config_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}}
+        kind = {"__type__": type(config).__qualname__} if typed else {}
+        return {**kind, **{f.name: config_dict(getattr(config, f.name), typed) for f in recorded_fields(config)}}
     if isinstance(config, (list, tuple)):
-        return [config_dict(v) for v in config]
+        return [config_dict(v, typed) for v in config]
     return config
 
 

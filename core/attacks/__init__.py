@@ -26,6 +26,8 @@ from core.attacks.fgsm import FGSM
 from core.attacks.ifgsm import IFGSM
 from core.attacks.pgd import PGD, default_step_size
 from core.attacks.steps import THREATS, L2Step, LinfStep, threat_model
+from core.config import later_option
+from core.models.inference import PRECISIONS, check_precision
 
 TARGET_MODES = ("untargeted", "next", "random")  # "next": t = (y + 1) mod K, as D_det
 
@@ -100,7 +102,8 @@ class AttackSpec:
 
     ``step_size=None`` means the attack's rule (2.5*eps/steps for PGD and CW, eps/steps for I-FGSM).
     ``steps=0`` is the honest zero-step attack (the clean images). ``target`` is ``"untargeted"``,
-    ``"next"`` or ``"random"`` (drawn with ``seed``).
+    ``"next"`` or ``"random"`` (drawn with ``seed``). ``precision`` ``"bf16"`` runs the model's forward and
+    backward under bf16 autocast (the perturbation stays fp32); it changes results, so it is part of the key.
     """
 
     name: str
@@ -110,9 +113,11 @@ class AttackSpec:
     random_start: bool = False
     target: str = "untargeted"
     seed: int = 0
+    precision: str = later_option("fp32")
 
     def __post_init__(self) -> None:
         threat_model(attack_entry(self.name).threat, self.eps)  # validates the name and eps
+        check_precision(self.precision)
         if self.steps < 0:
             raise ValueError(f"steps must be 0 or more, got {self.steps}")
         if self.step_size is not None and not (self.step_size > 0 and math.isfinite(self.step_size)):
@@ -130,7 +135,8 @@ class AttackSpec:
     @property
     def label(self) -> str:
         steps = f", {self.steps} steps" if self.entry.iterative else ""
-        return f"{self.entry.title} (eps={self.eps:.4g}{steps})"
+        precision = f", {self.precision}" if self.precision != "fp32" else ""
+        return f"{self.entry.title} (eps={self.eps:.4g}{steps}{precision})"
 
 
 def list_attacks() -> list[str]:
@@ -148,11 +154,11 @@ def build_attack(model: nn.Module, spec: AttackSpec) -> Attack:
     entry = spec.entry
     accepted = inspect.signature(entry.cls).parameters
     settings = dict(eps=spec.eps, steps=spec.steps, step_size=spec.step_size, random_start=spec.random_start,
-                    seed=spec.seed)
+                    seed=spec.seed, precision=spec.precision)
     return entry.cls(model, **{**entry.kwargs, **{k: v for k, v in settings.items() if k in accepted}})
 
 
 __all__ = ["APGD", "APGDT",
            "Attack", "AttackSpec", "AttackEntry", "ATTACKS", "FGSM", "IFGSM", "PGD", "L2Step", "LinfStep",
-           "THREATS", "TARGET_MODES", "WHITE_BOX", "attack_entry", "attack_mode", "build_attack",
+           "PRECISIONS", "THREATS", "TARGET_MODES", "WHITE_BOX", "attack_entry", "attack_mode", "build_attack",
            "default_step_size", "list_attacks", "paper_spec", "threat_model"]

@@ -72,12 +72,12 @@ class APGD(Attack):
     """
 
     def __init__(self, model: nn.Module, threat: str, eps: float, steps: int = 100, loss: str = "ce",
-                 restarts: int = 1, rho: float = 0.75, seed: int = 0) -> None:
+                 restarts: int = 1, rho: float = 0.75, seed: int = 0, precision: str = "fp32") -> None:
         if loss not in ("ce", "dlr"):
             raise ValueError(f"APGD ascends 'ce' or 'dlr', not {loss!r}")
         if restarts < 1 or not 0 < rho < 1:
             raise ValueError(f"APGD needs restarts >= 1 and 0 < rho < 1, got {restarts} and {rho}")
-        super().__init__(model, eps, loss, seed)
+        super().__init__(model, eps, loss, seed, precision)
         self.threat, self.constraint, self.steps = threat, threat_model(threat, eps), steps
         self.loss_name, self.restarts, self.rho = loss, restarts, rho
 
@@ -102,7 +102,7 @@ class APGD(Attack):
                     forward=None) -> torch.Tensor:
         """Gradient w.r.t. ``x`` of the first run's loss (what the attack starts to follow)."""
         with torch.no_grad():
-            goal = self.goals(self.model(x), y, target)[0]
+            goal = self.goals(self.network(x), y, target)[0]
         return self.evaluate(x, y, goal)[1]
 
     # --- the attack ---------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ class APGD(Attack):
             return x.clone()
         generator = torch.Generator().manual_seed(self.seed)
         with torch.no_grad():
-            clean = self.model(x)
+            clean = self.network(x)
         goals = self.goals(clean, y, target)
         done = self.success(clean, y, goals[0]) if goals else torch.ones_like(y, dtype=torch.bool)
         out, best = x.clone(), torch.full((len(x),), -float("inf"), device=x.device, dtype=x.dtype)
@@ -174,7 +174,7 @@ class APGD(Attack):
                  goal: Goal) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The loss per image at ``x_adv``, its input gradient, and where the goal is reached."""
         x_adv = x_adv.detach().requires_grad_(True)
-        logits = self.model(x_adv)
+        logits = self.network(x_adv)
         loss = self.objective(logits, y, goal[0])
         grad = torch.autograd.grad(loss.sum(), x_adv)[0]
         return loss.detach(), grad.detach(), self.success(logits.detach(), y, goal)
@@ -191,8 +191,8 @@ class APGDT(APGD):
     """
 
     def __init__(self, model: nn.Module, threat: str, eps: float, steps: int = 100, targets: int = 9,
-                 restarts: int = 1, rho: float = 0.75, seed: int = 0) -> None:
-        super().__init__(model, threat, eps, steps, "dlr", restarts, rho, seed)
+                 restarts: int = 1, rho: float = 0.75, seed: int = 0, precision: str = "fp32") -> None:
+        super().__init__(model, threat, eps, steps, "dlr", restarts, rho, seed, precision)
         if targets < 1:
             raise ValueError(f"APGD-T needs at least one target class, got {targets}")
         self.targets = targets

@@ -3,7 +3,9 @@
 A subclass writes only :meth:`Attack.perturb`; ``attack(images, labels, target=None)`` returns
 adversarial images in [0, 1] on the input's device. During the call the model is in eval mode
 (a BN model attacked in train mode would use and update batch statistics) and its parameters do
-not require grad, so nothing accumulates in ``.grad``; both are restored afterwards.
+not require grad, so nothing accumulates in ``.grad``; both are restored afterwards. Subclasses run
+:attr:`Attack.network`: the model's inference form (:mod:`core.models.inference`: BatchNorm folded into
+the convolutions, bf16 autocast at ``precision="bf16"``), whose gradients are the model's own.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from torch import nn
 
 from core.attacks.losses import LOSSES
 from core.device import model_device, to_device
+from core.models.inference import InferenceForm
 
 
 @contextmanager
@@ -41,6 +44,7 @@ class Attack:
         eps: the perturbation budget, measured in the attack's threat model (``threat``: l2 or linf).
         loss: ``"ce"`` (cross-entropy) or ``"cw"`` (Carlini-Wagner margin).
         seed: seeds random starts and random transforms, so results are deterministic.
+        precision: ``"fp32"`` or ``"bf16"`` (autocast forward and backward; the iterate stays fp32).
 
     Shape:
         images ``[N, C, H, W]`` in [0, 1], labels ``[N]``, optional target ``[N]``; returns ``[N, C, H, W]``.
@@ -48,8 +52,10 @@ class Attack:
 
     threat: str  # "l2" or "linf": the set the adversarial images are kept in (set by each subclass)
 
-    def __init__(self, model: nn.Module, eps: float, loss: str = "ce", seed: int = 0) -> None:
+    def __init__(self, model: nn.Module, eps: float, loss: str = "ce", seed: int = 0,
+                 precision: str = "fp32") -> None:
         self.model, self.eps, self.seed = model, eps, seed
+        self.inference = InferenceForm(precision)
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose from {sorted(LOSSES)}")
         self.loss = LOSSES[loss]
@@ -64,6 +70,11 @@ class Attack:
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
+    @property
+    def network(self) -> nn.Module:
+        """What the attack runs: the model's inference form, remade only when its weights or mode change."""
+        return self.inference(self.model)
+
     def generator(self, device: torch.device) -> torch.Generator:
         return torch.Generator(device=device).manual_seed(self.seed)
 
@@ -71,6 +82,6 @@ class Attack:
                     forward=None) -> torch.Tensor:
         """Gradient w.r.t. ``x`` of the loss to increase: the loss at ``y``, or minus the loss at ``target``."""
         x = x.detach().requires_grad_(True)
-        logits = (forward or self.model)(x)
+        logits = (forward or self.network)(x)
         loss = self.loss(logits, y).sum() if target is None else -self.loss(logits, target).sum()
         return torch.autograd.grad(loss, x)[0]

@@ -17,8 +17,9 @@ class FGSM(Attack):
 
     threat = "linf"
 
-    def __init__(self, model: nn.Module, eps: float, loss: str = "ce", seed: int = 0) -> None:
-        super().__init__(model, eps, loss, seed)
+    def __init__(self, model: nn.Module, eps: float, loss: str = "ce", seed: int = 0,
+                 precision: str = "fp32") -> None:
+        super().__init__(model, eps, loss, seed, precision)
         self.constraint = LinfStep(eps)
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:

@@ -36,8 +36,8 @@ class IFGSM(Attack):
 
     def __init__(self, model: nn.Module, eps: float, steps: int = 10, step_size: float | None = None,
                  decay: float = 0.0, diversity_prob: float = 0.0, kernel_size: int = 0, loss: str = "ce",
-                 seed: int = 0) -> None:
-        super().__init__(model, eps, loss, seed)
+                 seed: int = 0, precision: str = "fp32") -> None:
+        super().__init__(model, eps, loss, seed, precision)
         self.constraint, self.steps = LinfStep(eps), steps
         self.step_size = eps / max(steps, 1) if step_size is None else step_size
         self.decay, self.diversity_prob, self.kernel_size = decay, diversity_prob, kernel_size
@@ -46,7 +46,7 @@ class IFGSM(Attack):
         g, x_adv, momentum = self.generator(x.device), x.clone(), torch.zeros_like(x)
         kernel = gaussian_kernel(self.kernel_size, self.kernel_size / 3 ** 0.5 / 2).to(x) if self.kernel_size else None
         for _ in range(self.steps):
-            grad = self.ascent_grad(x_adv, y, target, forward=lambda z: self.model(self.diverse(z, g)))
+            grad = self.ascent_grad(x_adv, y, target, forward=lambda z: self.network(self.diverse(z, g)))
             if kernel is not None:
                 grad = F.conv2d(grad, kernel, padding=self.kernel_size // 2, groups=grad.shape[1])
             if self.decay:

@@ -30,8 +30,8 @@ class PGD(Attack):
     """
 
     def __init__(self, model: nn.Module, threat: str, eps: float, steps: int = 20, step_size: float | None = None,
-                 random_start: bool = False, loss: str = "ce", seed: int = 0) -> None:
-        super().__init__(model, eps, loss, seed)
+                 random_start: bool = False, loss: str = "ce", seed: int = 0, precision: str = "fp32") -> None:
+        super().__init__(model, eps, loss, seed, precision)
         self.threat, self.constraint, self.steps = threat, threat_model(threat, eps), steps
         self.step_size = default_step_size(eps, steps) if step_size is None else step_size
         self.random_start = random_start
