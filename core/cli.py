@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from core._version import CODE_VERSION
-from core.attacks import ATTACKS, TARGET_MODES, AttackSpec, list_attacks, paper_spec
+from core.attacks import ATTACKS, PRECISIONS, TARGET_MODES, AttackSpec, list_attacks, paper_spec
 from core.cache import MISSING, ResultCache
 from core.checkpoints import CheckpointError, InputNormalization, load_checkpoint
 from core.config import config_dict
@@ -57,6 +57,8 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--random-start", action="store_true")
     ev.add_argument("--target", default="untargeted", choices=TARGET_MODES)
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                    help="bf16: forward and backward under bf16 autocast, the perturbation in fp32")
 
     lg = sub.add_parser("ligs", help="LIGS (local input gradient similarity)")
     lg.add_argument("checkpoint")
@@ -64,6 +66,7 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("--size", type=float, default=LIGSSpec.size,
                     help=f"std (gaussian) or eps (others); default {LIGSSpec.size}")
     lg.add_argument("--seed", type=int, default=0)
+    lg.add_argument("--precision", default="fp32", choices=PRECISIONS, help="bf16: gradients under bf16 autocast")
 
     tf = sub.add_parser("transfer", help="transfer matrix: examples crafted on each source, success on each target")
     tf.add_argument("--sources", nargs="+", required=True, metavar="CKPT", help="checkpoint files or zoo names")
@@ -104,6 +107,11 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--landscape-every", type=int, help="record the optimization landscape every k steps (App. I)")
+    tr.add_argument("--precision", choices=PRECISIONS, help="bf16: train under bf16 autocast (default: the preset's)")
+    tr.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="torch.compile the model (CUDA graphs on a GPU; default: the preset's)")
+    tr.add_argument("--batch-size", type=int)
+    tr.add_argument("--lr", type=float)
     tr.add_argument("--out", required=True, help="checkpoint path without suffix")
 
     fe = sub.add_parser("features", help="feature datasets (App. C, F): extract, train on one, cross-evaluate, list")
@@ -144,7 +152,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def attack_specs(args) -> list[AttackSpec]:
-    base = paper_spec(args.attack, random_start=args.random_start, target=args.target, seed=args.seed)
+    base = paper_spec(args.attack, random_start=args.random_start, target=args.target, seed=args.seed,
+                      precision=args.precision)
     base = replace(base, steps=base.steps if args.steps is None else args.steps, step_size=args.step_size)
     return [base.with_eps(e) for e in (args.eps or [base.eps])]
 
@@ -188,9 +197,9 @@ def cmd_autoattack(args) -> dict:
     """``eval --attack autoattack``: the AutoAttack-style evaluation at each ``--eps`` (default AutoAttack's)."""
     from core.robustness import AUTOATTACK_ATTACKS, AutoAttackConfig, autoattack
 
-    if args.step_size is not None or args.random_start or args.target != "untargeted":
-        raise ValueError("autoattack sets its own step size, random start and targets: "
-                         "leave out --step-size, --random-start and --target")
+    if args.step_size is not None or args.random_start or args.target != "untargeted" or args.precision != "fp32":
+        raise ValueError("autoattack sets its own step size, random start and targets and runs in fp32: "
+                         "leave out --step-size, --random-start, --target and --precision")
     steps = 100 if args.steps is None else args.steps
     configs = [AutoAttackConfig(args.threat, eps, steps, args.seed, EvalData(args.dataset, "test", args.per_class))
                for eps in (args.eps or [None])]
@@ -208,7 +217,8 @@ def cmd_autoattack(args) -> dict:
 def cmd_ligs(args) -> dict:
     from core.robustness import LIGSConfig, ligs_report
 
-    spec, data = LIGSSpec(args.kind, args.size, seed=args.seed), EvalData(args.dataset, "test", args.per_class)
+    spec = LIGSSpec(args.kind, args.size, seed=args.seed, precision=args.precision)
+    data = EvalData(args.dataset, "test", args.per_class)
     ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
     r = ligs_report(ckpt, LIGSConfig(spec, data), run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "perturbation": config_dict(spec),
@@ -259,10 +269,11 @@ def cmd_train(args) -> dict:
     from core import jobs
     from core.train import preset
 
-    overrides = {k: getattr(args, k) for k in ("arch", "norm", "width", "epochs", "dataset", "seed", "landscape_every")
-                 if getattr(args, k) is not None}
-    config = preset(args.preset, **overrides)
-    job = jobs.create("train", {"config": config.to_dict(), "out": args.out}, title=args.out)
+    options = ("arch", "norm", "width", "epochs", "dataset", "seed", "landscape_every", "precision", "compile",
+               "batch_size", "lr")
+    config = preset(args.preset, **{k: getattr(args, k) for k in options if getattr(args, k) is not None})
+    resolve_device(args.device)  # a device this machine lacks fails here, not inside the job
+    job = jobs.create("train", {"config": config.to_dict(), "out": args.out, "device": args.device}, title=args.out)
     status = jobs.run(job, None if args.json else ConsoleProgress())
     return {"job": job.id, "state": status["state"], **(status.get("result") or {})}
 

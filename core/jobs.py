@@ -42,7 +42,8 @@ def job_kind(name: str):
 def _train(params: dict, progress) -> dict:
     from core.train import TrainConfig, train
 
-    meta = train(TrainConfig.from_dict(params["config"]), params["out"], progress=progress)
+    meta = train(TrainConfig.from_dict(params["config"]), params["out"], progress=progress,
+                 device=params.get("device"))
     return {"checkpoint": str(weights_file(params["out"])), "final_metrics": meta["final_metrics"]}
 
 

@@ -16,15 +16,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.attacks import AttackSpec, attack_mode, build_attack, paper_spec
+from core.config import later_option
 from core.device import model_device, to_device
+from core.models.inference import InferenceForm, check_precision
 from core.progress import Progress, null_progress, scaled
 
 LIGS_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
 MASKING_WARNING = 0.01  # a share of exactly-zero input gradients above this flags a result as possibly masked
 
 
+# Images per attack batch by device type: a GPU needs large batches to fill (a width-0.25 ResNet18's PGD step
+# is launch-bound at 500); on the CPU 250 keeps memory small at no cost in speed. Neither changes results
+# except random starts (drawn per batch) and float rounding, which the cache key leaves out like the device.
+ATTACK_BATCH = {"cpu": 250, "cuda": 2000}
+
+
 def batches(n: int, batch_size: int) -> list[slice]:
     return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+
+def attack_batch(model: nn.Module, batch_size: int | None = None) -> int:
+    """``batch_size``, or the model's device's :data:`ATTACK_BATCH`."""
+    return batch_size or ATTACK_BATCH.get(model_device(model).type, ATTACK_BATCH["cpu"])
 
 
 @torch.no_grad()
@@ -76,20 +89,20 @@ class AttackResult:
 
 
 def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
-                         batch_size: int = 250, progress: Progress | None = None) -> torch.Tensor:
+                         batch_size: int | None = None, progress: Progress | None = None) -> torch.Tensor:
     """The adversarial images of ``x`` under ``spec`` (CPU), ``batch_size`` at a time; targeted specs aim at
     :func:`target_labels`. Images and labels may be on any device."""
     progress, attack = progress or null_progress, build_attack(model, spec)
     targets = target_labels(y, spec.target, num_classes, spec.seed)
     out = []
-    for i, s in enumerate(parts := batches(len(x), batch_size)):
+    for i, s in enumerate(parts := batches(len(x), attack_batch(model, batch_size))):
         out.append(attack(x[s], y[s], None if targets is None else targets[s]).cpu())
         progress((i + 1) / len(parts), f"{spec.label}: {s.stop}/{len(x)}")
     return torch.cat(out)
 
 
 def zero_gradient_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
-                       batch_size: int = 250) -> torch.Tensor:
+                       batch_size: int | None = None) -> torch.Tensor:
     """Which images' input gradient of the attack's own loss, at the clean image, is exactly zero (bool [N], CPU).
 
     Why: a softmax saturated in fp32 (p_y rounds to 1) makes the cross-entropy's gradient exactly 0, so FGSM and
@@ -99,7 +112,7 @@ def zero_gradient_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec:
     targets = target_labels(y, spec.target, num_classes, spec.seed)
     zero = []
     with attack_mode(model):
-        for s in batches(len(x), batch_size):
+        for s in batches(len(x), attack_batch(model, batch_size)):
             target = None if targets is None else targets[s].to(device)
             grad = attack.ascent_grad(to_device(x[s], device), y[s].to(device), target)
             zero.append((grad.flatten(1) == 0).all(1).cpu())
@@ -107,11 +120,11 @@ def zero_gradient_mask(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec:
 
 
 def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
-               batch_size: int = 250, progress: Progress | None = None) -> AttackResult:
+               batch_size: int | None = None, progress: Progress | None = None) -> AttackResult:
     """Attack every sample; report clean and robust accuracy (and target success when targeted), and the
     fraction of images whose gradient is exactly zero at the start (:func:`zero_gradient_mask`).
     Images and labels may be on any device; the per-sample results are CPU tensors."""
-    y = y.cpu()  # predictions are on the CPU
+    y, batch_size = y.cpu(), attack_batch(model, batch_size)  # predictions are on the CPU
     adversarial = adversarial_examples(model, x, y, spec, num_classes, batch_size, progress)
     targets = target_labels(y, spec.target, num_classes, spec.seed)
     clean_c, adv_pred = predict(model, x, batch_size) == y, predict(model, adversarial, batch_size)
@@ -123,14 +136,14 @@ def run_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackS
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: AttackSpec | str,
-                    batch_size: int = 250, progress: Progress | None = None) -> float:
+                    batch_size: int | None = None, progress: Progress | None = None) -> float:
     """Accuracy on adversarial examples; ``attack`` is a spec or a name (paper defaults)."""
     spec = paper_spec(attack) if isinstance(attack, str) else attack
     return run_attack(model, x, y, spec, batch_size=batch_size, progress=progress).robust_accuracy
 
 
 def robustness_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, eps: list[float],
-                     batch_size: int = 250, progress: Progress | None = None) -> list[tuple[float, float]]:
+                     batch_size: int | None = None, progress: Progress | None = None) -> list[tuple[float, float]]:
     """Robust accuracy at every eps in one call: ``[(eps, accuracy), ...]``."""
     return [(e, robust_accuracy(model, x, y, spec.with_eps(e), batch_size,
                                 scaled(progress, i / len(eps), (i + 1) / len(eps)))) for i, e in enumerate(eps)]
@@ -145,6 +158,7 @@ class LIGSSpec:
     size: float = 0.01
     steps: int = 7
     seed: int = 0
+    precision: str = later_option("fp32")  # "bf16": the gradients under bf16 autocast (the cosine stays fp32)
 
     def __post_init__(self) -> None:
         # checked here once, so the UI, CLI and jobs refuse the same specs (a negative size gave a LIGS)
@@ -154,6 +168,7 @@ class LIGSSpec:
             raise ValueError(f"LIGS perturbation size must be a positive number, got {self.size!r}")
         if not (isinstance(self.steps, numbers.Integral) and self.steps >= 1):
             raise ValueError(f"LIGS steps must be an integer >= 1, got {self.steps!r}")
+        check_precision(self.precision)
 
 
 @dataclass
@@ -179,7 +194,8 @@ def perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSS
     if spec.kind == "uniform":
         return spec.size * (torch.rand(x.shape, generator=generator, device=generator.device) * 2 - 1).to(x.device)
     if spec.kind in ("fgsm", "pgd"):
-        attack_spec = AttackSpec("fgsm" if spec.kind == "fgsm" else "pgd_linf", spec.size, spec.steps, seed=spec.seed)
+        attack_spec = AttackSpec("fgsm" if spec.kind == "fgsm" else "pgd_linf", spec.size, spec.steps, seed=spec.seed,
+                                 precision=spec.precision)
         return build_attack(model, attack_spec)(x, y) - x
     raise ValueError(f"unknown LIGS perturbation {spec.kind!r}; choose from {LIGS_KINDS}")
 
@@ -192,17 +208,18 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[
 
 
 def ligs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec = LIGSSpec(),
-         batch_size: int = 250, progress: Progress | None = None) -> LIGSResult:
+         batch_size: int | None = None, progress: Progress | None = None) -> LIGSResult:
     """LIGS per sample (and its mean) for perturbations of ``spec``; deterministic under ``spec.seed``.
     Images and labels may be on any device; the noise is drawn on the CPU, so every device draws the same."""
-    progress, device = progress or null_progress, model_device(model)
+    progress, device, inference = progress or null_progress, model_device(model), InferenceForm(spec.precision)
     generator = torch.Generator().manual_seed(spec.seed)
     cos, logit_cos = [], []
-    for i, s in enumerate(parts := batches(len(x), batch_size)):
+    for i, s in enumerate(parts := batches(len(x), attack_batch(model, batch_size))):
         xb, yb = to_device(x[s], device), y[s].to(device)
         nu = perturbation(model, xb, yb, spec, generator)
         with attack_mode(model):
-            (g0, z0), (g1, z1) = input_gradient(model, xb, yb), input_gradient(model, xb + nu, yb)
+            network = inference(model)  # the attacks' form: BN folded, at the spec's precision
+            (g0, z0), (g1, z1) = input_gradient(network, xb, yb), input_gradient(network, xb + nu, yb)
         cos.append(F.cosine_similarity(g0.flatten(1), g1.flatten(1), dim=1).cpu())
         logit_cos.append(F.cosine_similarity(z0, z1, dim=1).cpu())
         progress((i + 1) / len(parts), f"LIGS ({spec.kind}): {s.stop}/{len(x)}")

@@ -91,10 +91,23 @@ LANDSCAPE_COMPARISONS: dict[str, tuple[str, ...]] = {
 ZOO_PLAN += [_landscape(*run) for run in dict.fromkeys(r for runs in _LANDSCAPE_RUNS.values() for r in runs)]
 
 
+# Table 1 / A6 at paper scale, for a GPU (``scripts/build_zoo.py --preset gpu --device cuda``): full-width
+# ResNet18 and VGG16 with and without BN, the ``gpu`` preset (40 one-cycle epochs, bf16, compiled). The
+# norm-free nets take a lower peak learning rate (at 0.1 they diverge in the first epochs); each run keeps
+# snapshots every 5 epochs, so a BN model can be compared at the norm-free one's clean accuracy.
+GPU_GROUP = "paper-scale"
+GPU_PLAN: list[ZooEntry] = [
+    _cifar(f"cifar10jpeg-{arch}-{norm}-full", GPU_GROUP, "gpu", arch=arch, norm=norm, snapshot_every=5,
+           lr=0.1 if norm == "bn" else 0.02)
+    for arch in ("resnet18", "vgg16") for norm in ("bn", "none")]
+PLANS = {"cpu": ZOO_PLAN, "gpu": GPU_PLAN}
+
+
 def plan_entry(name: str) -> ZooEntry:
-    found = [e for e in ZOO_PLAN if e.name == name]
+    entries = [*ZOO_PLAN, *GPU_PLAN]
+    found = [e for e in entries if e.name == name]
     if not found:
-        raise ValueError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in ZOO_PLAN)}")
+        raise ValueError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in entries)}")
     return found[0]
 
 

@@ -1,8 +1,10 @@
-"""Rebuild the reference zoo from scratch: ``python scripts/build_zoo.py [--workers 2] [--only NAME ...]``.
+"""Rebuild the reference zoo: ``python scripts/build_zoo.py [--preset cpu|gpu] [--device cuda] [--workers 2]
+[--only NAME ...]``.
 
-Trains each entry of ``core.zoo.ZOO_PLAN`` that is not finished yet into ``runs/zoo/`` (fp32, resumable
-after a kill), exports an fp16 copy (and its epoch snapshots) to ``checkpoints/``, and rewrites
-``checkpoints/zoo.json``. Logs go to ``runs/zoo/<name>.log``.
+Trains each entry of the preset's plan (``core.zoo.PLANS``: ``cpu``, the shipped CPU-scale zoo; ``gpu``, the
+full-width paper-scale pairs) that is not finished yet into ``runs/zoo/`` (resumable after a kill), exports an
+fp16 copy (and its epoch snapshots) to ``checkpoints/``, and rewrites ``checkpoints/zoo.json``. Logs go to
+``runs/zoo/<name>.log``. On a GPU, one worker trains at a time (``--workers 1`` is implied).
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ sys.path.insert(0, str(ROOT))
 
 from core.catalog import zoo_dir  # noqa: E402
 from core.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
-from core.zoo import INDEX, ZOO_PLAN, plan_entry  # noqa: E402
+from core.device import resolve_device  # noqa: E402
+from core.zoo import INDEX, PLANS, plan_entry  # noqa: E402
 
 RUNS = ROOT / "runs" / "zoo"
 
 
-def train_one(name: str, threads: int) -> str:
+def train_one(name: str, threads: int, device: str | None = None) -> str:
     from core.train import train
 
     torch.set_num_threads(threads)
@@ -39,7 +42,7 @@ def train_one(name: str, threads: int) -> str:
                     _last[0] = time.time()
                     log.write(f"{time.strftime('%H:%M:%S')} {100 * fraction:5.1f}% {message}\n")
                     log.flush()
-            train(entry.config, out, progress=report)
+            train(entry.config, out, progress=report, device=device)
     export(name)
     return name
 
@@ -56,7 +59,7 @@ def export(name: str) -> None:
 
 def write_index() -> None:
     models = []
-    for entry in ZOO_PLAN:
+    for entry in [e for plan in PLANS.values() for e in plan]:
         side = zoo_dir() / f"{entry.name}.json"
         if not side.is_file():
             continue
@@ -71,11 +74,20 @@ def write_index() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--preset", default="cpu", choices=list(PLANS), help="which plan (default: cpu)")
+    parser.add_argument("--device", help="cuda or cpu (default: cuda if available)")
+    parser.add_argument("--workers", type=int, default=2, help="parallel CPU runs (a GPU runs one at a time)")
     parser.add_argument("--only", nargs="*", help="entry names (default: the whole plan)")
     args = parser.parse_args()
-    names = args.only or [e.name for e in ZOO_PLAN]
+    names = args.only or [e.name for e in PLANS[args.preset]]
     RUNS.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        for name in names:
+            train_one(name, torch.get_num_threads(), str(device))
+            print(f"{time.strftime('%H:%M:%S')} finished {name}", flush=True)
+            write_index()
+        return
     threads = max(1, torch.get_num_threads() // args.workers)
     with ProcessPoolExecutor(args.workers) as pool:
         for done in pool.map(train_one, names, [threads] * len(names)):

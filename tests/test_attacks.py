@@ -156,3 +156,44 @@ def test_registry_entries_build_by_keyword_with_each_default_once():
 def test_unknown_attack_names_the_known_ones():
     with pytest.raises(ValueError, match="pgd_l2"):
         paper_spec("deepfool")
+
+
+def test_precision_is_part_of_the_spec_only_when_chosen():
+    from core.config import config_dict, config_from_dict
+
+    fp32, bf16 = paper_spec("pgd_l2"), paper_spec("pgd_l2", precision="bf16")
+    assert "precision" not in config_dict(fp32)  # keys made before the option existed still match
+    assert config_dict(bf16)["precision"] == "bf16" and config_from_dict(AttackSpec, config_dict(bf16)) == bf16
+    assert "bf16" in bf16.label and "bf16" not in fp32.label
+    with pytest.raises(ValueError, match="precision"):
+        paper_spec("pgd_l2", precision="fp16")
+
+
+@pytest.mark.parametrize("name", ["pgd_l2", "pgd_linf", "apgd_ce_linf"])
+def test_bf16_attacks_stay_in_their_ball_and_near_fp32(trained_pair, eval_batch, name):
+    x, y = eval_batch
+    model = trained_pair["bn"].model
+    spec = paper_spec(name, steps=5)
+    adv = build_attack(model, AttackSpec(**{**spec.__dict__, "precision": "bf16"}))(x, y)
+    assert adv.dtype == torch.float32
+    distance = (adv - x).flatten(1).norm(dim=1) if spec.entry.threat == "l2" else (adv - x).flatten(1).abs().amax(1)
+    assert (distance <= spec.eps * (1 + 1e-5)).all() and adv.min() >= 0 and adv.max() <= 1
+    fp32, bf16 = (run_attack(model, x, y, AttackSpec(**{**spec.__dict__, "precision": p})) for p in ("fp32", "bf16"))
+    assert abs(fp32.robust_accuracy - bf16.robust_accuracy) <= 0.05
+
+
+def test_folding_batchnorm_leaves_the_attack_result_unchanged(trained_pair, eval_batch):
+    """The attacks run BN folded into the convolutions; the same PGD through the unfolded model (a loop
+    written out here) reaches the same adversarial images (in float64, where rounding cannot tell them apart)."""
+    import copy
+
+    x, y = eval_batch
+    model, x = copy.deepcopy(trained_pair["bn"].model).double().eval(), x.double()
+    spec = paper_spec("pgd_l2", steps=5)
+    adv = build_attack(model, spec)(x, y)
+    step, reference = L2Step(spec.eps), x.clone()
+    for _ in range(spec.steps):
+        z = reference.clone().requires_grad_(True)
+        grad = torch.autograd.grad(torch.nn.functional.cross_entropy(model(z), y, reduction="sum"), z)[0]
+        reference = step.project(step.step(reference, grad, 2.5 * spec.eps / spec.steps), x).detach()
+    assert (adv - reference).abs().max() < 1e-9

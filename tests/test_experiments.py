@@ -164,3 +164,15 @@ def test_shipped_results_are_found_under_the_catalogs_keys():
         data = EvalData(entry.dataset)
         keys = [robustness.key(entry, RobustnessConfig(paper_spec(a), data)) for a in TABLE_ATTACKS]
         assert all(k in shipped for k in keys + [ligs_report.key(entry, LIGSConfig(data=data))]), entry.name
+
+
+def test_every_shipped_result_is_keyed_by_the_config_it_records():
+    """Config fields added later (``later_option``: attack and LIGS precision, training precision / compile)
+    must leave every key made before them unchanged, or the shipped results would never be found."""
+    from core.config import config_from_dict
+
+    shipped, experiments = json.loads(zoo_results().read_text()), registry()
+    for key, result in shipped.items():
+        name = key.split(":")[0]
+        config = config_from_dict(experiments[name].config_type, result["config"])
+        assert make_key(name, result["checkpoint"]["sha256"], config) == key, key

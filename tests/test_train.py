@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 
 import pytest
 import torch
@@ -107,3 +109,51 @@ def test_training_on_a_missing_gpu_fails_before_writing(tmp_path, builtin, monke
     with pytest.raises(ValueError, match="CUDA was asked for but is not available"):
         train(preset("tiny", **FAST), tmp_path / "m", dataset=builtin, device="cuda")
     assert not list(tmp_path.iterdir())
+
+
+def reference_augment(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Crop and flip one image at a time, with the generator's draws in the trainer's order."""
+    n, _, h, w = x.shape
+    oy, ox = (torch.randint(0, 2 * pad + 1, (n,), generator=g) for _ in range(2))
+    flip = torch.rand(n, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    crops = [padded[i, :, oy[i]:oy[i] + h, ox[i]:ox[i] + w] for i in range(n)]
+    return torch.stack([c.flip(-1) if f else c for c, f in zip(crops, flip)])
+
+
+def test_batched_augmentation_equals_crop_and_flip_per_image():
+    from core.train import augment
+
+    x = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8)
+    assert torch.equal(augment(x, torch.Generator().manual_seed(5)), reference_augment(x, torch.Generator().manual_seed(5)))
+
+
+def test_bf16_training_learns_and_records_its_precision(tmp_path, builtin):
+    meta = train(preset("tiny", **{**FAST, "epochs": 2}, precision="bf16"), tmp_path / "bf16", dataset=builtin)
+    assert meta["train_config"]["precision"] == "bf16" and meta["history"][-1]["test_accuracy"] > 0.3
+    fp32 = preset("tiny", **FAST).to_dict()
+    assert "precision" not in fp32 and "compile" not in fp32  # the zoo's records, made before the options
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile's CPU backend needs a C++ compiler")
+def test_gpu_preset_runs_two_steps_on_the_builtin_data(tmp_path, builtin):
+    """The full-width preset as it is (bf16, compiled), cut to two steps of a small model for the CPU."""
+    config = preset("gpu", dataset="builtin", arch="vgg11", width=0.125, epochs=1, train_subset=256,
+                    probe_per_class=2, probe_steps=1)
+    assert (config.precision, config.compile, config.batch_size) == ("bf16", True, 128)
+    meta = train(config, tmp_path / "gpu", dataset=builtin, device="cpu")
+    record = meta["history"][0]
+    assert math.isfinite(record["train_loss"]) and meta["train_config"]["compile"] is True
+    assert (tmp_path / "gpu.safetensors").is_file()
+
+
+def test_gpu_zoo_plan_is_the_full_width_pairs_and_fits_the_shipping_limit():
+    from core.models import ModelSpec, build_from_spec
+    from core.zoo import GPU_PLAN
+
+    assert {(e.config.arch, e.config.norm) for e in GPU_PLAN} == {(a, n) for a in ("resnet18", "vgg16")
+                                                                 for n in ("bn", "none")}
+    assert all(e.config.width == 1.0 and e.config.preset == "gpu" and e.config.epochs <= 40 for e in GPU_PLAN)
+    resnet18 = build_from_spec(ModelSpec("resnet18", "bn", 10, 1.0))
+    assert 2 * sum(p.numel() for p in resnet18.parameters()) < 25 * 2 ** 20  # fp16 weights under 25 MB
