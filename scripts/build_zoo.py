@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT))
 from core.catalog import zoo_dir  # noqa: E402
 from core.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from core.device import resolve_device  # noqa: E402
-from core.zoo import INDEX, PLANS, plan_entry  # noqa: E402
+from core.zoo import GPU_GROUP, INDEX, PLANS, plan_entry  # noqa: E402
 
 RUNS = ROOT / "runs" / "zoo"
+SHIP_LIMIT = 25 * 2 ** 20  # bytes per weights file in the repository
 
 
 def train_one(name: str, threads: int, device: str | None = None) -> str:
@@ -48,12 +49,17 @@ def train_one(name: str, threads: int, device: str | None = None) -> str:
 
 
 def export(name: str) -> None:
-    """fp16 copy of the finished run (and its snapshots) into the shipped zoo."""
+    """fp16 copy of the finished run (and, at CPU scale, its snapshots) into the shipped zoo. Full-width runs
+    keep their snapshots in runs/zoo/ (tens of MB each); a file over the shipping limit is reported."""
     ckpt = load_checkpoint(RUNS / f"{name}.safetensors")
     meta = {k: v for k, v in ckpt.meta.items() if k not in ("sha256", "format", "name")}
     save_checkpoint(ckpt.model, zoo_dir() / name, {**meta, "fp32_sha256": ckpt.sha256}, dtype=torch.float16)
+    size = (zoo_dir() / f"{name}.safetensors").stat().st_size
+    if size > SHIP_LIMIT:
+        print(f"{name}: {size / 2 ** 20:.1f} MB of fp16 weights, over the {SHIP_LIMIT >> 20} MB shipping limit: "
+              "ship its metadata and results only", flush=True)
     snaps = RUNS / "snapshots" / name
-    if snaps.is_dir():
+    if snaps.is_dir() and plan_entry(name).group != GPU_GROUP:
         shutil.copytree(snaps, zoo_dir() / "snapshots" / name, dirs_exist_ok=True)
 
 

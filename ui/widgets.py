@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.attacks import ATTACKS, AttackSpec, paper_spec
+from core.attacks import ATTACKS, PRECISIONS, AttackSpec, paper_spec
 from core.catalog import CatalogEntry
 from core.experiments import DEFAULT_PER_CLASS
 from core.metrics import LIGS_KINDS, LIGSSpec
@@ -57,7 +57,7 @@ def format_eps(eps: float, threat: str) -> str:
     return f"{eps:.3g}"
 
 
-def attack_spec_input(name: str, prefix: str) -> AttackSpec:
+def attack_spec_input(name: str, prefix: str, precision: str = "fp32") -> AttackSpec:
     """eps and steps of one attack, preset to the paper's defaults."""
     spec, entry = paper_spec(name), ATTACKS[name]
     c1, c2 = st.columns(2)
@@ -67,7 +67,7 @@ def attack_spec_input(name: str, prefix: str) -> AttackSpec:
                                "AutoAttack's standard one for APGD")
     steps = int(c2.number_input(f"{entry.title} steps", 0, 1000, spec.steps, key=f"{prefix}_steps_{name}")) \
         if entry.iterative else spec.steps
-    return paper_spec(name, eps=float(eps), steps=steps)
+    return paper_spec(name, eps=float(eps), steps=steps, precision=precision)
 
 
 def attacks_input(prefix: str, defaults: tuple[str, ...] = TABLE_ATTACKS) -> list[AttackSpec]:
@@ -75,7 +75,10 @@ def attacks_input(prefix: str, defaults: tuple[str, ...] = TABLE_ATTACKS) -> lis
     names = st.multiselect("Attacks", list(ATTACKS), default=list(defaults), key=f"{prefix}_attacks",
                            format_func=lambda n: f"{ATTACKS[n].title}: {ATTACKS[n].description}")
     with st.expander("Attack settings (paper defaults)"):
-        return [attack_spec_input(n, prefix) for n in names]
+        precision = st.radio("Precision", PRECISIONS, horizontal=True, key=f"{prefix}_precision",
+                             help="bf16: the model's forward and backward under bf16 autocast, the perturbation in "
+                                  "fp32; faster on GPUs, results cached apart from fp32's (the shipped ones are fp32)")
+        return [attack_spec_input(n, prefix, precision) for n in names]
 
 
 def ligs_input(prefix: str) -> LIGSSpec:
