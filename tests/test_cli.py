@@ -62,6 +62,7 @@ def test_ligs_json(checkpoint, tmp_path):
     (("eval", "CKPT", "--steps", "-2"), "steps must be 0 or more"),
     (("ligs", "CKPT", "--size", "-1"), "size"),
     (("train", "--preset", "tiny", "--epochs", "0", "--out", "OUT"), "epochs"),
+    (("eval", "CKPT", "--attack", "autoattack", "--precision", "bf16"), "runs in fp32"),
 ])
 def test_errors_are_one_json_line_and_exit_2(checkpoint, tmp_path, args, message):
     args = [str(checkpoint) if a == "CKPT" else str(tmp_path / "m") if a == "OUT" else a for a in args]
@@ -84,6 +85,23 @@ def test_a_device_this_machine_lacks_is_an_error(checkpoint, tmp_path):
         pytest.skip("this machine has CUDA")
     r = cli("eval", str(checkpoint), "--device", "cuda", "--per-class", "1", "--json", env_cache=tmp_path)
     assert r.returncode == 2 and "CUDA" in json.loads(r.stdout)["error"]
+
+
+def test_training_on_a_device_this_machine_lacks_is_an_error_before_the_job(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = cli("train", "--preset", "tiny", "--device", "cuda", "--out", str(tmp_path / "m"), "--json", env_cache=tmp_path)
+    assert r.returncode == 2 and "CUDA" in json.loads(r.stdout)["error"] and not (tmp_path / "jobs").exists()
+
+
+def test_bf16_eval_is_recorded_in_the_attack_and_cached_apart(checkpoint, tmp_path):
+    args = ("eval", str(checkpoint), "--steps", "3", "--per-class", "3", "--json")
+    fp32 = json.loads(cli(*args, env_cache=tmp_path).stdout)
+    bf16 = json.loads(cli(*args, "--precision", "bf16", env_cache=tmp_path).stdout)
+    assert fp32["attack"]["precision"] == "fp32" and bf16["attack"]["precision"] == "bf16"
+    assert abs(bf16["results"][0]["robust_accuracy"] - fp32["results"][0]["robust_accuracy"]) <= 0.1
 
 
 def test_text_errors_have_no_traceback(tmp_path):
