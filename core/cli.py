@@ -190,7 +190,8 @@ def cmd_eval(args) -> dict:
     results = [{**{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")},
                 "zero_gradient": r.get("zero_gradient")} for r in runs]  # None: cached before it was measured
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"],
-            "attack": {**config_dict(specs[0]), "threat": specs[0].entry.threat, "precision": specs[0].precision}, "results": results}
+            "attack": {**config_dict(specs[0]), "threat": specs[0].entry.threat, "precision": specs[0].precision},
+            "results": results}
 
 
 def cmd_autoattack(args) -> dict:
@@ -221,7 +222,8 @@ def cmd_ligs(args) -> dict:
     data = EvalData(args.dataset, "test", args.per_class)
     ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
     r = ligs_report(ckpt, LIGSConfig(spec, data), run_context(args))
-    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "perturbation": {**config_dict(spec), "precision": spec.precision},
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"],
+            "perturbation": {**config_dict(spec), "precision": spec.precision},
             "n": r["n"], "ligs": r["ligs"], "logit_similarity": r["logit_similarity"], "per_class": r["per_class"]}
 
 

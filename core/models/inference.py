@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.fx.experimental.optimization import fuse
 
+from core.device import preferred_layout
+
 PRECISIONS = ("fp32", "bf16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16}
 # What tracing a module fx cannot represent raises (data-dependent control flow, untraceable builtins).
@@ -32,7 +34,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     if model.training or not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         return model
     try:
-        return fuse(model, inplace=False)
+        return preferred_layout(fuse(model, inplace=False))  # a copy: its layout is ours to choose
     except UNTRACEABLE:
         return model
 
