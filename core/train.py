@@ -253,11 +253,12 @@ def epoch_batches(state: TrainState, config: TrainConfig, x: torch.Tensor,
     # drawn in the order the batches use them, and moved in one copy: a copy per step would wait for the device
     draws = tuple(d.to(x.device) for d in crop_flip_draws([s.stop - s.start for s in parts], g)) \
         if config.augment else None
-    attack = build_attack(state.model, config.adversarial) if config.adversarial else None
     for s in parts:
         xb, yb = x[order[s]], y[order[s]].to(device)
         xb = to_device(to_float(crop_flip(xb, tuple(d[s] for d in draws)) if draws else xb), device)
-        yield (attack(xb, yb) if attack else xb), yb
+        # a new attack each step: its inference form must see this step's weights, and the fused SGD step
+        # updates them without bumping the version counters that would tell a kept form to fold again
+        yield (build_attack(state.model, config.adversarial)(xb, yb) if config.adversarial else xb), yb
 
 
 def train_epoch(state: TrainState, config: TrainConfig, x: torch.Tensor, y: torch.Tensor,

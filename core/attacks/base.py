@@ -75,8 +75,10 @@ class Attack:
         """What the attack runs: the model's inference form, remade only when its weights or mode change."""
         return self.inference(self.model)
 
-    def generator(self, device: torch.device) -> torch.Generator:
-        return torch.Generator(device=device).manual_seed(self.seed)
+    def generator(self) -> torch.Generator:
+        """The attack's random stream, on the CPU: every device draws the same starts and transforms under a
+        seed, and a scalar draw never waits for the device."""
+        return torch.Generator().manual_seed(self.seed)
 
     def ascent_grad(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
                     forward=None) -> torch.Tensor:

@@ -43,7 +43,7 @@ class IFGSM(Attack):
         self.decay, self.diversity_prob, self.kernel_size = decay, diversity_prob, kernel_size
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        g, x_adv, momentum = self.generator(x.device), x.clone(), torch.zeros_like(x)
+        g, x_adv, momentum = self.generator(), x.clone(), torch.zeros_like(x)
         kernel = gaussian_kernel(self.kernel_size, self.kernel_size / 3 ** 0.5 / 2).to(x) if self.kernel_size else None
         for _ in range(self.steps):
             grad = self.ascent_grad(x_adv, y, target, forward=lambda z: self.network(self.diverse(z, g)))
@@ -56,12 +56,12 @@ class IFGSM(Attack):
 
     def diverse(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """Input diversity: resize to a random size in [H, 1.1H), pad randomly back to 1.1H, resize to H."""
-        if not self.diversity_prob or torch.rand((), generator=g, device=x.device) >= self.diversity_prob:
+        if not self.diversity_prob or torch.rand((), generator=g) >= self.diversity_prob:
             return x
         h = x.shape[-1]
         top = max(h + 1, int(h * 1.1))
-        size = int(torch.randint(h, top, (), generator=g, device=x.device))
-        left, up = (int(torch.randint(0, top - size + 1, (), generator=g, device=x.device)) for _ in range(2))
+        size = int(torch.randint(h, top, (), generator=g))
+        left, up = (int(torch.randint(0, top - size + 1, (), generator=g)) for _ in range(2))
         z = F.interpolate(x, size=(size, size), mode="nearest")
         z = F.pad(z, (left, top - size - left, up, top - size - up))
         return F.interpolate(z, size=(h, h), mode="bilinear", align_corners=False)

@@ -37,7 +37,7 @@ class PGD(Attack):
         self.random_start = random_start
 
     def perturb(self, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-        x_adv = self.constraint.random_start(x, self.generator(x.device)) if self.random_start else x.clone()
+        x_adv = self.constraint.random_start(x, self.generator()) if self.random_start else x.clone()
         for _ in range(self.steps):
             grad = self.ascent_grad(x_adv, y, target)
             x_adv = self.constraint.project(self.constraint.step(x_adv, grad, self.step_size), x)

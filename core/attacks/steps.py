@@ -33,7 +33,7 @@ class LinfStep:
         return x_adv + step_size * grad.sign()
 
     def random_start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+        noise = (torch.rand(x.shape, generator=generator, dtype=x.dtype) * 2 - 1).to(x.device)  # drawn on the CPU
         return (x + self.eps * noise).clamp(0, 1)
 
 
@@ -53,9 +53,9 @@ class L2Step:
 
     def random_start(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Uniform in the l2 ball: a uniform direction times eps * U^(1/d)."""
-        direction = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        direction = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)  # drawn on the CPU
         direction = direction / per_sample_norm(direction).clamp_min(TINY)
-        u = torch.rand((len(x),) + (1,) * (x.ndim - 1), generator=generator, device=x.device, dtype=x.dtype)
+        u = torch.rand((len(x),) + (1,) * (x.ndim - 1), generator=generator, dtype=x.dtype).to(x.device)
         return (x + direction * self.eps * u ** (1.0 / x[0].numel())).clamp(0, 1)
 
 

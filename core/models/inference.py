@@ -57,7 +57,11 @@ def weights_version(model: nn.Module) -> tuple:
 
 
 class InferenceForm:
-    """``model``'s inference form at ``precision``, folded again only after its weights or mode changed."""
+    """``model``'s inference form at ``precision``, folded again only after its weights or mode changed.
+
+    Changes are seen through the tensors' version counters, which every in-place update bumps except a fused
+    optimizer's step (``torch.optim.SGD(fused=True)``): whoever steps such an optimizer builds a new form (the
+    trainer builds its adversarial-training attack anew for every step)."""
 
     def __init__(self, precision: str = "fp32") -> None:
         check_precision(precision)
