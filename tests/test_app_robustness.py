@@ -5,9 +5,9 @@ from __future__ import annotations
 from test_app import PAIR, assert_clean, cache_dir, open_page, zoo  # noqa: F401 -- fixtures used by name
 
 from core.attacks import paper_spec
-from core.cache import ResultCache
+from core.cache import MISSING, ResultCache
 from core.checkpoints import load_checkpoint
-from core.experiments import EvalData
+from core.experiments import EvalData, RunContext
 from core.robustness import RobustnessConfig, robustness
 
 
@@ -55,3 +55,21 @@ def test_results_cached_before_the_gradient_check_show_not_measured(zoo):  # noq
     again.number_input(key="rob_per_class").set_value(1).run()
     assert_clean(again)
     assert set(zero_gradient_table(again)["FGSM 4/255"]) == {"not measured"}
+
+
+def test_bf16_attack_settings_compute_and_cache_apart_from_fp32(zoo):  # noqa: F811
+    at = open_page("robustness")
+    at.multiselect(key="rob_models").set_value(PAIR)
+    at.multiselect(key="rob_attacks").set_value(["pgd_l2"])
+    at.number_input(key="rob_steps_pgd_l2").set_value(2)
+    at.number_input(key="rob_per_class").set_value(1)
+    assert at.radio(key="rob_precision").value == "fp32"
+    at.radio(key="rob_precision").set_value("bf16").run()
+    at.button(key="rob_run").click().run()
+    assert_clean(at)
+    assert table_with(at, "PGD-l2 0.25 (2)")["PGD-l2 0.25 (2)"].notna().all()
+    data, cached = EvalData("builtin", per_class=1), RunContext(cached_only=True)
+    for name in PAIR:
+        checkpoint = load_checkpoint(zoo / f"{name}.safetensors")
+        bf16, fp32 = (RobustnessConfig(paper_spec("pgd_l2", steps=2, precision=p), data) for p in ("bf16", "fp32"))
+        assert robustness(checkpoint, bf16, cached) is not MISSING and robustness(checkpoint, fp32, cached) is MISSING
