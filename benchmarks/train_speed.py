@@ -29,7 +29,7 @@ from _bench import bench_parser  # puts the repository on sys.path
 from core.data import balanced_subset, load_dataset, to_float
 from core.device import describe_device, resolve_device
 from core.progress import null_progress
-from core.train import TrainConfig, augment, new_state, preset, probe, train_epoch, training_network
+from core.train import TrainConfig, crop_flip, new_state, preset, probe, train_epoch, training_network
 
 
 Run = Callable[[torch.Tensor, torch.Tensor], None]  # trains one pass over (images, labels)
@@ -69,14 +69,16 @@ def device_loop(config: TrainConfig, data, device: torch.device, fast: bool) -> 
     network = torch.compile(model, mode="reduce-overhead") if fast else model
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, fused=True)
-    g = torch.Generator().manual_seed(0)
 
     def run(x: torch.Tensor, y: torch.Tensor) -> None:
         model.train()
         order = torch.randperm(len(x), device=x.device)
         for i in range(0, len(x), config.batch_size):
             idx = order[i:i + config.batch_size]
-            xb = to_float(augment(x[idx], g))
+            n = len(idx)  # crops and flips drawn on the device's own generator: no copies from the host
+            draws = (torch.randint(0, 9, (n,), device=x.device), torch.randint(0, 9, (n,), device=x.device),
+                     torch.rand(n, device=x.device) < 0.5)
+            xb = to_float(crop_flip(x[idx], draws))
             xb = xb.contiguous(memory_format=torch.channels_last) if fast else xb
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
                 loss = F.cross_entropy(network(xb), y[idx])
