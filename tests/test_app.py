@@ -27,8 +27,9 @@ PAIR = ["builtin-vgg11-none", "builtin-vgg11-bn"]
 TIMEOUT = 180  # seconds per script run; the CPU may be busy with training
 PAGES = {  # page (its url path in ui/navigation.py) -> widget keys a user (and this test) drives there
     "overview": [],
-    "models": ["upload_file", "upload_manual", "upload_dataset", "train_preset", "train_arch", "train_norm"],
-    "robustness": ["rob_models", "rob_attacks", "rob_per_class", "sweep_attack"],
+    "models": ["upload_file", "upload_manual", "upload_dataset", "train_preset", "train_arch", "train_norm",
+               "train_precision_tiny", "train_compile_tiny"],
+    "robustness": ["rob_models", "rob_attacks", "rob_per_class", "rob_precision", "sweep_attack"],
     "training": ["dyn_models"],
     "ligs": ["ligs_models", "ligs_kind", "ligs_size", "ligs_per_class"],
     "gallery": ["gal_models", "gal_attack", "gal_per_class", "gal_shown"],
@@ -75,7 +76,7 @@ def assert_clean(at: AppTest) -> None:
 
 def widget_keys(at: AppTest) -> set[str]:
     kinds = ("selectbox", "multiselect", "number_input", "text_input", "checkbox", "toggle", "slider", "button",
-             "file_uploader")
+             "file_uploader", "radio")
     return {w.key for kind in kinds for w in at.get(kind) if getattr(w, "key", None)}
 
 
@@ -319,11 +320,14 @@ def test_torchvision_upload_asks_the_normalization_and_records_no_dataset_it_was
 def test_training_job_starts_shows_progress_and_cancels():
     at = open_page("models")
     at.number_input(key="train_epochs_tiny").set_value(200)  # far longer than the test: the cancel must land
+    assert at.selectbox(key="train_precision_tiny").value == "fp32" and not at.checkbox(key="train_compile_tiny").value
+    at.selectbox(key="train_precision_tiny").set_value("bf16")
     at.button(key="train_start").click().run()
     assert_clean(at)
     assert "Started job" in at.success[0].value
     (job,) = jobs.list_jobs()
-    assert job.spec["params"]["config"]["preset"] == "tiny" and job.spec["params"]["config"]["epochs"] == 200
+    config = job.spec["params"]["config"]
+    assert config["preset"] == "tiny" and config["epochs"] == 200 and config["precision"] == "bf16"
     at.run()
     assert any(b.key == "job_cancel" for b in at.button)
     job.cancel()
