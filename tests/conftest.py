@@ -63,3 +63,12 @@ class Linear(torch.nn.Module):
 @pytest.fixture
 def linear():
     return Linear()
+
+
+@pytest.fixture
+def full_fp32():
+    """TF32 (on by default for cuDNN convolutions) would make the GPU differ from the CPU by ~1e-3."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

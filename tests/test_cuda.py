@@ -13,13 +13,7 @@ DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skip
     not torch.cuda.is_available(), reason="needs a CUDA GPU")])]
 
 
-@pytest.fixture(autouse=True)
-def full_fp32():
-    """TF32 (on by default for cuDNN convolutions) would make the GPU differ from the CPU by ~1e-3."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+pytestmark = pytest.mark.usefixtures("full_fp32")  # conftest: TF32 off, so the GPU can match the CPU
 
 
 @pytest.fixture
