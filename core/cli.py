@@ -110,6 +110,8 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--precision", choices=PRECISIONS, help="bf16: train under bf16 autocast (default: the preset's)")
     tr.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="torch.compile the model (CUDA graphs on a GPU; default: the preset's)")
+    tr.add_argument("--deterministic", action="store_true", default=None,
+                    help="deterministic kernels on a GPU too (slower; the CPU's are already)")
     tr.add_argument("--batch-size", type=int)
     tr.add_argument("--lr", type=float)
     tr.add_argument("--out", required=True, help="checkpoint path without suffix")
@@ -272,7 +274,7 @@ def cmd_train(args) -> dict:
     from core.train import preset
 
     options = ("arch", "norm", "width", "epochs", "dataset", "seed", "landscape_every", "precision", "compile",
-               "batch_size", "lr")
+               "deterministic", "batch_size", "lr")
     config = preset(args.preset, **{k: getattr(args, k) for k in options if getattr(args, k) is not None})
     resolve_device(args.device)  # a device this machine lacks fails here, not inside the job
     job = jobs.create("train", {"config": config.to_dict(), "out": args.out, "device": args.device}, title=args.out)

@@ -1,6 +1,10 @@
 """Device choice: CUDA when present, CPU otherwise; never hard-coded elsewhere."""
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
 from torch import nn
 
@@ -56,3 +60,23 @@ def preferred_layout(module: nn.Module) -> nn.Module:
     """``module`` (in place) with its 4-d weights channels-last on CUDA, where cuDNN's NHWC convolutions want the
     weights like the channels-last batches; unchanged on the CPU, where oneDNN reorders weights itself."""
     return module.to(memory_format=torch.channels_last) if model_device(module).type == "cuda" else module
+
+
+@contextmanager
+def deterministic_kernels(enabled: bool = True) -> Iterator[None]:
+    """Deterministic kernels for the duration, where torch has them (cuDNN's deterministic algorithms without
+    autotuning, torch's deterministic implementations, a fixed cuBLAS workspace); an op without one warns. On the
+    CPU the kernels these models use are deterministic already. The previous settings are restored."""
+    if not enabled:
+        yield
+        return
+    saved = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS first starts
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[2], saved[3]

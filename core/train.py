@@ -39,7 +39,7 @@ from core.attacks import AttackSpec, build_attack
 from core.checkpoints import atomic_write, save_checkpoint
 from core.config import config_dict, later_option
 from core.data import Dataset, balanced_subset, load_dataset, to_float
-from core.device import model_device, preferred_layout, resolve_device, to_device
+from core.device import deterministic_kernels, model_device, preferred_layout, resolve_device, to_device
 from core.landscape import LandscapeStep, landscape_etas, landscape_step, rng_state
 from core.metrics import LIGSSpec, accuracy, batches, conflict_reliance, ligs, robust_accuracy
 from core.models import ModelSpec, NormScopeModel, build_from_spec
@@ -81,6 +81,7 @@ class TrainConfig:
     # Options added after the zoo was trained (left out of its records and keys while off, see later_option):
     precision: str = later_option("fp32")  # "bf16": forward and loss under bf16 autocast
     compile: bool = later_option(False)  # torch.compile the model for training (CUDA graphs on a GPU)
+    deterministic: bool = later_option(False)  # deterministic kernels on a GPU too (slower; the CPU's already are)
 
     def __post_init__(self) -> None:
         # checked once here, so the UI, CLI and jobs refuse the same configs (epochs=0 saved an untrained model)
@@ -139,7 +140,8 @@ def learning_rate(config: TrainConfig, epoch_progress: float) -> float:
     """The learning rate at fractional epoch ``epoch_progress`` (0-based)."""
     if config.schedule == "onecycle":
         peak = 0.15 * config.epochs
-        t = epoch_progress / peak if epoch_progress < peak else (config.epochs - epoch_progress) / (config.epochs - peak)
+        rising = epoch_progress < peak
+        t = epoch_progress / peak if rising else (config.epochs - epoch_progress) / (config.epochs - peak)
         return config.lr * max(t, 0.0)
     return config.lr * config.gamma ** sum(epoch_progress >= m for m in config.milestones)
 
@@ -346,32 +348,44 @@ def train(config: TrainConfig, out: str | os.PathLike, progress: Progress | None
     x, y = (x[:config.train_subset], y[:config.train_subset]) if config.train_subset else (x, y)
     xt, yt = dataset.split("test")
     keep = balanced_subset(yt, config.probe_per_class, dataset.num_classes)
-    x_probe, y_probe = to_float(xt[keep]), yt[keep]
+    probe_set = to_float(xt[keep]), yt[keep]
     x, y = x.to(device), y.to(device)  # uint8: the whole CIFAR-10 training set is 150 MB
     state = new_state(config, dataset, device)
     if resume:
         load_state(state, config, out)
     network = training_network(state.model, config)
-    while state.epoch < config.epochs:
-        epoch_progress = scaled(progress, state.epoch / config.epochs, (state.epoch + 1) / config.epochs)
-        start = time.perf_counter()
-        record = {"epoch": state.epoch + 1, "lr": learning_rate(config, state.epoch)}
-        record |= train_epoch(state, config, x, y, scaled(epoch_progress, 0, 0.85), network)
-        record["train_seconds"] = round(time.perf_counter() - start, 2)
-        if (state.epoch + 1) % config.probe_every == 0 or state.epoch + 1 == config.epochs:
-            record |= probe(state.model, config, x_probe, y_probe, scaled(epoch_progress, 0.85, 1))
-        record |= conflict_probe(state.model, dataset)  # every epoch: a few hundred predictions
-        record["seconds"] = round(time.perf_counter() - start, 2)
-        state.epoch += 1
-        state.history.append(record)
-        if config.snapshot_every and state.epoch % config.snapshot_every == 0:
-            snapshot_dir = out.parent / "snapshots" / out.name
-            save_checkpoint(state.model, snapshot_dir / f"epoch_{state.epoch:03d}",
-                            metadata(config, dataset, state), dtype=torch.float16)
-        save_state(state, config, out)
+    with deterministic_kernels(config.deterministic):
+        while state.epoch < config.epochs:
+            epoch_progress = scaled(progress, state.epoch / config.epochs, (state.epoch + 1) / config.epochs)
+            state.history.append(run_epoch(state, config, dataset, (x, y), probe_set, network, epoch_progress))
+            state.epoch += 1
+            save_epoch(state, config, dataset, out)
     meta = save_checkpoint(state.model, out, metadata(config, dataset, state))
     state_path(out).unlink(missing_ok=True)
     return meta
+
+
+def run_epoch(state: TrainState, config: TrainConfig, dataset: Dataset, train_set: tuple[torch.Tensor, torch.Tensor],
+              probe_set: tuple[torch.Tensor, torch.Tensor], network: torch.nn.Module, progress: Progress) -> dict:
+    """The epoch's record: its training, then the probes due (Fig. 1's every ``probe_every`` epochs and at the
+    end; Fig. 6's conflict probe every epoch where the data has a conflict split)."""
+    start = time.perf_counter()
+    record = {"epoch": state.epoch + 1, "lr": learning_rate(config, state.epoch)}
+    record |= train_epoch(state, config, *train_set, scaled(progress, 0, 0.85), network)
+    record["train_seconds"] = round(time.perf_counter() - start, 2)
+    if (state.epoch + 1) % config.probe_every == 0 or state.epoch + 1 == config.epochs:
+        record |= probe(state.model, config, *probe_set, scaled(progress, 0.85, 1))
+    record |= conflict_probe(state.model, dataset)  # a few hundred predictions
+    return record | {"seconds": round(time.perf_counter() - start, 2)}
+
+
+def save_epoch(state: TrainState, config: TrainConfig, dataset: Dataset, out: Path) -> None:
+    """The resume state after a finished epoch, and the epoch's snapshot where one is due."""
+    if config.snapshot_every and state.epoch % config.snapshot_every == 0:
+        snapshot_dir = out.parent / "snapshots" / out.name
+        save_checkpoint(state.model, snapshot_dir / f"epoch_{state.epoch:03d}", metadata(config, dataset, state),
+                        dtype=torch.float16)
+    save_state(state, config, out)
 
 
 def metadata(config: TrainConfig, dataset: Dataset, state: TrainState) -> dict:

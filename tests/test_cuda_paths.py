@@ -529,3 +529,15 @@ def test_landscape_step_on_a_device_equals_its_cpu_result(eval_batch, device, no
     assert step.losses == pytest.approx(expected.losses, rel=1e-3)
     assert step.grad_changes == pytest.approx(expected.grad_changes, rel=1e-2)
     assert step.beta == pytest.approx(expected.beta, rel=1e-2) and step.beta > 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_deterministic_training_repeats_exactly_on_a_device(tmp_path, builtin, device):
+    """``deterministic=True``: two runs of one seed give the same weights on each device (on the CPU without it)."""
+    from safetensors.torch import load_file
+
+    config = preset("tiny", **TRAIN, deterministic=True)
+    for run in ("a", "b"):
+        train(config, tmp_path / run, device=device, dataset=builtin)
+    a, b = load_file(tmp_path / "a.safetensors"), load_file(tmp_path / "b.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -158,3 +158,16 @@ def test_gpu_zoo_plan_is_the_full_width_pairs_and_fits_the_shipping_limit():
     assert all(e.config.width == 1.0 and e.config.preset == "gpu" and e.config.epochs <= 40 for e in GPU_PLAN)
     resnet18 = build_from_spec(ModelSpec("resnet18", "bn", 10, 1.0))
     assert 2 * sum(p.numel() for p in resnet18.parameters()) < 25 * 2 ** 20  # fp16 weights under 25 MB
+
+
+def test_deterministic_kernels_change_nothing_on_the_cpu_and_are_restored(tmp_path, builtin):
+    config = preset("tiny", **{**FAST, "epochs": 1, "train_subset": 512})
+    train(config, tmp_path / "plain", dataset=builtin)
+    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    meta = train(preset("tiny", **{**FAST, "epochs": 1, "train_subset": 512}, deterministic=True),
+                 tmp_path / "det", dataset=builtin)
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark) == before
+    assert meta["train_config"]["deterministic"] is True
+    from safetensors.torch import load_file
+    a, b = load_file(tmp_path / "plain.safetensors"), load_file(tmp_path / "det.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the CPU's kernels were deterministic already
