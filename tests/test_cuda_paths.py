@@ -24,7 +24,6 @@ from core.cache import ResultCache
 from core.checkpoints import load_checkpoint
 from core.data import balanced_subset
 from core.device import to_device
-import core.features
 from core.experiments import EvalData, RunContext, registry
 from core.features import (FeatureTrainingConfig, RelianceConfig, conflict_reliance_report, feature_config,
                            feature_dataset, feature_train_config, feature_training, load_feature_dataset)
@@ -463,16 +462,8 @@ CASES = {
 def run_case(name: str, paths: dict[str, Path], device: str, home: Path) -> dict:
     """Case ``name`` on ``device`` with its own result cache and feature folder under ``home`` (cache keys do not
     name the device, so the CPU's results must not be found by the device's run)."""
-    original = core.features.load_dataset
-
-    def uncached(dataset: str, *args, **kwargs):  # load_dataset's lru_cache would hand over the CPU run's extraction
-        if dataset.startswith("features:"):
-            return load_feature_dataset(dataset.removeprefix("features:"))
-        return original(dataset, *args, **kwargs)
-
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NORMSCOPE_CACHE", str(home))
-        patch.setattr(core.features, "load_dataset", uncached)
         return CASES[name].run(fresh_pair(paths), RunContext(cache=ResultCache(home), device=device))
 
 

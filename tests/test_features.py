@@ -261,3 +261,14 @@ def test_feature_requests_round_trip_as_job_specs(trained_pair):
     for request in cross_evaluation_requests(sources, ["none", "bn"], "D_NR", "vgg11", ("none", "bn"), "tiny").values():
         back = Evaluation.from_dict(json.loads(json.dumps(request.to_dict())))
         assert back == request
+
+
+def test_a_feature_dataset_is_read_from_the_cache_in_use_not_an_earlier_one(tiny_sets, tmp_path, monkeypatch):
+    """``load_dataset("features:<id>")`` must not hand back images remembered from another cache's folder."""
+    from core.data import DataError, load_dataset
+
+    name = tiny_sets["D_NR"][1]
+    assert load_dataset(f"features:{name}").name == f"features:{name}"
+    monkeypatch.setenv("NORMSCOPE_CACHE", str(tmp_path / "elsewhere"))
+    with pytest.raises(DataError, match="no extracted feature dataset"):
+        load_dataset(f"features:{name}")

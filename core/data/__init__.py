@@ -39,17 +39,22 @@ def available_datasets(root: str | None = None) -> list[str]:
     return [n for n in DATASETS if present[n]]
 
 
-@functools.lru_cache(maxsize=4)
 def load_dataset(name: str = "auto", root: str | None = None, download: bool = False) -> Dataset:
     """Load a dataset by name (see the module docstring); raises :class:`DataError` with the paths tried."""
+    if name.startswith("features:"):  # not memoised: its folder is the cache's in use, and may be extracted anew
+        from core.features import load_feature_dataset  # core.features reads this module
+        return load_feature_dataset(name.removeprefix("features:"))
+    return load_named(name, root, download)
+
+
+@functools.lru_cache(maxsize=4)
+def load_named(name: str = "auto", root: str | None = None, download: bool = False) -> Dataset:
+    """The datasets that do not change on disk, decoded once per process."""
     name = resolve_name(name, root)
     if name == "builtin":
         return make_builtin()
     if name == "cifar10-jpeg":
         return load_cifar10_jpeg(root)
-    if name.startswith("features:"):  # extracted by core.features, which reads this module
-        from core.features import load_feature_dataset
-        return load_feature_dataset(name.removeprefix("features:"))
     if name.startswith("npz:"):
         return load_npz(os.path.expanduser(name[4:]))
     if name in ("cifar10", "cifar100", "svhn"):

@@ -146,6 +146,6 @@ def move_into_place(unpacked: Path, final: Path) -> None:
 
 def forget_listings() -> None:
     """Drop the loaded-dataset memo, so ``auto`` and every later load see the new data."""
-    from core.data import load_dataset
+    from core.data import load_named
 
-    load_dataset.cache_clear()
+    load_named.cache_clear()
