@@ -1,48 +1,67 @@
 #!/usr/bin/env bash
-# Every GPU figure of issue #12, in one run on one card (H100 or H200), written to a markdown log:
+# Every GPU figure of issue #12, on one card (H100 or H200), written to a markdown log:
 #
-#     bash benchmarks/gpu.sh [LOG]          # default LOG: gpu-bench.md (or $OUT/gpu-bench.md where $OUT is set)
+#     bash benchmarks/gpu.sh [speed|preset|all] [LOG]     # default: all; LOG gpu-bench-<part>.md (under $OUT if set)
 #
 # Needs a Python with the project's requirements (PYTHON, default .venv/bin/python, else python3), torchattacks in
-# .bench-libs (see BENCHMARKS.md) and, for figures on real data, cifar10-jpeg (NORMSCOPE_DATA or ../shared/data);
-# without it every step runs on the built-in data and says so. Steps, in the order of the issue:
-#   1. pytest -m cuda: the core paths on CUDA beside their CPU results;
-#   2. training throughput, full-width ResNet18 at batch 128 (and 512): plain loops, CUDA-graph loop, trainer;
-#   3. the gpu preset's ResNet18-BN (40 epochs, scripts/build_zoo.py --preset gpu): clean accuracy >= 92 %?;
-#   4. PGD-20 vs torchattacks on the zoo's width-0.25 ResNet18-BN and on the full-width one of step 3, fp32 and bf16;
-#   5. how far bf16 moves the zoo's robust accuracies from fp32 (scripts/precision_check.py).
-# Each step runs even if an earlier one failed; its exit status is logged.
+# .bench-libs (see BENCHMARKS.md) and, for figures on real data, cifar10-jpeg (NORMSCOPE_CIFAR10_JPEG, or
+# ../shared/data); without it every step runs on the built-in data, and the log says which dataset was used.
+# Two parts, each under 10 minutes on an H100 (a device lease allows 10 minutes a command):
+#   speed:  pytest -m cuda (the core paths on CUDA beside their CPU results); training throughput of a full-width
+#           ResNet18 at batch 128 and 512 (plain loop, data-on-GPU loop, CUDA-graph loop, the trainer in fp32, bf16
+#           and bf16 compiled); PGD-20 vs torchattacks on the zoo's width-0.25 ResNet18-BN, fp32 and bf16; bf16 vs
+#           fp32 on the zoo (scripts/precision_check.py).
+#   preset: the gpu preset's full-width ResNet18-BN (40 epochs via scripts/build_zoo.py --preset gpu: its clean
+#           accuracy and time), then PGD-20 vs torchattacks on it, fp32 and bf16.
+# Each step runs even if an earlier one failed, for at most STEP_TIMEOUT seconds (default 300; the preset's
+# training 540); its exit status and time are logged.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PART=${1:-all}
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
-LOG=${1:-${OUT:+$OUT/}gpu-bench.md}
-FULL=runs/zoo/cifar10jpeg-resnet18-bn-full.safetensors
+LOG=${2:-${OUT:+$OUT/}gpu-bench-$PART.md}
+FULL=runs/zoo/cifar10jpeg-resnet18-bn-full
 
 step() {  # title, command...
     local title=$1; shift
     printf '\n## %s\n\n    %s\n\n' "$title" "$*"
     local start=$SECONDS
-    "$@" 2>&1
+    timeout "${STEP_TIMEOUT:-300}" "$@" 2>&1
     printf '\n(exit %s, %s s)\n' "$?" "$((SECONDS - start))"
 }
 
+attack_speed() {  # title, checkpoint
+    step "$1" env PYTHONPATH=.bench-libs "$PYTHON" benchmarks/attack_speed.py --device cuda --checkpoint "$2" \
+        --n 2000 --precision fp32 bf16
+}
+
+speed() {
+    step "CUDA tests" "$PYTHON" -m pytest -q -m cuda tests
+    step "Training, ResNet18 width 1, batch 128" "$PYTHON" benchmarks/train_speed.py --device cuda --arch resnet18 \
+        --width 1 --n 25600 --batch 128 --warmup 20
+    step "Training, ResNet18 width 1, batch 512" "$PYTHON" benchmarks/train_speed.py --device cuda --arch resnet18 \
+        --width 1 --n 25600 --batch 512 --warmup 20 --repeats 1
+    attack_speed "PGD-20, zoo ResNet18-BN width 0.25" checkpoints/cifar10jpeg-resnet18-bn.safetensors
+    step "bf16 vs fp32 on the zoo" "$PYTHON" scripts/precision_check.py --device cuda
+}
+
+preset() {
+    STEP_TIMEOUT=540 step "gpu preset: ResNet18-BN, 40 epochs" "$PYTHON" scripts/build_zoo.py --preset gpu \
+        --device cuda --only cifar10jpeg-resnet18-bn-full
+    "$PYTHON" -c "import json; m = json.load(open('$FULL.json')); print('final clean accuracy', \
+m['final_metrics']['test_accuracy'], 'in', round(sum(h['seconds'] for h in m['history'])), 's')"
+    attack_speed "PGD-20, ResNet18-BN width 1 (the gpu preset's)" "$FULL.safetensors"
+}
+
 {
-    printf '# GPU benchmarks, %s\n\n' "$(date -u +%F)"
+    printf '# GPU benchmarks (%s), %s\n\n' "$PART" "$(date -u +%F)"
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1
     "$PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
     "$PYTHON" -c 'from core.data import resolve_name; print("dataset:", resolve_name("auto"))'
-    step "CUDA tests" "$PYTHON" -m pytest -q -m cuda tests
-    step "Training, ResNet18 width 1, batch 128" \
-        "$PYTHON" benchmarks/train_speed.py --device cuda --arch resnet18 --width 1 --n 50000 --batch 128 --warmup 20
-    step "Training, ResNet18 width 1, batch 512" \
-        "$PYTHON" benchmarks/train_speed.py --device cuda --arch resnet18 --width 1 --n 50000 --batch 512 --warmup 20
-    step "gpu preset: ResNet18-BN, 40 epochs" \
-        "$PYTHON" scripts/build_zoo.py --preset gpu --device cuda --only cifar10jpeg-resnet18-bn-full
-    "$PYTHON" -c "import json; m = json.load(open('${FULL%.safetensors}.json')); \
-print('final clean accuracy', m['final_metrics']['test_accuracy'], 'seconds', sum(h['seconds'] for h in m['history']))"
-    step "PGD-20, zoo ResNet18-BN width 0.25" env PYTHONPATH=.bench-libs "$PYTHON" benchmarks/attack_speed.py \
-        --device cuda --checkpoint checkpoints/cifar10jpeg-resnet18-bn.safetensors --n 2000 --precision fp32 bf16
-    step "PGD-20, ResNet18-BN width 1 (step 3)" env PYTHONPATH=.bench-libs "$PYTHON" benchmarks/attack_speed.py \
-        --device cuda --checkpoint "$FULL" --n 2000 --precision fp32 bf16
-    step "bf16 vs fp32 on the zoo" "$PYTHON" scripts/precision_check.py --device cuda
+    case $PART in
+        speed) speed ;;
+        preset) preset ;;
+        all) speed; preset ;;
+        *) echo "unknown part $PART: speed, preset or all"; exit 2 ;;
+    esac
 } 2>&1 | tee "$LOG"
