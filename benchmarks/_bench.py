@@ -30,6 +30,7 @@ def bench_parser(doc: str, n: int, repeats: int = 3) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=repeats, help="runs of each side; the best counts")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", help="cuda or cpu (default: cuda if available)")
+    p.add_argument("--dataset", help="images to use (default: the checkpoint's own dataset; auto: the best present)")
     return p
 
 
@@ -43,11 +44,12 @@ class Bench:
 
 
 def load_bench(args: argparse.Namespace, split: str = "test") -> Bench:
-    """The checkpoint and ``args.n`` balanced images of its own dataset's ``split``, on ``args.device``."""
+    """The checkpoint and ``args.n`` balanced images of ``split`` of its own dataset (or ``args.dataset``), on
+    ``args.device``."""
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     checkpoint = load_checkpoint(args.checkpoint)
-    xs, ys = load_dataset(checkpoint.dataset).split(split)
+    xs, ys = load_dataset(args.dataset or checkpoint.dataset).split(split)
     keep = balanced_subset(ys, args.n // checkpoint.spec.num_classes)
     return Bench(checkpoint, checkpoint.model.to(device).eval(), to_float(xs[keep]).to(device), ys[keep].to(device),
                  device)

@@ -5,14 +5,17 @@
 #
 # Needs a Python with the project's requirements (PYTHON, default .venv/bin/python, else python3), torchattacks in
 # .bench-libs (see BENCHMARKS.md) and, for figures on real data, cifar10-jpeg (NORMSCOPE_CIFAR10_JPEG, or
-# ../shared/data); without it every step runs on the built-in data, and the log says which dataset was used.
+# ../shared/data); without it every step runs on the built-in data, and the log says which dataset was used: the
+# speed figures do not depend on the images, the accuracies do (a device lease carries the repository, 58 MB of its
+# 64 MiB, so the 56 MB cifar10-jpeg cannot travel with it).
 # Two parts, each under 10 minutes on an H100 (a device lease allows 10 minutes a command):
 #   speed:  pytest -m cuda (the core paths on CUDA beside their CPU results); training throughput of a full-width
 #           ResNet18 at batch 128 and 512 (plain loop, data-on-GPU loop, CUDA-graph loop, the trainer in fp32, bf16
 #           and bf16 compiled); PGD-20 vs torchattacks on the zoo's width-0.25 ResNet18-BN, fp32 and bf16; bf16 vs
 #           fp32 on the zoo (scripts/precision_check.py).
 #   preset: the gpu preset's full-width ResNet18-BN (40 epochs via scripts/build_zoo.py --preset gpu: its clean
-#           accuracy and time), then PGD-20 vs torchattacks on it, fp32 and bf16.
+#           accuracy and time), then PGD-20 vs torchattacks on it, fp32 and bf16. It needs cifar10-jpeg (or
+#           CIFAR-10) on the machine: a GPU box of one's own, or a leaner repository than a device lease carries now.
 # Each step runs even if an earlier one failed, for at most STEP_TIMEOUT seconds (default 300; the preset's
 # training 540); its exit status and time are logged.
 set -uo pipefail
@@ -32,7 +35,7 @@ step() {  # title, command...
 
 attack_speed() {  # title, checkpoint
     step "$1" env PYTHONPATH=.bench-libs "$PYTHON" benchmarks/attack_speed.py --device cuda --checkpoint "$2" \
-        --n 2000 --precision fp32 bf16
+        --n 2000 --precision fp32 bf16 --dataset auto
 }
 
 speed() {
@@ -42,7 +45,7 @@ speed() {
     step "Training, ResNet18 width 1, batch 512" "$PYTHON" benchmarks/train_speed.py --device cuda --arch resnet18 \
         --width 1 --n 25600 --batch 512 --warmup 20 --repeats 1
     attack_speed "PGD-20, zoo ResNet18-BN width 0.25" checkpoints/cifar10jpeg-resnet18-bn.safetensors
-    step "bf16 vs fp32 on the zoo" "$PYTHON" scripts/precision_check.py --device cuda
+    step "bf16 vs fp32 on the zoo" "$PYTHON" scripts/precision_check.py --device cuda --dataset auto
 }
 
 preset() {

@@ -41,14 +41,16 @@ def main() -> None:
     p.add_argument("--device")
     p.add_argument("--per-class", type=int, default=100)
     p.add_argument("--only", nargs="*")
+    p.add_argument("--dataset", default="cifar10-jpeg", help="the test images (auto: the best present)")
     args = p.parse_args()
     device = resolve_device(args.device)
     entries = [e for e in list_checkpoints() if e.source == "zoo" and e.dataset == "cifar10-jpeg"
                and e.group != LANDSCAPE_GROUP and (not args.only or e.name in args.only)]
-    xs, ys = load_dataset("cifar10-jpeg").split("test")
+    data = load_dataset(args.dataset)
+    xs, ys = data.split("test")
     keep = balanced_subset(ys, args.per_class)
     x, y = to_float(xs[keep]), ys[keep]
-    print(f"{len(x)} cifar10-jpeg test images, {describe_device(device)}, torch {torch.__version__}")
+    print(f"{len(x)} {data.name} test images, {describe_device(device)}, torch {torch.__version__}")
     print("| model | " + " | ".join(f"{a} fp32 / bf16" for a in ATTACKS) + " | LIGS fp32 / bf16 | largest attack "
           "difference (points) |\n|---|" + "---|" * (len(ATTACKS) + 2))
     worst = 0.0
