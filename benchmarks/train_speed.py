@@ -1,9 +1,9 @@
 """Training throughput: the NormScope trainer beside plain PyTorch loops, same model, data, batch and optimizer.
 
     .venv/bin/python benchmarks/train_speed.py                       # CPU: VGG11-BN width 0.25 (the cpu preset)
-    .venv/bin/python benchmarks/train_speed.py --device cuda --arch resnet18 --width 1 --images 50000
+    .venv/bin/python benchmarks/train_speed.py --device cuda --arch resnet18 --width 1 --n 25600
 
-Contenders (each trains ``--images`` images of the dataset's training split after a warm-up of
+Contenders (each trains ``--n`` images of the dataset's training split after a warm-up of
 ``--warmup`` steps, which also absorbs torch.compile's compilation; best of ``--repeats``):
 
 * ``plain loop``: PyTorch as its tutorials write it: a ``DataLoader`` over the images with per-image
@@ -124,13 +124,12 @@ def main() -> None:
     p.add_argument("--norm", default="bn")
     p.add_argument("--width", type=float, help="default: 0.25 on the CPU (the cpu preset), 1 on a GPU")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--dataset", default="auto")
     p.add_argument("--warmup", type=int, default=3, help="batches trained before timing (compilation, caches)")
     p.add_argument("--compile", action="store_true", help="also time the compiled trainer on the CPU (slow start)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    device, data = resolve_device(args.device), load_dataset(args.dataset)
+    device, data = resolve_device(args.device), load_dataset(args.dataset or "auto")
     width = args.width or (1.0 if device.type == "cuda" else 0.25)
     config = preset("cpu", arch=args.arch, norm=args.norm, width=width, dataset=data.name, epochs=1,
                     batch_size=args.batch)
