@@ -151,10 +151,12 @@ def train_form() -> TrainConfig | None:
                                     help="Record the optimization landscape (App. I) every k training steps (0: off); "
                                          "each measurement costs about 5 training steps. See the Loss landscape page."))
     precision = c2.selectbox("Precision", PRECISIONS, index=PRECISIONS.index(base.precision),
-                             key=f"train_precision_{name}", help="bf16: autocast, about 1.7x faster here and on GPUs; "
-                                                                 "recorded with the checkpoint")
+                             key=f"train_precision_{name}",
+                             help="bf16: autocast; 1.7-1.9x fp32's speed on the project's 2-core CPU (BENCHMARKS.md); "
+                                  "recorded with the model")
     compiled = c3.checkbox("Compile (torch.compile)", base.compile, key=f"train_compile_{name}",
-                           help="Pays on a GPU (CUDA graphs); on a CPU it costs a minute of compilation first")
+                           help="Meant for GPUs (CUDA graphs; not measured there yet); on the project's CPU it "
+                                "compiled for a minute and then ran slower than without")
     if not st.button("Start training", key="train_start", type="primary", icon=":material/play_arrow:"):
         return None
     return preset(name, arch=arch, norm=norm, dataset=dataset, width=float(width), epochs=epochs,
