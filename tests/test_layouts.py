@@ -443,19 +443,10 @@ class RiceWRN(RBWideResNet):  # model_zoo/cifar10.py Rice2020OverfittingNet's no
         return super().forward((x - self.mu) / self.sigma)
 
 
-class RBPreActBlock(nn.Module):
-    expansion = 1
-
+class RBPreActBlock(KLPreActBlock):  # the same layers; the shortcut reads the raw input unless out_shortcut
     def __init__(self, in_planes, planes, stride=1, out_shortcut=False):
-        super().__init__()
+        super().__init__(in_planes, planes, stride)
         self.out_shortcut = out_shortcut
-        self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
-        if stride != 1 or in_planes != self.expansion * planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, self.expansion * planes, kernel_size=1, stride=stride, bias=False))
 
     def forward(self, x):
         out = F.relu(self.bn1(x))
