@@ -1,6 +1,8 @@
 """Device choice: CUDA when present, CPU otherwise; never hard-coded elsewhere."""
 from __future__ import annotations
 
+import copy
+
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -41,6 +43,18 @@ def check_cuda(device: torch.device) -> None:
 def model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
+
+
+def same_device(a: torch.device, b: torch.device) -> bool:
+    """``cuda`` and ``cuda:0`` are one device (the current one); ``cpu`` is always ``cpu``."""
+    index = lambda d: d.index if d.index is not None else (torch.cuda.current_device() if d.type == "cuda" else 0)
+    return a.type == b.type and index(a) == index(b)
+
+
+def on_device(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` on ``device``: itself where it is there already, else a copy. A model shared between callers (the
+    dashboard's ``st.cache_resource``) is never moved under another caller's feet."""
+    return model if same_device(model_device(model), device) else copy.deepcopy(model).to(device)
 
 
 def describe_device(device: torch.device | None = None) -> str:

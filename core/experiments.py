@@ -8,7 +8,7 @@ find it by name::
     @experiment("ligs", LIGSConfig, "LIGS: similarity of input gradients under a small perturbation (Sec. 4)")
     def ligs_report(checkpoint: Checkpoint, config: LIGSConfig, run: RunContext) -> dict:
         x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-        return ligs(checkpoint.model.to(run.torch_device), x, y, config.ligs, progress=run.progress).to_dict()
+        return ligs(run.model(checkpoint), x, y, config.ligs, progress=run.progress).to_dict()
 
     ligs_report(checkpoint_or_catalog_entry, LIGSConfig(), RunContext(cache=...))   # -> dict, or MISSING
 
@@ -18,7 +18,6 @@ subject's ``sha256`` and ``dataset``: a catalog entry is enough, and weights loa
 """
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from dataclasses import dataclass, field, fields, replace
@@ -31,17 +30,13 @@ from core.cache import MISSING, Missing, ResultCache, make_key
 from core.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from core.config import config_dict, config_from_dict
 from core.data import DataError, balanced_subset, load_dataset, resolve_name, to_float
-from core.device import resolve_device
+from core.device import on_device, resolve_device
 from core.progress import Progress, scaled
 
 # Test images per class of every evaluation by default: the paper's 1000 samples (100 per class).
 # NORMSCOPE_PER_CLASS lowers it (a talk on a slow machine); pages, CLI and precompute all read it
 # here, so demo mode finds the precomputed results under the same cache keys.
 DEFAULT_PER_CLASS = int(os.environ.get("NORMSCOPE_PER_CLASS", 100))
-
-# Modules that declare experiments; importing them fills the registry.
-DECLARING_MODULES = ("core.robustness", "core.gallery", "core.transfer", "core.landscape", "core.features")
-
 
 class Subject(Protocol):
     """What an experiment runs on: a loaded :class:`Checkpoint`, a catalog entry or an :class:`Evaluation`."""
@@ -101,6 +96,10 @@ class RunContext:
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
+    def model(self, checkpoint: Checkpoint) -> torch.nn.Module:
+        """The checkpoint's model on this run's device, the loaded (maybe shared) object left where it is."""
+        return on_device(checkpoint.model, self.torch_device)
+
     def report(self, fraction: float, message: str = "") -> None:
         """Tell the progress callback, if any."""
         if self.progress is not None:
@@ -121,12 +120,14 @@ class Experiment:
     description: str
 
     def resolved(self, subject: Subject, config: Any) -> Any:
-        """The config as keyed: its ``data.dataset="auto"`` replaced by the subject's own dataset."""
+        """The config as keyed: each :class:`EvalData` field's ``dataset="auto"`` replaced by the subject's own
+        dataset (fields are found by type, whatever their name)."""
         config = self.config_type() if config is None else config
         if not isinstance(config, self.config_type):
             raise TypeError(f"{self.name} takes a {self.config_type.__name__}, got {type(config).__name__}")
-        has_data = any(f.name == "data" for f in fields(config))
-        return replace(config, data=data_for(subject, config.data)) if has_data else config
+        data = {f.name: data_for(subject, value) for f in fields(config)
+                if isinstance(value := getattr(config, f.name), EvalData)}
+        return replace(config, **data) if data else config
 
     def key(self, subject: Subject, config: Any = None) -> str:
         return make_key(self.name, subject.sha256, self.resolved(subject, config))
@@ -157,9 +158,7 @@ def experiment(name: str, config_type: type, description: str) -> Callable[[Call
 
 
 def registry() -> dict[str, Experiment]:
-    """Every declared experiment, by name."""
-    for module in DECLARING_MODULES:
-        importlib.import_module(module)
+    """Every declared experiment, by name (the package's ``__init__`` imports the modules that declare them)."""
     return EXPERIMENTS
 
 

@@ -6,18 +6,16 @@ images as base64 uint8 so a cached entry stays small JSON.
 """
 from __future__ import annotations
 
-import base64
-import io
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from core.attacks import AttackSpec, build_attack
 from core.checkpoints import Checkpoint
 from core.experiments import EvalData, RunContext, eval_tensors, experiment
+from core.images import amplify, decode_images, encode_images
 from core.metrics import confidences, target_labels
 
 
@@ -47,12 +45,6 @@ class GalleryConfig:
     data: EvalData = EvalData(per_class=1)  # one image of each class
 
 
-def amplify(delta: torch.Tensor) -> torch.Tensor:
-    """Map a perturbation to [0, 1] for display: 0.5 is zero, each image scaled by its own max |delta|."""
-    scale = delta.abs().flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
-    return (0.5 + 0.5 * delta / scale).clamp(0, 1)
-
-
 def adversarial_gallery(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, spec: AttackSpec,
                         num_classes: int = 10) -> Gallery:
     """Attack ``images`` (float in [0, 1], ``[N, 3, H, W]``) with ``spec``; predictions before and after.
@@ -67,27 +59,11 @@ def adversarial_gallery(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return Gallery(images.cpu(), adversarial, labels.cpu(), clean_pred, clean_conf, adv_pred, adv_conf)
 
 
-def uint8_images(x: torch.Tensor) -> np.ndarray:
-    """[N, 3, H, W] in [0, 1] -> uint8 ``[N, H, W, 3]``, what a browser shows."""
-    return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-
-
-def encode_images(x: torch.Tensor) -> dict:
-    """[N, 3, H, W] in [0, 1] -> JSON-able base64 of uint8 NHWC (what a browser shows anyway)."""
-    arr = uint8_images(x)
-    return {"shape": list(arr.shape), "data": base64.b64encode(arr.tobytes()).decode("ascii")}
-
-
-def decode_images(blob: dict) -> np.ndarray:
-    """Inverse of :func:`encode_images`: uint8 ``[N, H, W, 3]``."""
-    return np.frombuffer(base64.b64decode(blob["data"]), dtype=np.uint8).reshape(blob["shape"])
-
-
 @experiment("gallery", GalleryConfig, "clean and adversarial images with predictions (the adversarial gallery)")
 def gallery_report(checkpoint: Checkpoint, config: GalleryConfig, run: RunContext) -> dict:
     """Encoded clean / adversarial / amplified-perturbation images, labels, predictions and confidences."""
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-    g = adversarial_gallery(checkpoint.model.to(run.torch_device), x, y, config.attack, checkpoint.spec.num_classes)
+    g = adversarial_gallery(run.model(checkpoint), x, y, config.attack, checkpoint.spec.num_classes)
     return {"clean": encode_images(g.clean), "adversarial": encode_images(g.adversarial),
             "perturbation": encode_images(amplify(g.perturbation)),
             "linf": g.perturbation.abs().flatten(1).amax(1).tolist(),
@@ -113,9 +89,3 @@ def _tile(cells: list[list[np.ndarray]], gap: int) -> np.ndarray:
         for j, cell in enumerate(row):
             grid[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = cell
     return grid
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()

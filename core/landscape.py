@@ -40,7 +40,7 @@ from core.checkpoints import Checkpoint
 from core.data import DataError, load_dataset, to_float
 from core.device import model_device, to_device
 from core.experiments import EvalData, RunContext, experiment
-from core.gallery import encode_images
+from core.images import encode_images
 from core.metrics import LIGSSpec, batches, input_gradient, ligs
 
 # Step sizes of the optimization landscape, as multiples of the configured (peak) learning rate: a log range
@@ -320,7 +320,7 @@ def axis_names(plane: str) -> list[str]:
 def loss_surface(checkpoint: Checkpoint, config: LossSurfaceConfig, run: RunContext) -> dict:
     """The grid's coordinates, loss and predicted class (``[row][column]``: second direction, first
     direction), the loss and prediction at the image, its label, input-gradient norm and LIGS."""
-    model = checkpoint.model.to(run.torch_device)
+    model = run.model(checkpoint)
     x, y = split_image(config.data, config.image, checkpoint.spec.num_classes)
     x, y = to_device(x, run.torch_device), y.to(run.torch_device)
     with attack_mode(model):

@@ -38,7 +38,7 @@ class LIGSConfig:
 @experiment("robustness", RobustnessConfig, "clean and robust accuracy under one white-box attack (Table 1, A6)")
 def robustness(checkpoint: Checkpoint, config: RobustnessConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-    model = checkpoint.model.to(run.torch_device)
+    model = run.model(checkpoint)
     result = run_attack(model, x, y, config.attack, checkpoint.spec.num_classes, progress=run.progress)
     return {**result.to_dict(), "robust_correct": result.robust_correct.tolist()}
 
@@ -46,7 +46,7 @@ def robustness(checkpoint: Checkpoint, config: RobustnessConfig, run: RunContext
 @experiment("ligs", LIGSConfig, "LIGS: similarity of input gradients under a small perturbation (Sec. 4)")
 def ligs_report(checkpoint: Checkpoint, config: LIGSConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-    result = ligs(checkpoint.model.to(run.torch_device), x, y, config.ligs, progress=run.progress)
+    result = ligs(run.model(checkpoint), x, y, config.ligs, progress=run.progress)
     per_class = [result.per_sample[y == c].mean().item() for c in range(checkpoint.spec.num_classes)]
     return {**result.to_dict(), "per_sample": result.per_sample.tolist(), "labels": y.tolist(),
             "per_class": per_class}

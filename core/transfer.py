@@ -23,7 +23,7 @@ from core.attacks import AttackSpec, paper_spec
 from core.cache import MISSING, Missing, make_key
 from core.checkpoints import Checkpoint
 from core.experiments import EvalData, Evaluation, RunContext, Subject, data_for, eval_tensors, experiment
-from core.gallery import decode_images, encode_images, uint8_images
+from core.images import decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, predict
 
 TRANSFER_ATTACKS = ("ifgsm", "mifgsm", "difgsm", "tifgsm")
@@ -57,7 +57,7 @@ def to_uint8_grid(x: torch.Tensor) -> torch.Tensor:
 @experiment("transfer_examples", TransferConfig, "adversarial examples crafted on a source model (Sec. 7)")
 def transfer_examples(checkpoint: Checkpoint, config: TransferConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-    model = checkpoint.model.to(run.torch_device)
+    model = run.model(checkpoint)
     crafted = adversarial_examples(model, x, y, config.attack, checkpoint.spec.num_classes, progress=run.progress)
     adversarial = to_uint8_grid(crafted)
     return {"adversarial": encode_images(adversarial), "labels": y.tolist(),
@@ -85,7 +85,7 @@ def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunCo
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     if examples["labels"] != y.tolist():
         raise ValueError("the source's examples were made from other images than this target's test subset")
-    model = checkpoint.model.to(run.torch_device)
+    model = run.model(checkpoint)
     adv_pred = predict(model, examples_images(examples["adversarial"]))
     run.report(1.0, f"{config.attack.label} on {checkpoint.name}")
     return {"source": config.source, "n_images": len(y), **rates(y, predict(model, x), adv_pred),

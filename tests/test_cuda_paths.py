@@ -27,7 +27,8 @@ from core.device import to_device
 from core.experiments import EvalData, RunContext, registry
 from core.features import (FeatureTrainingConfig, RelianceConfig, conflict_reliance_report, feature_config,
                            feature_dataset, feature_train_config, feature_training, load_feature_dataset)
-from core.gallery import GalleryConfig, decode_images, gallery_report
+from core.gallery import GalleryConfig, gallery_report
+from core.images import decode_images
 from core.landscape import LossSurfaceConfig, landscape_step, loss_surface, rng_state
 from core.metrics import LIGSSpec, ligs, run_attack
 from core.models import build

@@ -129,7 +129,7 @@ def test_dataset_round_trips_through_storage(tmp_path, trained_pair, builtin):
 
 
 def test_extraction_resumes_after_a_kill(tmp_path, trained_pair, builtin, monkeypatch):
-    import core.features as features
+    import core.features.extraction as features
 
     monkeypatch.setattr(features, "CHUNK", 50)
     model, config = trained_pair["bn"].model, feature_config("D_rand", "tiny", steps=3)

@@ -1,4 +1,4 @@
-"""core.gallery: the pure attack-and-predict function, image encoding, and its cached report."""
+"""core.gallery: the pure attack-and-predict function, its cached report and the grid image."""
 from __future__ import annotations
 
 import torch
@@ -6,8 +6,8 @@ import torch
 from core.attacks import paper_spec
 from core.cache import MISSING, ResultCache
 from core.experiments import RunContext
-from core.gallery import (GalleryConfig, adversarial_gallery, amplify, decode_images, encode_images, gallery_grid,
-                          gallery_report, png_bytes)
+from core.gallery import GalleryConfig, adversarial_gallery, gallery_grid, gallery_report
+from core.images import decode_images, encode_images, png_bytes
 
 
 def test_gallery_shapes_ranges_and_predictions(trained_pair, eval_batch):
@@ -28,21 +28,6 @@ def test_eps_zero_leaves_images_and_predictions_unchanged(trained_pair, eval_bat
     x, y = eval_batch[0][:8], eval_batch[1][:8]
     g = adversarial_gallery(trained_pair["none"].model, x, y, paper_spec("fgsm", eps=0.0))
     assert torch.equal(g.adversarial, x) and torch.equal(g.adv_pred, g.clean_pred)
-
-
-def test_amplify_maps_zero_to_grey_and_keeps_sign():
-    delta = torch.zeros(2, 3, 4, 4)
-    delta[0, 0, 0, 0], delta[0, 1, 0, 0], delta[1, 2, 1, 1] = 0.01, -0.005, -0.02
-    a = amplify(delta)
-    assert a[0, 0, 0, 0] == 1.0 and a[0, 1, 0, 0] == 0.25 and a[1, 2, 1, 1] == 0.0
-    assert a[0, 2, 3, 3] == 0.5 and a.min() >= 0 and a.max() <= 1
-
-
-def test_image_encoding_round_trips_to_uint8():
-    x = torch.rand(3, 3, 5, 7)
-    arr = decode_images(encode_images(x))
-    assert arr.shape == (3, 5, 7, 3) and arr.dtype.name == "uint8"
-    assert torch.allclose(torch.from_numpy(arr.copy()).permute(0, 3, 1, 2).float() / 255, x, atol=1 / 255)
 
 
 def test_report_is_cached_and_cached_only_misses_first(trained_pair, tmp_path):

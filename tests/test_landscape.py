@@ -219,7 +219,9 @@ def test_the_surface_experiment_centre_is_the_models_loss_at_the_image(vgg_bn, b
     model = vgg_bn.model.eval()
     with torch.no_grad():
         expected = F.cross_entropy(model(image), label).item()
-    assert result["label"] == label.item() and result["centre_loss"] == pytest.approx(expected, rel=1e-6)
+    # Two fp32 code paths (the experiment's batched, folded-BN forward and a plain one): their convolutions sum in
+    # another order, which moves the loss by ~1e-6 relative on some kernels (AVX-512's oneDNN: 2.7e-6), so 1e-5
+    assert result["label"] == label.item() and result["centre_loss"] == pytest.approx(expected, rel=1e-5)
     assert result["loss"][2][2] == pytest.approx(expected, rel=1e-5)
     assert result["coords"] == pytest.approx([-1.0, -0.5, 0.0, 0.5, 1.0])  # l2 default radius 1.0
     assert result["centre_pred"] == result["pred"][2][2] == model(image).argmax().item()

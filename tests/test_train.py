@@ -14,6 +14,7 @@ from core.train import PRESETS, TrainConfig, learning_rate, preset, read_history
 FAST = dict(arch="vgg11", norm="bn", epochs=3, train_subset=2000, probe_per_class=5, probe_steps=2)
 
 
+@pytest.mark.numerics
 def test_tiny_model_learns_and_records_history(tmp_path, builtin):
     meta = train(preset("tiny", **FAST), tmp_path / "m", dataset=builtin)
     history = meta["history"]
@@ -129,6 +130,7 @@ def test_batched_augmentation_equals_crop_and_flip_per_image():
     assert torch.equal(ours, reference)
 
 
+@pytest.mark.numerics
 def test_bf16_training_learns_and_records_its_precision(tmp_path, builtin):
     meta = train(preset("tiny", **{**FAST, "epochs": 2}, precision="bf16"), tmp_path / "bf16", dataset=builtin)
     assert meta["train_config"]["precision"] == "bf16" and meta["history"][-1]["test_accuracy"] > 0.3

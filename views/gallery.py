@@ -7,7 +7,8 @@ import streamlit as st
 from core.attacks import ATTACKS, WHITE_BOX
 from core.data import class_names
 from core.experiments import EvalData, Evaluation
-from core.gallery import DEFAULT_ATTACK, GalleryConfig, decode_images, gallery_grid, gallery_report, png_bytes
+from core.gallery import DEFAULT_ATTACK, GalleryConfig, gallery_grid, gallery_report
+from core.images import decode_images, png_bytes
 from ui import compute, datasource, render, state, widgets
 
 WIDTH = 128  # one display width for every image, so clean and adversarial line up

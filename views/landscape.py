@@ -12,7 +12,7 @@ from plotly.subplots import make_subplots
 from core.catalog import CatalogEntry
 from core.data import class_names
 from core.experiments import EvalData, Evaluation
-from core.gallery import decode_images
+from core.images import decode_images
 from core.landscape import (DEFAULT_RADIUS, LANDSCAPE_STEP_FACTORS, PLANES, SUMMARY_MEASURES, THREATS,
                             LossSurfaceConfig, comparison_members, gradient_profile, landscape_phases,
                             landscape_records, landscape_summary, loss_surface)

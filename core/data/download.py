@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable
 
 from core.data.dataset import DataError
+from core.data.named import load_named
 from core.data.sources import data_root
 from core.progress import Progress, null_progress, scaled
 
@@ -146,6 +147,4 @@ def move_into_place(unpacked: Path, final: Path) -> None:
 
 def forget_listings() -> None:
     """Drop the loaded-dataset memo, so ``auto`` and every later load see the new data."""
-    from core.data import load_named
-
     load_named.cache_clear()
