@@ -1,4 +1,8 @@
-"""The command line: ``python -m core {info,eval,ligs,transfer,landscape,features,train,list,jobs,data} ... [--json]``.
+"""The command line: ``python -m core {info,run,eval,ligs,transfer,landscape,features,train,list,jobs,data} ... [--json]``.
+
+``run`` computes any registered experiment by name from its config dataclass (``--set`` changes fields), so a
+new experiment is on the command line as soon as it is declared; the other commands are shaped views of the
+paper's experiments.
 
 ``--json`` output is a stable contract (schemas ``normscope.<command>/<version>``, see
 :data:`SCHEMA_VERSIONS`, documented in the README): tools may script against it. Errors print one line
@@ -20,23 +24,33 @@ from core._version import CODE_VERSION
 from core.attacks import ATTACKS, PRECISIONS, TARGET_MODES, AttackSpec, list_attacks, paper_spec
 from core.cache import MISSING, ResultCache
 from core.checkpoints import CheckpointError, InputNormalization, load_checkpoint
-from core.config import config_dict
+from core.config import config_dict, configure, field_default
 from core.data import DATASETS, DataError, available_datasets, load_dataset
 from core.device import describe_device, resolve_device
-from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, registry
+from core.experiments import EvalData, RunContext, get_experiment, registry
+from core.features import FEATURE_ARCH, PAPER_NORMS, FeatureConfig, feature_train_config
 from core.features import KINDS as FEATURE_KINDS
-from core.features import PAPER_NORMS
 from core.features import PRESETS as FEATURE_PRESETS
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.models import list_models, model_entry
 from core.progress import ConsoleProgress
+from core.robustness import AutoAttackConfig
+from core.surface import DEFAULT_RADIUS, LossSurfaceConfig
 
 # A schema's version grows when a field is renamed or removed (list/2: attacks' "norm" became "threat").
-SCHEMA_VERSIONS = {"info": 1, "eval": 1, "ligs": 1, "transfer": 1, "landscape": 1, "train": 1, "list": 2, "jobs": 1,
+SCHEMA_VERSIONS = {"info": 1, "run": 1, "eval": 1, "ligs": 1, "transfer": 1, "landscape": 1, "train": 1, "list": 2, "jobs": 1,
                    "error": 1, "data": 1, "features": 1}
 
 
+def option(command: argparse.ArgumentParser, flag: str, config_type: type, name: str, help: str, **kw) -> None:
+    """``flag`` defaulting to ``config_type``'s field ``name``, its help text stating that default."""
+    default = field_default(config_type, name)
+    shown = kw.pop("shown", default)
+    command.add_argument(flag, default=default, help=f"{help} (default {shown})" if help else f"default {shown}", **kw)
+
+
 def parser() -> argparse.ArgumentParser:
+
     p = argparse.ArgumentParser(prog="python -m core", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"normscope core {CODE_VERSION}")
@@ -52,47 +66,58 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--threat", default="linf", choices=["linf", "l2"],
                     help="autoattack only; its default eps is AutoAttack's standard (linf 8/255, l2 0.5)")
     ev.add_argument("--eps", type=float, nargs="+", help="one or more budgets (default: the paper's)")
-    ev.add_argument("--steps", type=int, help="iterations (default: the paper's)")
+    ev.add_argument("--steps", type=int, help="iterations (default: the paper's; autoattack "
+                    f"{field_default(AutoAttackConfig, 'steps')})")
     ev.add_argument("--step-size", type=float, help="default 2.5*eps/steps (PGD, CW), eps/steps (I-FGSM)")
     ev.add_argument("--random-start", action="store_true")
-    ev.add_argument("--target", default="untargeted", choices=TARGET_MODES)
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                    help="bf16: forward and backward under bf16 autocast, the perturbation in fp32")
+    option(ev, "--target", AttackSpec, "target", "", choices=TARGET_MODES)
+    option(ev, "--seed", AttackSpec, "seed", "random start and random targets", type=int)
+    option(ev, "--precision", AttackSpec, "precision", "bf16: forward and backward under bf16 autocast, the "
+           "perturbation in fp32", choices=PRECISIONS)
 
     lg = sub.add_parser("ligs", help="LIGS (local input gradient similarity)")
     lg.add_argument("checkpoint")
-    lg.add_argument("--kind", default="gaussian", choices=LIGS_KINDS)
-    lg.add_argument("--size", type=float, default=LIGSSpec.size,
-                    help=f"std (gaussian) or eps (others); default {LIGSSpec.size}")
-    lg.add_argument("--seed", type=int, default=0)
-    lg.add_argument("--precision", default="fp32", choices=PRECISIONS, help="bf16: gradients under bf16 autocast")
+    option(lg, "--kind", LIGSSpec, "kind", "", choices=LIGS_KINDS)
+    option(lg, "--size", LIGSSpec, "size", "std (gaussian) or eps (others)", type=float)
+    option(lg, "--seed", LIGSSpec, "seed", "", type=int)
+    option(lg, "--precision", LIGSSpec, "precision", "bf16: gradients under bf16 autocast", choices=PRECISIONS)
 
     tf = sub.add_parser("transfer", help="transfer matrix: examples crafted on each source, success on each target")
     tf.add_argument("--sources", nargs="+", required=True, metavar="CKPT", help="checkpoint files or zoo names")
     tf.add_argument("--targets", nargs="+", required=True, metavar="CKPT", help="checkpoint files or zoo names")
     tf.add_argument("--attack", default="ifgsm", choices=list_attacks(),
                     help="default ifgsm (also mifgsm, difgsm, tifgsm)")
-    tf.add_argument("--eps", type=float, help="linf budget (default 8/255)")
-    tf.add_argument("--steps", type=int, help="iterations (default 10)")
-    tf.add_argument("--seed", type=int, default=0, help="seeds DI-FGSM's random resizing")
+    transfer_default = paper_spec("ifgsm")
+    tf.add_argument("--eps", type=float, help=f"linf budget (default: the attack's, ifgsm {transfer_default.eps:.4g})")
+    tf.add_argument("--steps", type=int, help=f"iterations (default: the attack's, ifgsm {transfer_default.steps})")
+    option(tf, "--seed", AttackSpec, "seed", "seeds DI-FGSM's random resizing", type=int)
 
     ls_ = sub.add_parser("landscape", help="the loss on a plane of input space around one test image")
     ls_.add_argument("checkpoint")
-    ls_.add_argument("--image", type=int, default=0, help="index into the test split (default 0)")
-    ls_.add_argument("--plane", default="gradient-random", choices=["gradient-random", "random-random"])
-    ls_.add_argument("--threat", default="l2", choices=["l2", "linf"], help="unit length of the plane's directions")
-    ls_.add_argument("--radius", type=float, help="half-width of the grid (default l2 1.0, linf 8/255)")
-    ls_.add_argument("--resolution", type=int, default=21, help="points per axis, odd (default 21)")
-    ls_.add_argument("--seed", type=int, default=0, help="seeds the random direction")
+    option(ls_, "--image", LossSurfaceConfig, "image", "index into the test split", type=int)
+    option(ls_, "--plane", LossSurfaceConfig, "plane", "", choices=["gradient-random", "random-random"])
+    option(ls_, "--threat", LossSurfaceConfig, "threat", "unit length of the plane's directions",
+           choices=list(DEFAULT_RADIUS))
+    radii = ", ".join(f"{t} {r:.4g}" for t, r in DEFAULT_RADIUS.items())
+    ls_.add_argument("--radius", type=float, help=f"half-width of the grid (default by threat: {radii})")
+    option(ls_, "--resolution", LossSurfaceConfig, "resolution", "points per axis, odd", type=int)
+    option(ls_, "--seed", LossSurfaceConfig, "seed", "seeds the random direction", type=int)
+
+    rn = sub.add_parser("run", help="any registered experiment on a checkpoint: its config's defaults, --set to "
+                        "change fields (what every page computes, by name)")
+    rn.add_argument("experiment", choices=sorted(registry()))
+    rn.add_argument("checkpoint", help="a checkpoint file or a catalog name")
+    rn.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                    help="config fields, dotted for nested ones (attack.name=pgd_l2 attack.eps=0.5 data.per_class=20);"
+                    " values are JSON, else text")
+    rn.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
 
     for command in (ev, lg, tf, ls_):
-        command.add_argument("--dataset", default="auto", help="default: the checkpoint's own dataset")
-        command.add_argument("--per-class", type=int, default=DEFAULT_PER_CLASS,
-                             help=f"balanced test subset size per class (default {DEFAULT_PER_CLASS})")
+        option(command, "--dataset", EvalData, "dataset", "auto: the checkpoint's own dataset")
+        option(command, "--per-class", EvalData, "per_class", "balanced test subset size per class", type=int)
         command.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
 
-    for command in (info, ev, lg, tf, ls_):  # every command that loads checkpoints
+    for command in (info, ev, lg, tf, ls_, rn):  # every command that loads checkpoints
         command.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
                              help="input normalization mean, for checkpoints that do not record theirs (with --std)")
         command.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
@@ -119,12 +144,15 @@ def parser() -> argparse.ArgumentParser:
     fe = sub.add_parser("features", help="feature datasets (App. C, F): extract, train on one, cross-evaluate, list")
     fe.add_argument("action", choices=["extract", "train", "cross-eval", "list"])
     fe.add_argument("checkpoints", nargs="*", metavar="CKPT", help="source checkpoint files or catalog names")
-    fe.add_argument("--kind", default="D_NR", choices=FEATURE_KINDS, help="D_R needs an adversarially trained source")
+    option(fe, "--kind", FeatureConfig, "kind", "D_R needs an adversarially trained source", choices=FEATURE_KINDS)
     fe.add_argument("--preset", default="cpu", choices=list(FEATURE_PRESETS),
                     help="paper: 50k images, Eq. A2 with 1000 steps, Table A5 training; cpu: 2000 images, 100 steps")
     fe.add_argument("--start", default="", help="D_conflict: the id of the D_R dataset its attack starts from")
-    fe.add_argument("--arch", help="the trained model's architecture (default: resnet18; cross-eval: vgg11)")
-    fe.add_argument("--norm", default="bn", help="train: the trained model's normalization")
+    trained = feature_train_config(field_default(FeatureConfig, "kind"))
+    fe.add_argument("--arch", help=f"the trained model's architecture (default: {trained.arch}; cross-eval: "
+                    f"{FEATURE_ARCH})")
+    fe.add_argument("--norm", default=trained.norm, help=f"train: the trained model's normalization (default "
+                    f"{trained.norm})")
     fe.add_argument("--norms", nargs="+", default=list(PAPER_NORMS), help="cross-eval: the target normalizations")
     fe.add_argument("--epochs", type=int, help="override the preset's training epochs")
     fe.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
@@ -203,7 +231,7 @@ def cmd_autoattack(args) -> dict:
     if args.step_size is not None or args.random_start or args.target != "untargeted" or args.precision != "fp32":
         raise ValueError("autoattack sets its own step size, random start and targets and runs in fp32: "
                          "leave out --step-size, --random-start, --target and --precision")
-    steps = 100 if args.steps is None else args.steps
+    steps = field_default(AutoAttackConfig, "steps") if args.steps is None else args.steps
     configs = [AutoAttackConfig(args.threat, eps, steps, args.seed, EvalData(args.dataset, "test", args.per_class))
                for eps in (args.eps or [None])]
     ckpt, run = load_checkpoint(args.checkpoint, normalization=input_normalization(args)), run_context(args)
@@ -246,7 +274,7 @@ def cmd_transfer(args) -> dict:
 
 
 def cmd_landscape(args) -> dict:
-    from core.landscape import LossSurfaceConfig, loss_surface
+    from core.surface import LossSurfaceConfig, loss_surface
 
     config = LossSurfaceConfig(args.image, args.plane, args.threat, args.radius, args.resolution, args.seed,
                                data=EvalData(args.dataset, "test", 1))
@@ -255,6 +283,30 @@ def cmd_landscape(args) -> dict:
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "surface": config_dict(config),
             **{k: r[k] for k in ("image_index", "label", "axes", "coords", "loss", "pred", "centre_loss",
                                  "centre_pred", "gradient_norm", "ligs")}}
+
+
+def settings(pairs: list[str]) -> dict:
+    """``FIELD=VALUE`` pairs: each value read as JSON (numbers, true, null, lists), else as text."""
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--set takes FIELD=VALUE, got {pair!r}")
+        try:
+            out[name] = json.loads(text)
+        except ValueError:
+            out[name] = text
+    return out
+
+
+def cmd_run(args) -> dict:
+    """``run EXPERIMENT CKPT [--set ...]``: the experiment's cached result, computed on a miss."""
+    experiment = get_experiment(args.experiment)
+    config = configure(experiment.config_type, settings(args.set))
+    ckpt = find_checkpoint(args.checkpoint, input_normalization(args))
+    result = experiment(ckpt, config, run_context(args))
+    return {"checkpoint": _ckpt_summary(ckpt), "experiment": experiment.name,
+            "config": config_dict(experiment.resolved(ckpt, config)), "result": result}
 
 
 def find_checkpoint(name: str, normalization: InputNormalization | None = None):
@@ -298,14 +350,16 @@ def cmd_features(args) -> dict | list:
                                                                    "config")}} for s, r in zip(sources, results)]
     epochs = {} if args.epochs is None else {"epochs": args.epochs}
     if args.action == "train":
-        train_config = features.feature_train_config(args.kind, args.arch or "resnet18", args.norm, args.preset, **epochs)
+        arch = {"arch": args.arch} if args.arch else {}
+        train_config = features.feature_train_config(args.kind, norm=args.norm, preset=args.preset, **arch, **epochs)
         r = features.feature_training(sources[0], features.FeatureTrainingConfig(config, train_config), run)
         return {"source": _ckpt_summary(sources[0]), "target": {"arch": train_config.arch, "norm": train_config.norm},
                 **{k: r[k] for k in ("dataset_id", "kind", "test_accuracy", "test_images", "final_metrics", "history",
                                      "model")}}
-    matrix = features.cross_evaluation(sources, [s.spec.norm for s in sources], args.kind, args.arch or "vgg11",
+    arch = args.arch or features.FEATURE_ARCH
+    matrix = features.cross_evaluation(sources, [s.spec.norm for s in sources], args.kind, arch,
                                        tuple(args.norms), args.preset, run)
-    return {"kind": args.kind, "preset": args.preset, "arch": args.arch or "vgg11",
+    return {"kind": args.kind, "preset": args.preset, "arch": arch,
             "sources": [_ckpt_summary(s) for s in sources], **matrix.to_dict()}
 
 
@@ -362,7 +416,7 @@ def _ckpt_summary(ckpt) -> dict:
             "dataset": ckpt.dataset}
 
 
-COMMANDS = {"info": cmd_info, "eval": cmd_eval, "ligs": cmd_ligs, "transfer": cmd_transfer,
+COMMANDS = {"info": cmd_info, "run": cmd_run, "eval": cmd_eval, "ligs": cmd_ligs, "transfer": cmd_transfer,
             "landscape": cmd_landscape, "train": cmd_train, "list": cmd_list, "features": cmd_features,
             "jobs": cmd_jobs, "data": cmd_data}
 

@@ -16,6 +16,17 @@ def later_option(default: Any) -> Any:
     return dataclasses.field(default=default, metadata={"later": True})
 
 
+def field_default(config_type: type, name: str) -> Any:
+    """The default of field ``name`` of the config dataclass ``config_type``: the one source of the defaults
+    that the CLI's options and help texts state."""
+    found = {f.name: f for f in dataclasses.fields(config_type)}[name]
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    raise ValueError(f"{config_type.__name__}.{name} has no default")
+
+
 def recorded_fields(config: Any) -> list[dataclasses.Field]:
     """The fields a config's dict holds: all but later options at their default."""
     return [f for f in dataclasses.fields(config)
@@ -49,3 +60,51 @@ def _decode(kind: Any, value: Any) -> Any:
             raise ValueError(f"a {value['__type__']} config does not fit a field of type {kind}")
         return config_from_dict(match, value)
     return tuple(_decode(Any, v) for v in value) if isinstance(value, list) else value
+
+
+def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> Any:
+    """A ``config_type`` from its defaults (or ``base``) with ``settings`` applied: ``{"eps": 0.5}``, dotted
+    paths for nested configs (``{"attack.eps": 0.5, "data.per_class": 20}``). A config whose fields have no
+    defaults is built from the settings alone; validation is the dataclass's own."""
+    hints, groups = typing.get_type_hints(config_type), {}
+    for path, value in settings.items():
+        head, _, rest = path.partition(".")
+        if head not in hints:
+            known = ", ".join(f.name for f in dataclasses.fields(config_type))
+            raise ValueError(f"{config_type.__name__} has no field {head!r}; its fields: {known}")
+        groups.setdefault(head, {})[rest] = value
+    values = {name: sub[""] if "" in sub else configure(_dataclass_of(hints[name]), sub, _current(base, config_type, name))
+              for name, sub in groups.items()}
+    base = base if base is not None else _default_instance(config_type)
+    if base is not None:
+        return dataclasses.replace(base, **values)
+    required = [f.name for f in dataclasses.fields(config_type) if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING and f.name not in values]
+    if required:
+        raise ValueError(f"{config_type.__name__} has no default for {', '.join(required)}: set "
+                         f"{' and '.join(required)} (dotted below the field that holds it)")
+    return config_type(**values)
+
+
+def _dataclass_of(kind: Any) -> type:
+    found = [t for t in typing.get_args(kind) or (kind,) if dataclasses.is_dataclass(t)]
+    if not found:
+        raise ValueError(f"a field of type {kind} has no sub-fields to set")
+    return found[0]
+
+
+def _current(base: Any, config_type: type, name: str) -> Any:
+    """The nested config that settings of ``name.*`` change: the base's, else the field's default (or None)."""
+    if base is not None:
+        return getattr(base, name)
+    try:
+        return field_default(config_type, name)
+    except ValueError:
+        return None
+
+
+def _default_instance(config_type: type) -> Any:
+    try:
+        return config_type()
+    except TypeError:  # a required field: the settings must name it
+        return None

@@ -157,3 +157,52 @@ def test_features_json_extract_list_and_refusal(checkpoint, tmp_path):
                   env_cache=tmp_path)
     assert refused.returncode == 2 and "adversarially trained" in json.loads(refused.stdout)["error"]
     assert "Traceback" not in refused.stderr
+
+
+def test_every_option_default_is_its_config_dataclass_default():
+    """The CLI states no default of its own: each is read from the config it fills, so they cannot drift."""
+    from dataclasses import fields
+
+    from core.attacks import AttackSpec
+    from core.cli import parser
+    from core.experiments import EvalData
+    from core.features import FeatureConfig, feature_train_config
+    from core.metrics import LIGSSpec
+    from core.surface import LossSurfaceConfig
+
+    def defaults(config_type: type, names: list[str]) -> dict:
+        return {f.name: f.default for f in fields(config_type) if f.name in names}
+
+    def parsed(*argv: str, names: list[str]) -> dict:
+        args = vars(parser().parse_args(list(argv)))
+        return {n: args[n] for n in names}
+
+    data = ["dataset", "per_class"]
+    assert parsed("eval", "m", names=data) == defaults(EvalData, data)
+    attack = ["target", "seed", "precision"]
+    assert parsed("eval", "m", names=attack) == defaults(AttackSpec, attack)
+    spec = ["kind", "size", "seed", "precision"]
+    assert parsed("ligs", "m", names=spec) == defaults(LIGSSpec, spec)
+    surface = ["image", "plane", "threat", "resolution", "seed"]
+    assert parsed("landscape", "m", names=surface) == defaults(LossSurfaceConfig, surface)
+    assert parsed("features", "list", names=["kind"]) == defaults(FeatureConfig, ["kind"])
+    assert parsed("features", "list", names=["norm"])["norm"] == feature_train_config("D_NR").norm
+
+
+def test_run_computes_any_experiment_by_name_and_equals_its_own_command(checkpoint, tmp_path):
+    """``run ligs`` with the eval command's settings gives what ``ligs`` gives: the same experiment, the same key."""
+    r = cli("run", "ligs", str(checkpoint), "--set", "data.per_class=3", "ligs.size=0.02", "--json",
+            env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["schema"] == "normscope.run/1" and out["experiment"] == "ligs"
+    assert out["config"]["ligs"]["size"] == 0.02 and out["config"]["data"]["dataset"] == "builtin"
+    direct = json.loads(cli("ligs", str(checkpoint), "--size", "0.02", "--per-class", "3", "--json",
+                            env_cache=tmp_path).stdout)
+    assert direct["ligs"] == out["result"]["ligs"] and out["result"]["n"] == 30
+
+
+@pytest.mark.parametrize("settings, message", [(["attack.eps=0.1"], "no default for name"),
+                                               (["attack"], "FIELD=VALUE"), (["colour=red"], "no field 'colour'")])
+def test_run_refuses_incomplete_or_unknown_settings_in_one_line(checkpoint, tmp_path, settings, message):
+    r = cli("run", "robustness", str(checkpoint), "--set", *settings, "--json", env_cache=tmp_path)
+    assert r.returncode == 2 and message in json.loads(r.stdout)["error"] and "Traceback" not in r.stderr

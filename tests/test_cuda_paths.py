@@ -29,7 +29,8 @@ from core.features import (FeatureTrainingConfig, RelianceConfig, conflict_relia
                            feature_dataset, feature_train_config, feature_training, load_feature_dataset)
 from core.gallery import GalleryConfig, gallery_report
 from core.images import decode_images
-from core.landscape import LossSurfaceConfig, landscape_step, loss_surface, rng_state
+from core.landscape import landscape_step, rng_state
+from core.surface import LossSurfaceConfig, loss_surface
 from core.metrics import LIGSSpec, ligs, run_attack
 from core.models import build
 from core.progress import Cancelled

@@ -79,3 +79,18 @@ def test_feature_datasets_load_through_the_registered_source():
     assert "features:" in SOURCES  # registered by core.features, which importing core imports
     with pytest.raises(DataError, match="no extracted feature dataset"):
         load_dataset("features:nothing-here")
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_training_depends_on_no_experiment():
+    """The trainer records App. I's landscape (core.landscape); the input-space surface experiment is apart."""
+    assert "core.experiments" not in reachable(import_graph(), "core.train")

@@ -13,9 +13,9 @@ from core.catalog import CatalogEntry
 from core.data import class_names
 from core.experiments import EvalData, Evaluation
 from core.images import decode_images
-from core.landscape import (DEFAULT_RADIUS, LANDSCAPE_STEP_FACTORS, PLANES, SUMMARY_MEASURES, THREATS,
-                            LossSurfaceConfig, comparison_members, gradient_profile, landscape_phases,
-                            landscape_records, landscape_summary, loss_surface)
+from core.landscape import (LANDSCAPE_STEP_FACTORS, SUMMARY_MEASURES, comparison_members, landscape_phases,
+                            landscape_records, landscape_summary)
+from core.surface import DEFAULT_RADIUS, PLANES, THREATS, LossSurfaceConfig, gradient_profile, loss_surface
 from core.models import NORMS
 from core.zoo import LANDSCAPE_COMPARISONS
 from ui import catalog, compute, datasource, render, state, widgets
