@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Callable, Protocol
 
 import torch
@@ -118,6 +118,9 @@ class Experiment:
     config_type: type
     compute: Callable[[Checkpoint, Any, RunContext], dict] = field(repr=False)
     description: str
+    # Whether a cached result still stands for what it describes (an extracted dataset's files may be gone):
+    # a stale one is still shown by cached-only runs, and computed again by the others.
+    current: Callable[[dict], bool] = field(default=lambda result: True, repr=False)
 
     def resolved(self, subject: Subject, config: Any) -> Any:
         """The config as keyed: each :class:`EvalData` field's ``dataset="auto"`` replaced by the subject's own
@@ -125,8 +128,7 @@ class Experiment:
         config = self.config_type() if config is None else config
         if not isinstance(config, self.config_type):
             raise TypeError(f"{self.name} takes a {self.config_type.__name__}, got {type(config).__name__}")
-        data = {f.name: data_for(subject, value) for f in fields(config)
-                if isinstance(value := getattr(config, f.name), EvalData)}
+        data = {name: data_for(subject, value) for name, value in eval_data(config).items()}
         return replace(config, **data) if data else config
 
     def key(self, subject: Subject, config: Any = None) -> str:
@@ -136,7 +138,7 @@ class Experiment:
         config = self.resolved(subject, config)
         key, cache = make_key(self.name, subject.sha256, config), run.results
         found = cache.get(key)
-        if found is not MISSING or run.cached_only:
+        if run.cached_only or (found is not MISSING and self.current(found)):
             return found
         checkpoint = run.load(subject)
         result = {**provenance(checkpoint, config), **self.compute(checkpoint, config, run)}
@@ -147,12 +149,15 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def experiment(name: str, config_type: type, description: str) -> Callable[[Callable], Experiment]:
-    """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name``."""
+def experiment(name: str, config_type: type, description: str,
+               current: Callable[[dict], bool] | None = None) -> Callable[[Callable], Experiment]:
+    """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name`` (``current``: see
+    :attr:`Experiment.current`)."""
     def declare(compute: Callable[[Checkpoint, Any, RunContext], dict]) -> Experiment:
         if name in EXPERIMENTS:
             raise ValueError(f"experiment {name!r} is declared twice")
-        EXPERIMENTS[name] = Experiment(name, config_type, compute, description)
+        extra = {} if current is None else {"current": current}
+        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, **extra)
         return EXPERIMENTS[name]
     return declare
 
@@ -166,6 +171,16 @@ def get_experiment(name: str) -> Experiment:
     if name not in registry():
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
+
+
+def eval_data(config: Any) -> dict[str, EvalData]:
+    """A config's data-bearing fields (those holding an :class:`EvalData`), by name."""
+    return {f.name: value for f in fields(config) if isinstance(value := getattr(config, f.name), EvalData)}
+
+
+def on_dataset(config: Any, dataset: str) -> Any:
+    """``config`` with every data-bearing field on ``dataset``."""
+    return replace(config, **{name: replace(data, dataset=dataset) for name, data in eval_data(config).items()})
 
 
 def data_for(subject: Subject, data: EvalData) -> EvalData:
@@ -186,7 +201,7 @@ def eval_tensors(data: EvalData, num_classes: int) -> tuple[torch.Tensor, torch.
 
 def provenance(checkpoint: Checkpoint, config: Any) -> dict:
     """How a result was made: which weights, which config, which code (and on which dataset)."""
-    data = getattr(config, "data", None)
+    data = next(iter(eval_data(config).values()), None) if is_dataclass(config) else None
     return {"checkpoint": {"name": checkpoint.name, "sha256": checkpoint.sha256, "arch": checkpoint.spec.arch,
                            "norm": checkpoint.spec.norm, "dataset": checkpoint.dataset},
             "config": config_dict(config), "code_version": CODE_VERSION,

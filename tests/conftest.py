@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def trained_pair(tmp_path_factory, builtin):
-    """{"none": model, "bn": model}: the ``tiny`` preset's VGG11s (the built-in demo's pair, 8 epochs).
+    """{"none": model, "bn": model}: the ``tiny`` preset's VGG11s (the built-in demo's pair, 6 epochs).
 
     The preset is sized so that the BN model follows the non-robust cue and the norm-free one the robust cue on
     every seed and kernel path measured (README), so tests may compare their directions with wide margins."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -518,6 +519,22 @@ def test_features_page_fast_demo_computes_the_conflict_reliance():
     charts = [c for c in at.get("plotly_chart")]
     assert charts, "the reliance bar chart is shown"
     assert any("builtin" in c.value for c in at.caption)
+
+
+def test_features_page_plots_the_shipped_seed_spread_and_says_when_none_ships(zoo):
+    """The demo's one number comes with its distribution over seeds and kernel paths (checkpoints/)."""
+    from core.features import SPREAD_FILE, seed_spread
+
+    at = open_page("features")
+    assert any("No seed-spread measurement" in c.value for c in at.caption)
+    shutil.copy(ROOT / "checkpoints" / SPREAD_FILE, zoo / SPREAD_FILE)
+    try:
+        at = open_page("features")
+        assert_clean(at)
+        assert any(c.value.startswith(seed_spread(zoo).summary()) for c in at.caption)
+        assert len(at.get("plotly_chart")) >= 1
+    finally:
+        (zoo / SPREAD_FILE).unlink()
 
 
 def test_a_models_results_come_from_one_dataset_cached_first_then_the_data_source(no_data):

@@ -212,7 +212,6 @@ def test_cross_evaluation_shape_and_empty_diagonal(trained_pair):
                             replace(run, cached_only=False))
     assert full.accuracy[0][0] is None and full.accuracy[1][1] is None and not full.missing
     assert all(0 <= full.accuracy[i][j] <= 100 for i, j in ((0, 1), (1, 0)))
-    assert len(PAPER_NORMS) == 5
 
 
 def test_conflict_reliance_bn_follows_non_robust_cue():

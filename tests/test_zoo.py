@@ -8,6 +8,7 @@ images of each class, compared image for image with the shipped result's per-ima
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from core.catalog import list_checkpoints, zoo_results
 from core.data import available_datasets, balanced_subset, load_dataset
 from core.checkpoints import load_checkpoint
 from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, eval_tensors
+from core.features import seed_spread
 from core.metrics import accuracy
 from core.robustness import RobustnessConfig, robustness
 
@@ -26,8 +28,6 @@ from core.robustness import RobustnessConfig, robustness
 TOLERANCE = 0.5
 PGD_IMAGES_PER_CLASS = 20
 MODELS = {"builtin-vgg11-none": "builtin", "cifar10jpeg-vgg11-bn": "cifar10-jpeg"}
-
-pytestmark = pytest.mark.numerics
 
 
 def shipped(entry, config: RobustnessConfig) -> dict:
@@ -42,6 +42,7 @@ def first_per_class(entry, per_class: int) -> torch.Tensor:
     return torch.nonzero(torch.isin(full, part)).flatten()
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", list(MODELS))
 def test_shipped_clean_and_pgd_accuracy_reproduce(name, tmp_path):
     if MODELS[name] not in available_datasets():
@@ -56,3 +57,19 @@ def test_shipped_clean_and_pgd_accuracy_reproduce(name, tmp_path):
     assert 100 * abs(now["robust_accuracy"] - expected.float().mean().item()) <= TOLERANCE
     clean = accuracy(load_checkpoint(entry.path).model, *eval_tensors(full.data, 10))
     assert 100 * abs(clean - record["clean_accuracy"]) <= TOLERANCE
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_readme_states_the_shipped_seed_spread_of_the_built_in_demo():
+    """README's margin sentence is the shipped measurement's own summary, so the two cannot disagree."""
+    spread = seed_spread()
+    assert spread is not None and len({r["kernels"] for r in spread.runs}) >= 3
+    assert spread.summary() in " ".join(README.read_text().split())
+
+
+def test_every_measured_seed_and_kernel_path_shows_the_paper_direction():
+    """The offline demo's claim holds on every run measured, not on one lucky seed."""
+    spread = seed_spread()
+    assert all(r["bn"] > 0.5 > r["none"] for r in spread.runs)

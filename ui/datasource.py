@@ -18,7 +18,7 @@ from core.cache import MISSING
 from core.catalog import CatalogEntry
 from core.data import DataError, available_datasets, download_cifar10, evaluation_datasets
 from core.data.sources import SAME_IMAGES, data_root
-from core.experiments import EvalData, Evaluation
+from core.experiments import EvalData, Evaluation, eval_data, on_dataset
 from ui import compute, render, state
 
 SWITCH_KEY = "_switch_dataset"  # a data source to select on the next run (set by Get CIFAR-10)
@@ -42,7 +42,7 @@ def how_to_get(name: str) -> str:
 
 def on(request: Evaluation, dataset: str) -> Evaluation:
     """``request`` evaluated on ``dataset`` instead."""
-    return replace(request, config=replace(request.config, data=replace(request.config.data, dataset=dataset)))
+    return replace(request, config=on_dataset(request.config, dataset))
 
 
 def cached(request: Evaluation) -> bool:
@@ -75,10 +75,10 @@ def located(requests: dict[Hashable, Evaluation], together: bool = False, source
 def place(group: dict[Hashable, Evaluation], on_disk: list[str], source_first: bool) -> dict[Hashable, Evaluation]:
     """One model's (or one matrix's) requests on the dataset they are answered on; see :func:`located`."""
     first = next(iter(group.values()))
-    if not isinstance(getattr(first.config, "data", None), EvalData):
+    data = next(iter(eval_data(first.config).values()), None)
+    if data is None:
         return group
-    options = [(d, {k: on(r, d) for k, r in group.items()}) for d in evaluation_datasets(first.dataset,
-                                                                                        first.config.data.dataset)]
+    options = [(d, {k: on(r, d) for k, r in group.items()}) for d in evaluation_datasets(first.dataset, data.dataset)]
     computable = [o for d, o in options if present(d, on_disk)]
     if computable and (source_first or len(options) == 1):
         return computable[0]
@@ -92,7 +92,7 @@ def place(group: dict[Hashable, Evaluation], on_disk: list[str], source_first: b
 def data_of(requests: dict[Hashable, Evaluation], default: EvalData) -> EvalData:
     """The data the (``together``-located) requests use; ``default`` when there are none."""
     first = next(iter(requests.values()), None)
-    return first.config.data if first is not None else default
+    return next(iter(eval_data(first.config).values())) if first is not None else default
 
 
 def note_missing(entries: list[CatalogEntry]) -> None:

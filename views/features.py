@@ -10,7 +10,7 @@ from core.data import class_names
 from core.experiments import Evaluation
 from core.features import (FEATURE_ARCH, KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, RelianceConfig,
                            conflict_reliance_report, cross_evaluation, feature_config, feature_dataset,
-                           preview_images, table_kind, trend_requests, zoo_cross_requests)
+                           preview_images, seed_spread, table_kind, trend_requests, zoo_cross_requests)
 from ui import catalog, compute, render, state
 
 WIDTH = 96
@@ -42,6 +42,22 @@ def reliance_demo() -> None:
         fig.update_yaxes(range=[0, 1])
         render.chart(fig, frame, "nrf-reliance-builtin", "nrf_reliance")
         render.dataset_caption({"builtin"})
+    spread_chart()
+
+
+def spread_chart() -> None:
+    """The same measurement over training seeds and CPU kernel paths: how far one number can be trusted."""
+    spread = seed_spread()
+    if spread is None:
+        st.caption("No seed-spread measurement ships with this zoo (`scripts/conflict_margin.py` makes one).")
+        return
+    frame = pd.DataFrame([{"model": f"VGG11 {norm_label(n)} (tiny preset)", "follows the non-robust cue": r[n],
+                           "seed": r["seed"], "CPU kernels": r["kernels"]} for r in spread.runs for n in ("bn", "none")])
+    fig = px.strip(frame, x="model", y="follows the non-robust cue", color="CPU kernels", hover_data=["seed"],
+                   title="Retrained from scratch: every seed and CPU kernel path measured")
+    fig.update_yaxes(range=[0, 1])
+    render.chart(fig, frame, "nrf-reliance-spread", "nrf_spread")
+    st.caption(spread.summary() + ". The zoo's pair above is one of these runs' recipes at seed 0.")
 
 
 def cross_heatmap(table: str) -> None:

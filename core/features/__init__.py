@@ -30,7 +30,7 @@ from core.features.cross_evaluation import (PAPER_NORMS, PAPER_TABLES, CrossEval
                                             cross_evaluation_requests, table_kind, zoo_cross_requests)
 from core.features.extraction import (check_source, dataset_id, ensure_dataset, extract, feature_dataset,
                                       match_features, other_class_partners, preview_images)
-from core.features.reliance import RelianceConfig, conflict_reliance_report
+from core.features.reliance import SPREAD_FILE, RelianceConfig, SeedSpread, conflict_reliance_report, seed_spread
 from core.features.storage import (Part, features_dir, list_feature_datasets, load_feature_dataset, read_meta,
                                    write_dataset)
 from core.features.training import (FEATURES_PLACEHOLDER, TRAIN_PRESETS, FeatureTrainingConfig, feature_train_config,
@@ -41,7 +41,7 @@ __all__ = ["ADVERSARIAL_KINDS", "FEATURE_MATCHING", "HOLDOUT_KINDS", "KINDS", "P
            "feature_config", "PAPER_NORMS", "PAPER_TABLES", "CrossEvaluation", "cross_evaluation",
            "cross_evaluation_requests", "table_kind", "zoo_cross_requests", "check_source", "dataset_id",
            "ensure_dataset", "extract", "feature_dataset", "match_features", "other_class_partners", "preview_images",
-           "RelianceConfig", "conflict_reliance_report", "Part", "features_dir", "list_feature_datasets",
+           "RelianceConfig", "SPREAD_FILE", "SeedSpread", "conflict_reliance_report", "seed_spread", "Part", "features_dir", "list_feature_datasets",
            "load_feature_dataset", "read_meta", "write_dataset", "FEATURES_PLACEHOLDER", "TRAIN_PRESETS",
            "FeatureTrainingConfig", "feature_train_config", "feature_training", "trend_config", "trend_requests",
            "FEATURE_ARCH"]

@@ -15,7 +15,8 @@ from core.checkpoints import Checkpoint
 from core.config import config_dict
 from core.data import Dataset, balanced_subset, load_dataset, to_float
 from core.device import model_device, to_device
-from core.experiments import RunContext, Subject, experiment, get_experiment, provenance
+from core.cache import MISSING
+from core.experiments import RunContext, Subject, experiment, get_experiment
 from core.features.config import FEATURE_MATCHING, FeatureConfig
 from core.features.storage import Part, features_dir, load_part, save_part, write_dataset
 from core.images import amplify, decode_images, encode_images, uint8_images
@@ -160,8 +161,14 @@ def check_source(checkpoint: Checkpoint, config: FeatureConfig) -> None:
                          "trained (its Eq. A2 dataset is D_R)")
 
 
+def extracted(result: dict) -> bool:
+    """Whether a cached extraction's files are on this machine (a result outlives them: shipped, or a cleared
+    features folder)."""
+    return (features_dir() / result["id"] / "meta.json").is_file()
+
+
 @experiment("feature_dataset", FeatureConfig, "a feature dataset D_R / D_NR / D_rand / D_det / D_conflict "
-            "extracted from the model (App. C, F); its metadata and sanity figures")
+            "extracted from the model (App. C, F); its metadata and sanity figures", current=extracted)
 def feature_dataset(checkpoint: Checkpoint, config: FeatureConfig, run: RunContext) -> dict:
     """Extract into the features folder (resuming), and return the dataset's metadata."""
     check_source(checkpoint, config)
@@ -178,11 +185,7 @@ def feature_dataset(checkpoint: Checkpoint, config: FeatureConfig, run: RunConte
 def ensure_dataset(source: Subject, config: FeatureConfig, run: RunContext = RunContext()) -> str:
     """The id of ``config``'s dataset from ``source``, extracted when its files are not on disk (again, if a
     cached result outlived them); a cached-only run raises LookupError instead of extracting."""
-    name = dataset_id(source, config)
-    if not (features_dir() / name / "meta.json").is_file():
-        if run.cached_only:
-            raise LookupError(f"feature dataset {name} is not extracted on this machine")
-        checkpoint, resolved = run.load(source), feature_dataset.resolved(source, config)
-        result = {**provenance(checkpoint, resolved), **feature_dataset.compute(checkpoint, resolved, run)}
-        run.results.set(feature_dataset.key(source, config), result)
-    return name
+    result = feature_dataset(source, config, run)
+    if result is MISSING or not extracted(result):
+        raise LookupError(f"feature dataset {dataset_id(source, config)} is not extracted on this machine")
+    return result["id"]
