@@ -1,10 +1,15 @@
 """Shared fixtures: an isolated cache, and a BN / no-BN pair trained in seconds on the built-in data."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 torch.set_num_threads(2)
+# NORMSCOPE_ONEDNN=0 runs the suite on ATen's own convolutions instead of oneDNN's: another CPU kernel path
+# (README, "Tests on any CPU"), beside ATEN_CPU_CAPABILITY's.
+torch.backends.mkldnn.enabled = os.environ.get("NORMSCOPE_ONEDNN", "1") != "0"
 
 
 @pytest.fixture(autouse=True)
@@ -23,11 +28,15 @@ def builtin():
 # them under each ATEN_CPU_CAPABILITY (``-m numerics``). Those using a trained fixture are marked here; tests
 # that train their own models carry the mark themselves.
 TRAINED_FIXTURES = {"trained_pair"}  # vgg_bn and the like take it, so count too
+# Modules whose checks do not depend on which kernels trained the pair: pages rendering (AppTest, the browser),
+# and a path compared with a second run of itself on the same machine (the CUDA suite's CPU cases).
+NOT_NUMERICS = {"test_app", "test_app_robustness", "test_browser", "test_cuda", "test_cuda_paths"}
 
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
+        trained = TRAINED_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if trained and item.module.__name__.rpartition(".")[2] not in NOT_NUMERICS:
             item.add_marker(pytest.mark.numerics)
 
 

@@ -8,8 +8,8 @@ import streamlit as st
 
 from core.data import class_names
 from core.experiments import Evaluation
-from core.features import (FEATURE_ARCH, KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, RelianceConfig,
-                           conflict_reliance_report, cross_evaluation, feature_config, feature_dataset,
+from core.features import (KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, RelianceConfig,
+                           conflict_reliance_report, cross_table, feature_config, feature_dataset,
                            preview_images, seed_spread, table_kind, trend_requests, zoo_cross_requests)
 from ui import catalog, compute, render, state
 
@@ -66,9 +66,8 @@ def cross_heatmap(table: str) -> None:
     if not sources:
         st.info(f"The zoo has none of the {table} VGG11 source models on this machine.")
         return
-    compute.gather(requests, f"nrf_cross_{table}_run", "cross-evaluation cells")
-    matrix = cross_evaluation(sources, norms, table_kind(table), FEATURE_ARCH,
-                              run=compute.context(cached_only=True))
+    results = compute.gather(requests, f"nrf_cross_{table}_run", "cross-evaluation cells")
+    matrix = cross_table(sources, norms, PAPER_NORMS, requests, results)
     ours = pd.DataFrame(matrix.accuracy, index=[norm_label(n) for n in norms],
                         columns=[norm_label(n) for n in PAPER_NORMS])
     paper = pd.DataFrame([PAPER_TABLES[table][n] for n in PAPER_NORMS], index=ours.columns, columns=ours.columns)

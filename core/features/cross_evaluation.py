@@ -57,11 +57,18 @@ def cross_evaluation(sources: list[Subject], source_norms: list[str], kind: str,
     """Tables A3 / A4: every off-diagonal cell, computed (or, ``cached_only``, looked up)."""
     requests = cross_evaluation_requests(sources, source_norms, kind, arch, targets, preset)
     results = {cell: e.run(run.part(i, len(requests))) for i, (cell, e) in enumerate(requests.items())}
-    grid = [[None if results.get((i, j), MISSING) is MISSING else 100 * results[(i, j)]["test_accuracy"]
-             for j in range(len(targets))] for i in range(len(sources))]
-    return CrossEvaluation([s.name for s in sources], list(source_norms), list(targets), grid,
-                           [c for c, r in results.items() if r is MISSING])
+    return cross_table(sources, source_norms, targets, requests, results)
 
+
+def cross_table(sources: list[Subject], source_norms: list[str], targets: tuple[str, ...],
+                requests: dict[tuple[int, int], Evaluation], results: dict) -> CrossEvaluation:
+    """The table of the cells' results (a page's gathered ones, or :func:`cross_evaluation`'s); a requested
+    cell without a result is missing."""
+    found = {cell: r for cell, r in results.items() if r is not MISSING}
+    grid = [[100 * found[(i, j)]["test_accuracy"] if (i, j) in found else None for j in range(len(targets))]
+            for i in range(len(sources))]
+    return CrossEvaluation([s.name for s in sources], list(source_norms), list(targets), grid,
+                           [cell for cell in requests if cell not in found])
 
 
 def zoo_cross_requests(entries: dict[str, Subject], table: str, preset: str = "cpu",
