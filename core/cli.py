@@ -45,12 +45,11 @@ SCHEMA_VERSIONS = {"info": 1, "run": 1, "eval": 1, "ligs": 1, "transfer": 1, "la
 def option(command: argparse.ArgumentParser, flag: str, config_type: type, name: str, help: str, **kw) -> None:
     """``flag`` defaulting to ``config_type``'s field ``name``, its help text stating that default."""
     default = field_default(config_type, name)
-    shown = kw.pop("shown", default)
-    command.add_argument(flag, default=default, help=f"{help} (default {shown})" if help else f"default {shown}", **kw)
+    command.add_argument(flag, default=default, help=f"{help} (default {default})" if help else f"default {default}",
+                         **kw)
 
 
 def parser() -> argparse.ArgumentParser:
-
     p = argparse.ArgumentParser(prog="python -m core", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"normscope core {CODE_VERSION}")

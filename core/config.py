@@ -20,11 +20,13 @@ def field_default(config_type: type, name: str) -> Any:
     """The default of field ``name`` of the config dataclass ``config_type``: the one source of the defaults
     that the CLI's options and help texts state."""
     found = {f.name: f for f in dataclasses.fields(config_type)}[name]
-    if found.default is not dataclasses.MISSING:
-        return found.default
-    if found.default_factory is not dataclasses.MISSING:
-        return found.default_factory()
-    raise ValueError(f"{config_type.__name__}.{name} has no default")
+    if not has_default(found):
+        raise ValueError(f"{config_type.__name__}.{name} has no default")
+    return found.default if found.default is not dataclasses.MISSING else found.default_factory()
+
+
+def has_default(found: dataclasses.Field) -> bool:
+    return found.default is not dataclasses.MISSING or found.default_factory is not dataclasses.MISSING
 
 
 def recorded_fields(config: Any) -> list[dataclasses.Field]:
@@ -67,6 +69,8 @@ def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> 
     paths for nested configs (``{"attack.eps": 0.5, "data.per_class": 20}``). A config whose fields have no
     defaults is built from the settings alone; validation is the dataclass's own."""
     hints, groups = typing.get_type_hints(config_type), {}
+    if base is None and all(has_default(f) for f in dataclasses.fields(config_type)):
+        base = config_type()  # a config with a required field is built from the settings alone
     for path, value in settings.items():
         head, _, rest = path.partition(".")
         if head not in hints:
@@ -75,11 +79,9 @@ def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> 
         groups.setdefault(head, {})[rest] = value
     values = {name: sub[""] if "" in sub else configure(_dataclass_of(hints[name]), sub, _current(base, config_type, name))
               for name, sub in groups.items()}
-    base = base if base is not None else _default_instance(config_type)
     if base is not None:
         return dataclasses.replace(base, **values)
-    required = [f.name for f in dataclasses.fields(config_type) if f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING and f.name not in values]
+    required = [f.name for f in dataclasses.fields(config_type) if not has_default(f) and f.name not in values]
     if required:
         raise ValueError(f"{config_type.__name__} has no default for {', '.join(required)}: set "
                          f"{' and '.join(required)} (dotted below the field that holds it)")
@@ -97,14 +99,5 @@ def _current(base: Any, config_type: type, name: str) -> Any:
     """The nested config that settings of ``name.*`` change: the base's, else the field's default (or None)."""
     if base is not None:
         return getattr(base, name)
-    try:
-        return field_default(config_type, name)
-    except ValueError:
-        return None
-
-
-def _default_instance(config_type: type) -> Any:
-    try:
-        return config_type()
-    except TypeError:  # a required field: the settings must name it
-        return None
+    found = {f.name: f for f in dataclasses.fields(config_type)}[name]
+    return field_default(config_type, name) if has_default(found) else None

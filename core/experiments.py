@@ -110,6 +110,11 @@ class RunContext:
         return replace(self, progress=scaled(self.progress, index / count, (index + 1) / count))
 
 
+def always_current(result: dict) -> bool:
+    """Most results describe only their inputs, which the key holds: never stale."""
+    return True
+
+
 @dataclass(frozen=True)
 class Experiment:
     """A registered experiment: ``experiment(subject, config, run)`` -> its result dict, or MISSING."""
@@ -120,7 +125,7 @@ class Experiment:
     description: str
     # Whether a cached result still stands for what it describes (an extracted dataset's files may be gone):
     # a stale one is still shown by cached-only runs, and computed again by the others.
-    current: Callable[[dict], bool] = field(default=lambda result: True, repr=False)
+    current: Callable[[dict], bool] = field(default=always_current, repr=False)
 
     def resolved(self, subject: Subject, config: Any) -> Any:
         """The config as keyed: each :class:`EvalData` field's ``dataset="auto"`` replaced by the subject's own
@@ -150,14 +155,13 @@ EXPERIMENTS: dict[str, Experiment] = {}
 
 
 def experiment(name: str, config_type: type, description: str,
-               current: Callable[[dict], bool] | None = None) -> Callable[[Callable], Experiment]:
+               current: Callable[[dict], bool] = always_current) -> Callable[[Callable], Experiment]:
     """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name`` (``current``: see
     :attr:`Experiment.current`)."""
     def declare(compute: Callable[[Checkpoint, Any, RunContext], dict]) -> Experiment:
         if name in EXPERIMENTS:
             raise ValueError(f"experiment {name!r} is declared twice")
-        extra = {} if current is None else {"current": current}
-        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, **extra)
+        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, current)
         return EXPERIMENTS[name]
     return declare
 
@@ -176,6 +180,11 @@ def get_experiment(name: str) -> Experiment:
 def eval_data(config: Any) -> dict[str, EvalData]:
     """A config's data-bearing fields (those holding an :class:`EvalData`), by name."""
     return {f.name: value for f in fields(config) if isinstance(value := getattr(config, f.name), EvalData)}
+
+
+def data_of(config: Any) -> EvalData | None:
+    """The images a config is evaluated on: its (first) data-bearing field, None if it has none."""
+    return next(iter(eval_data(config).values()), None)
 
 
 def on_dataset(config: Any, dataset: str) -> Any:
@@ -201,7 +210,7 @@ def eval_tensors(data: EvalData, num_classes: int) -> tuple[torch.Tensor, torch.
 
 def provenance(checkpoint: Checkpoint, config: Any) -> dict:
     """How a result was made: which weights, which config, which code (and on which dataset)."""
-    data = next(iter(eval_data(config).values()), None) if is_dataclass(config) else None
+    data = data_of(config) if is_dataclass(config) else None
     return {"checkpoint": {"name": checkpoint.name, "sha256": checkpoint.sha256, "arch": checkpoint.spec.arch,
                            "norm": checkpoint.spec.norm, "dataset": checkpoint.dataset},
             "config": config_dict(config), "code_version": CODE_VERSION,

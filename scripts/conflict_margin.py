@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.data import load_dataset  # noqa: E402
+from core.features import SeedSpread  # noqa: E402
 from core.train import preset, train  # noqa: E402
 
 
@@ -45,18 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="append one JSON line per seed to this file")
     args = parser.parse_args(argv)
     torch.backends.mkldnn.enabled = not args.no_mkldnn
-    margins = []
+    runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             shares = {n: follows_non_robust(args.arch, n, seed, Path(tmp)) for n in ("bn", "none")}
-            margins.append(shares["bn"] - shares["none"])
-            line = {"arch": args.arch, "seed": seed, "kernels": kernel_path(), **shares, "margin": margins[-1]}
-            print(json.dumps(line), flush=True)
+            runs.append({"arch": args.arch, "seed": seed, "kernels": kernel_path(), **shares,
+                         "margin": shares["bn"] - shares["none"]})
+            print(json.dumps(runs[-1]), flush=True)
             if args.out:
                 with open(args.out, "a") as f:
-                    f.write(json.dumps(line) + "\n")
-    print(f"margin BN - none: median {statistics.median(margins):.3f}, smallest {min(margins):.3f} "
-          f"({len(margins)} seeds, {kernel_path()})")
+                    f.write(json.dumps(runs[-1]) + "\n")
+    print(SeedSpread(runs).summary())
     return 0
 
 

@@ -18,7 +18,8 @@ from core.cache import MISSING
 from core.catalog import CatalogEntry
 from core.data import DataError, available_datasets, download_cifar10, evaluation_datasets
 from core.data.sources import SAME_IMAGES, data_root
-from core.experiments import EvalData, Evaluation, eval_data, on_dataset
+from core.experiments import EvalData, Evaluation, on_dataset
+from core.experiments import data_of as config_data
 from ui import compute, render, state
 
 SWITCH_KEY = "_switch_dataset"  # a data source to select on the next run (set by Get CIFAR-10)
@@ -75,7 +76,7 @@ def located(requests: dict[Hashable, Evaluation], together: bool = False, source
 def place(group: dict[Hashable, Evaluation], on_disk: list[str], source_first: bool) -> dict[Hashable, Evaluation]:
     """One model's (or one matrix's) requests on the dataset they are answered on; see :func:`located`."""
     first = next(iter(group.values()))
-    data = next(iter(eval_data(first.config).values()), None)
+    data = config_data(first.config)
     if data is None:
         return group
     options = [(d, {k: on(r, d) for k, r in group.items()}) for d in evaluation_datasets(first.dataset, data.dataset)]
@@ -92,7 +93,7 @@ def place(group: dict[Hashable, Evaluation], on_disk: list[str], source_first: b
 def data_of(requests: dict[Hashable, Evaluation], default: EvalData) -> EvalData:
     """The data the (``together``-located) requests use; ``default`` when there are none."""
     first = next(iter(requests.values()), None)
-    return next(iter(eval_data(first.config).values())) if first is not None else default
+    return config_data(first.config) if first is not None else default
 
 
 def note_missing(entries: list[CatalogEntry]) -> None:
