@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
 torch.set_num_threads(2)
+# TorchInductor's cache key leaves out ATEN_CPU_CAPABILITY: C++ kernels generated under avx2 (with at::vec) are
+# reused, and fail to compile, under ``default``. One cache per kernel path keeps the runs of .ci/run apart.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
+    tempfile.gettempdir(), f"normscope-inductor-{torch.backends.cpu.get_cpu_capability().lower()}"))
 # NORMSCOPE_ONEDNN=0 runs the suite on ATen's own convolutions instead of oneDNN's: another CPU kernel path
 # (README, "Tests on any CPU"), beside ATEN_CPU_CAPABILITY's.
 torch.backends.mkldnn.enabled = os.environ.get("NORMSCOPE_ONEDNN", "1") != "0"
