@@ -100,6 +100,14 @@ class RunContext:
         """The checkpoint's model on this run's device, the loaded (maybe shared) object left where it is."""
         return on_device(checkpoint.model, self.torch_device)
 
+    def needed(self, need: Need) -> dict:
+        """The cached result of a prerequisite; a clear error if it was not computed first."""
+        found = self.results.get(make_key(need.experiment, need.sha256, need.config))
+        if found is MISSING:
+            raise ValueError(f"{need.experiment} of checkpoint {need.sha256[:12]} is not computed yet: it is needed "
+                             "first (core.planning.plan lists it before what needs it)")
+        return found
+
     def report(self, fraction: float, message: str = "") -> None:
         """Tell the progress callback, if any."""
         if self.progress is not None:
@@ -116,6 +124,20 @@ def always_current(result: dict) -> bool:
 
 
 @dataclass(frozen=True)
+class Need:
+    """A result that an experiment needs before it can compute: ``experiment`` on the checkpoint ``sha256`` under
+    ``config`` (already resolved: it is keyed as it is)."""
+
+    experiment: str
+    sha256: str
+    config: Any
+
+
+def needs_nothing(config: Any) -> list[Need]:
+    return []
+
+
+@dataclass(frozen=True)
 class Experiment:
     """A registered experiment: ``experiment(subject, config, run)`` -> its result dict, or MISSING."""
 
@@ -126,6 +148,8 @@ class Experiment:
     # Whether a cached result still stands for what it describes (an extracted dataset's files may be gone):
     # a stale one is still shown by cached-only runs, and computed again by the others.
     current: Callable[[dict], bool] = field(default=always_current, repr=False)
+    # What must be cached before this computes (a planner computes it first; see core.planning).
+    requires: Callable[[Any], list[Need]] = field(default=needs_nothing, repr=False)
 
     def resolved(self, subject: Subject, config: Any) -> Any:
         """The config as keyed: each :class:`EvalData` field's ``dataset="auto"`` replaced by the subject's own
@@ -154,14 +178,14 @@ class Experiment:
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def experiment(name: str, config_type: type, description: str,
-               current: Callable[[dict], bool] = always_current) -> Callable[[Callable], Experiment]:
-    """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name`` (``current``: see
-    :attr:`Experiment.current`)."""
+def experiment(name: str, config_type: type, description: str, current: Callable[[dict], bool] = always_current,
+               requires: Callable[[Any], list[Need]] = needs_nothing) -> Callable[[Callable], Experiment]:
+    """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name`` (``current`` and
+    ``requires``: see :class:`Experiment`)."""
     def declare(compute: Callable[[Checkpoint, Any, RunContext], dict]) -> Experiment:
         if name in EXPERIMENTS:
             raise ValueError(f"experiment {name!r} is declared twice")
-        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, current)
+        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, current, requires)
         return EXPERIMENTS[name]
     return declare
 

@@ -15,16 +15,18 @@ eps/10, is the usual setting of the I-FGSM family on CIFAR-10 and is the assumed
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from core.attacks import AttackSpec, paper_spec
-from core.cache import MISSING, Missing, make_key
+from core.cache import MISSING, Missing
 from core.checkpoints import Checkpoint
-from core.experiments import EvalData, Evaluation, RunContext, Subject, data_for, eval_tensors, experiment
+from core.experiments import (EvalData, Evaluation, Need, RunContext, Subject, data_for, eval_tensors, experiment,
+                              run_evaluations)
 from core.images import decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, predict
+from core.planning import plan
 
 TRANSFER_ATTACKS = ("ifgsm", "mifgsm", "difgsm", "tifgsm")
 
@@ -70,18 +72,15 @@ def examples_images(examples: dict) -> torch.Tensor:
     return torch.from_numpy(decode_images(examples).copy()).permute(0, 3, 1, 2).float() / 255
 
 
-def stored_examples(source_sha256: str, config: TransferConfig, run: RunContext) -> dict:
-    """The source's cached examples (a matrix computes them before its cells)."""
-    examples = run.results.get(make_key(transfer_examples.name, source_sha256, config))
-    if examples is MISSING:
-        raise ValueError(f"the adversarial examples of source {source_sha256[:12]} under {config.attack.label} are "
-                         "not computed yet; compute the source's examples first")
-    return examples
+def examples_needed(config: TransferCellConfig) -> list[Need]:
+    """A cell is read on its source's adversarial examples of the same attack and images."""
+    return [Need(transfer_examples.name, config.source, config.examples)]
 
 
-@experiment("transfer", TransferCellConfig, "attack success rate on a target of a source's examples (Table 4, A8)")
+@experiment("transfer", TransferCellConfig, "attack success rate on a target of a source's examples (Table 4, A8)",
+            requires=examples_needed)
 def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunContext) -> dict:
-    examples = stored_examples(config.source, config.examples, run)
+    examples = run.needed(examples_needed(config)[0])
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     if examples["labels"] != y.tolist():
         raise ValueError("the source's examples were made from other images than this target's test subset")
@@ -146,20 +145,37 @@ def label(subject: Subject) -> str:
     return getattr(subject, "label", subject.name)
 
 
-def transfer_matrix(sources: list[Subject], targets: list[Subject], attack: AttackSpec = paper_spec("ifgsm"),
-                    data: EvalData = EvalData(), run: RunContext = RunContext()) -> TransferMatrix:
-    """Examples crafted once per source, then evaluated on every target (each cached on its own)."""
+def matrix_requests(sources: list[Subject], targets: list[Subject], attack: AttackSpec = paper_spec("ifgsm"),
+                    data: EvalData = EvalData()) -> dict[tuple[int, int], Evaluation]:
+    """A matrix's cells (source i, target j) as plain data; each requires its source's examples, which a plan
+    (:func:`core.planning.plan` with ``subjects=sources``) puts before it."""
     data = common_dataset([*sources, *targets], data)
+    return {(i, j): Evaluation.of(t, transfer_cell, TransferCellConfig(s.sha256, attack, data))
+            for i, s in enumerate(sources) for j, t in enumerate(targets)}
+
+
+def assembled(sources: list[Subject], targets: list[Subject], attack: AttackSpec, data: EvalData,
+              cells: dict[tuple[int, int], dict]) -> TransferMatrix:
+    """The matrix of the cells found (MISSING elsewhere)."""
     matrix = TransferMatrix([label(s) for s in sources], [label(t) for t in targets], attack, data)
     for i, source in enumerate(sources):
-        row = run.part(i, len(sources))
-        transfer_examples(source, TransferConfig(attack, data), row.part(0, 2))  # cached_only: a cell needs them
         for j, target in enumerate(targets):
-            cell = TransferCellConfig(source.sha256, attack, data)
-            matrix.cells[i, j] = transfer_cell(target, cell, row.part(len(targets) + j, 2 * len(targets)))
+            matrix.cells[i, j] = cells.get((i, j), MISSING)
             if source.sha256 == target.sha256:
                 matrix.white_box.add((i, j))
     return matrix
+
+
+def transfer_matrix(sources: list[Subject], targets: list[Subject], attack: AttackSpec = paper_spec("ifgsm"),
+                    data: EvalData = EvalData(), run: RunContext = RunContext()) -> TransferMatrix:
+    """Examples crafted once per source, then evaluated on every target (each cached on its own), on ``data``."""
+    requests = matrix_requests(sources, targets, attack, data)
+    work = plan(requests, run, subjects=sources, relocate=False)
+    if not run.cached_only:
+        run_evaluations(work.remaining, run)
+    lookup = replace(run, cached_only=True)
+    cells = {k: r.run(lookup) for k, r in requests.items()}
+    return assembled(sources, targets, attack, work.data(data), {k: v for k, v in cells.items() if v is not MISSING})
 
 
 def transferability_over_training(snapshots: list[Subject], targets: list[Subject],
@@ -168,18 +184,6 @@ def transferability_over_training(snapshots: list[Subject], targets: list[Subjec
     """Fig. 9 / A6: per source snapshot (in training order), the mean success rate on the fixed ``targets``."""
     matrix = transfer_matrix(snapshots, targets, attack, data, run)
     return [matrix.row_average(i, black_box_only=True) for i in range(len(snapshots))]
-
-
-def matrix_requests(sources: list[Subject], targets: list[Subject], attack: AttackSpec = paper_spec("ifgsm"),
-                    data: EvalData = EvalData()) -> dict[tuple, Evaluation]:
-    """A matrix's work as plain data, each source's examples before its cells (a page or job runs them in order)."""
-    data = common_dataset([*sources, *targets], data)
-    requests: dict[tuple, Evaluation] = {}
-    for source in sources:
-        requests["examples", source.sha256] = examples_request(source, attack, data)
-        requests |= {("cell", source.sha256, t.sha256): Evaluation.of(
-            t, transfer_cell, TransferCellConfig(source.sha256, attack, data)) for t in targets}
-    return requests
 
 
 def examples_request(source: Subject, attack: AttackSpec, data: EvalData) -> Evaluation:

@@ -543,8 +543,10 @@ def test_a_models_results_come_from_one_dataset_cached_first_then_the_data_sourc
     from core.attacks import paper_spec
     from core.catalog import list_checkpoints
     from core.experiments import EvalData, Evaluation
+    from core.experiments import RunContext
+    from core.planning import plan
     from core.robustness import RobustnessConfig, robustness
-    from ui import datasource
+    from ui import state
 
     entry = next(e for e in list_checkpoints() if e.name == "cifar10jpeg-vgg11-bn")
     (no_data / "cifar-10-batches-py").mkdir(parents=True)  # what torchvision_available looks for
@@ -553,11 +555,13 @@ def test_a_models_results_come_from_one_dataset_cached_first_then_the_data_sourc
         config = RobustnessConfig(paper_spec("pgd_l2"), EvalData(source, per_class=per_class))
         return Evaluation.of(entry, robustness, config)
 
-    def on(placed: dict) -> dict:
-        return {k: r.config.data.dataset for k, r in placed.items()}
-    assert on(datasource.located({"paper": asked("cifar10")})) == {"paper": "cifar10-jpeg"}  # shipped
-    assert on(datasource.located({"new": asked("cifar10", 3)})) == {"new": "cifar10"}  # computable on the source
-    assert on(datasource.located({"paper": asked("cifar10"), "new": asked("cifar10", 3)})) == {
-        "paper": "cifar10", "new": "cifar10"}
-    assert on(datasource.located({"paper": asked("builtin")})) == {"paper": "cifar10-jpeg"}  # never toy images
-    assert datasource.located({"new": asked("builtin", 3)}) == {}  # nowhere to compute it: left out (and said)
+    shipped = RunContext(state.cache())  # what the pages read: the cache seeded with the shipped results
+
+    def on(requests: dict) -> dict:
+        return {k: r.config.data.dataset for k, r in plan(requests, shipped).requests.items()}
+    assert on({"paper": asked("cifar10")}) == {"paper": "cifar10-jpeg"}  # shipped
+    assert on({"new": asked("cifar10", 3)}) == {"new": "cifar10"}  # computable on the source
+    assert on({"paper": asked("cifar10"), "new": asked("cifar10", 3)}) == {"paper": "cifar10", "new": "cifar10"}
+    assert on({"paper": asked("builtin")}) == {"paper": "cifar10-jpeg"}  # never toy images
+    nowhere = plan({"new": asked("builtin", 3)}, shipped)
+    assert nowhere.requests == {} and nowhere.unreachable == {"cifar10-jpeg": 1}  # left out, and counted

@@ -1,10 +1,10 @@
 """Cached-first computation for pages: show what the cache holds, compute the rest on request.
 
 A page asks for :class:`core.experiments.Evaluation` s (an experiment, its config and a checkpoint, as
-plain data). :func:`gather` looks every one up (a cache lookup by sha256: no weights load, so a
-revisit renders at once); missing results are computed only when the user presses a button, never
-in demo mode: here, under a progress bar, or as a background job that outlives the page and leaves
-its results in the shared cache.
+plain data). :func:`gather` plans them (:mod:`core.planning`: each model's dataset, cache lookups by
+sha256, so no weights load and a revisit renders at once); the work left is computed only when the user
+presses a button, never in demo mode: here, under a progress bar, or as a background job that outlives
+the page and leaves its results in the shared cache.
 """
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import streamlit as st
 
 from core import jobs
 from core.cache import MISSING, default_cache_dir
+from core import planning
 from core.experiments import Evaluation, RunContext
+from core.planning import Plan
 from core.progress import Progress
-from ui import catalog, render, state
+from ui import catalog, datasource, render, state
 
 
 def context(cached_only: bool, progress: Progress | None = None) -> RunContext:
@@ -24,31 +26,45 @@ def context(cached_only: bool, progress: Progress | None = None) -> RunContext:
     return RunContext(state.cache(), progress=progress, cached_only=cached_only, load=catalog.load)
 
 
-def gather(requests: dict[Hashable, Evaluation], key: str, what: str = "results") -> dict[Hashable, dict]:
-    """The results of ``requests`` that are cached or were just computed (on this run's button press)."""
-    found: dict[Hashable, dict] = {}
+def plan(requests: dict[Hashable, Evaluation], **where) -> Plan | None:
+    """:func:`core.planning.plan` on the shared cache (``where``: its placement options); None after showing a user
+    error (a bad checkpoint, a dataset that cannot load)."""
     with render.user_errors("Cannot evaluate"):
-        lookup = context(cached_only=True)
-        found = {k: request.run(lookup) for k, request in requests.items()}
-    missing = [k for k, v in found.items() if v is MISSING]
-    if missing and state.demo_mode():
-        render.not_precomputed(len(missing))
-    elif missing:
-        offer(requests, missing, found, key, what)
-    return {k: v for k, v in found.items() if v is not MISSING}
+        return planning.plan(requests, context(cached_only=True), **where)
+    return None
 
 
-def offer(requests: dict[Hashable, Evaluation], missing: list, found: dict, key: str, what: str) -> None:
+def gather(requests: dict[Hashable, Evaluation], key: str, what: str = "results", **where) -> dict[Hashable, dict]:
+    """The results of ``requests`` (planned with ``where``) that are cached or were just computed."""
+    work = plan(requests, **where)
+    return settle(work, key, what) if work is not None else {}
+
+
+def settle(work: Plan, key: str, what: str = "results") -> dict[Hashable, dict]:
+    """A plan's cached results, with what cannot be had here named, and the rest computed on request (a button
+    press: here under a progress bar, or as a background job), never in demo mode."""
+    for dataset, count in work.unreachable.items():
+        st.warning(f"{count} result(s) for models trained on **{dataset}** are not precomputed, and {dataset} is not "
+                   f"on this machine, so they cannot be computed here: {datasource.how_to_get(dataset)}.")
+    found = dict(work.found)
+    if work.missing and state.demo_mode():
+        render.not_precomputed(len(work.missing))
+    elif work.missing:
+        offer(work, found, key, what)
+    return found
+
+
+def offer(work: Plan, found: dict, key: str, what: str) -> None:
     """Buttons to compute the missing results here or in the background, and the background job's progress."""
-    note = st.empty()
-    note.info(f"{len(missing)} of {len(requests)} {what} are not in the cache yet; compute them here or as a "
+    missing, note = work.missing, st.empty()
+    note.info(f"{len(missing)} of {len(work.requests)} {what} are not in the cache yet; compute them here or as a "
               "background job (it keeps running if you leave the page).")
     here, elsewhere = st.columns(2)
     if here.button(f"Compute {len(missing)} missing {what}", key=key, type="primary", icon=":material/play_arrow:"):
         note.empty()
-        compute(requests, missing, found)
+        compute(work, found)
     if elsewhere.button("Run in background", key=f"{key}_bg", icon=":material/schedule:"):
-        st.session_state[f"{key}_job"] = submit([requests[k] for k in missing], f"{len(missing)} {what}").id
+        st.session_state[f"{key}_job"] = submit(work.remaining, f"{len(missing)} {what}").id
     if st.session_state.get(f"{key}_job"):
         background_progress(f"{key}_job")
 
@@ -84,11 +100,13 @@ def background_progress(state_key: str) -> None:
         st.rerun()
 
 
-def compute(requests: dict[Hashable, Evaluation], missing: list, found: dict) -> None:
-    """Run the missing requests one after another under one progress bar, stopping at the first user error."""
+def compute(work: Plan, found: dict) -> None:
+    """Run a plan's remaining work in order under one progress bar, stopping at the first user error; ``found``
+    gains the results of its requests."""
     bar = render.progress_bar("Computing…")
     run = context(cached_only=False, progress=bar)
     with render.user_errors("Cannot compute"):
-        for i, k in enumerate(missing):
-            found[k] = requests[k].run(run.part(i, len(missing)))
+        for i, evaluation in enumerate(work.remaining):
+            evaluation.run(run.part(i, len(work.remaining)))
+        found |= {k: work.requests[k].run(run) for k in work.missing}
     bar(1.0, "Done")

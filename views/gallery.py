@@ -9,7 +9,7 @@ from core.data import class_names
 from core.experiments import EvalData, Evaluation
 from core.gallery import DEFAULT_ATTACK, GalleryConfig, gallery_grid, gallery_report
 from core.images import decode_images, png_bytes
-from ui import compute, datasource, render, state, widgets
+from ui import compute, render, state, widgets
 
 WIDTH = 128  # one display width for every image, so clean and adversarial line up
 MAX_MODELS = 4  # two columns per model: more would not fit a screen
@@ -68,7 +68,7 @@ def predictions(results: dict, names: list[str]) -> pd.DataFrame:
 
 if models:
     requests = {e.label: Evaluation.of(e, gallery_report, GalleryConfig(spec, data)) for e in models}
-    results = compute.gather(datasource.located(requests, source_first=True), "gal_run", "galleries")
+    results = compute.gather(requests, "gal_run", "galleries", source_first=True)
     shown_on = sorted({r["dataset"] for r in results.values()})
     if len(shown_on) > 1:
         st.info(f"These models were evaluated on different images ({', '.join(shown_on)}): pick models trained on "

@@ -18,7 +18,7 @@ from core.landscape import (LANDSCAPE_STEP_FACTORS, SUMMARY_MEASURES, comparison
 from core.surface import DEFAULT_RADIUS, PLANES, THREATS, LossSurfaceConfig, gradient_profile, loss_surface
 from core.models import NORMS
 from core.zoo import LANDSCAPE_COMPARISONS
-from ui import catalog, compute, datasource, render, state, widgets
+from ui import catalog, compute, render, state, widgets
 
 NORM_COLOURS = dict(zip((*NORMS, "fixup"), qualitative.Plotly))  # one colour per normalization, as in Fig. A7
 MEASURES = (("loss", "Loss variation", "loss_min", "loss_max"),
@@ -204,8 +204,7 @@ def show_surfaces(results: dict[str, dict]) -> None:
 
 if models:
     with render.user_errors("Cannot compute the loss surface"):
-        surfaces = compute.gather(datasource.located({e.label: Evaluation.of(e, loss_surface, config)
-                                                      for e in models}), "ls_run",
+        surfaces = compute.gather({e.label: Evaluation.of(e, loss_surface, config) for e in models}, "ls_run",
                                   "loss surfaces")
         if surfaces:
             show_surfaces(surfaces)
@@ -217,8 +216,8 @@ st.markdown("The middle row of each model's grid: the loss from the image along 
 profiled = widgets.model_picker("ls_profile_models", dataset, limit=6, preferred=tuple(e.label for e in models))
 if profiled:
     with render.user_errors("Cannot compute the loss profiles"):
-        profiles = compute.gather(datasource.located({e.label: Evaluation.of(e, loss_surface, config)
-                                                      for e in profiled}), "ls_profile_run", "loss surfaces")
+        profiles = compute.gather({e.label: Evaluation.of(e, loss_surface, config) for e in profiled},
+                                  "ls_profile_run", "loss surfaces")
         if profiles:
             rows = [{"model": m, "norm": e.norm, "step": t, "loss": v} for e in profiled
                     if (m := e.label) in profiles for t, v in zip(*gradient_profile(profiles[m]))]

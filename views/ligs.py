@@ -8,7 +8,7 @@ import streamlit as st
 from core.data import class_names
 from core.experiments import EvalData, Evaluation
 from core.robustness import LIGSConfig, ligs_report
-from ui import compute, datasource, render, state, widgets
+from ui import compute, render, state, widgets
 
 st.title("LIGS explorer")
 st.latex(r"\mathrm{LIGS} = \mathbb{E}_{(x, y)}\, \cos\big(\nabla_x L(x, y),\ \nabla_x L(x + \nu, y)\big)")
@@ -22,8 +22,8 @@ data = EvalData(dataset, per_class=widgets.per_class_input("ligs_per_class"))
 
 
 if models:
-    results = compute.gather(datasource.located({e.label: Evaluation.of(e, ligs_report, LIGSConfig(spec, data))
-                                                 for e in models}), "ligs_run", "LIGS evaluations")
+    results = compute.gather({e.label: Evaluation.of(e, ligs_report, LIGSConfig(spec, data)) for e in models},
+                             "ligs_run", "LIGS evaluations")
     if results:
         summary = pd.DataFrame([{"model": m, "norm": next(e.norm for e in models if e.label == m),
                                  "dataset": r["dataset"], "kind": r["kind"], "size": r["size"], "n": r["n"],

@@ -11,7 +11,7 @@ from core.experiments import EvalData, Evaluation
 from core.metrics import MASKING_WARNING
 from core.robustness import (SWEEP_EPS, AutoAttackConfig, RobustnessConfig, autoattack, autoattack_budgets,
                              robustness)
-from ui import compute, datasource, render, state, widgets
+from ui import compute, render, state, widgets
 
 st.title("Robustness")
 st.markdown("""Robust accuracy under white-box attacks, at the paper's settings by default:
@@ -83,8 +83,7 @@ def warn_masking(shares: dict[str, float | None]) -> None:
 
 if models and specs:
     st.subheader("Robust accuracy (Table 1)")
-    results = compute.gather(datasource.located({(e.label, s): request(e, s) for e in models for s in specs}),
-                             "rob_run", "evaluations")
+    results = compute.gather({(e.label, s): request(e, s) for e in models for s in specs}, "rob_run", "evaluations")
     df = table1(results)
     render.table(df, f"robustness-{dataset}", "rob", column_config={
         c: st.column_config.NumberColumn(format="%.3f") for c in df.columns[4:]})
@@ -115,8 +114,8 @@ if models:
     with render.user_errors("Bad eps list"):
         eps = widgets.parse_floats(text)
     if eps:
-        points = compute.gather(datasource.located({(e.label, x): request(e, base.with_eps(x)) for e in models
-                                                    for x in eps}), "sweep_run", "curve points")
+        points = compute.gather({(e.label, x): request(e, base.with_eps(x)) for e in models for x in eps},
+                                "sweep_run", "curve points")
         complete = [e.label for e in models if all((e.label, x) in points for x in eps)]  # a curve shows whole
         rows = [{"model": m, "eps": p["eps"], "robust accuracy": p["robust_accuracy"], "dataset": p["dataset"]}
                 for (m, _), p in points.items() if m in complete]
@@ -144,8 +143,8 @@ AutoAttack's. Budgets: AutoAttack's standard (linf 8/255, l2 0.5) or the paper's
                               format_func=lambda b: f"{b}: {widgets.format_eps(budgets[b], aa_threat)}")
         aa_steps = int(c3.number_input("Steps per attack", 1, 1000, AutoAttackConfig.steps, key="aa_steps"))
         aa = AutoAttackConfig(aa_threat, budgets[budget], aa_steps, data=data)
-        found = compute.gather(datasource.located({e.label: Evaluation.of(e, autoattack, aa) for e in models}),
-                               "aa_run", "AutoAttack-style evaluations")
+        found = compute.gather({e.label: Evaluation.of(e, autoattack, aa) for e in models}, "aa_run",
+                               "AutoAttack-style evaluations")
         if found:
             names = [s.name for s in aa.specs]
             table = autoattack_table(found, names)

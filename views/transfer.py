@@ -10,10 +10,10 @@ from core.attacks import ATTACKS
 from core.catalog import snapshots
 from core.data import class_names
 from core.experiments import EvalData
-from core.transfer import (TRANSFER_ATTACKS, TransferMatrix, examples_request, matrix_requests, transfer_matrix,
+from core.transfer import (TRANSFER_ATTACKS, TransferMatrix, assembled, examples_request, matrix_requests,
                            transferred_gallery)
 from core.zoo import TRANSFER_SOURCES, TRANSFER_TARGETS
-from ui import compute, datasource, render, state, widgets
+from ui import compute, render, state, widgets
 
 WIDTH = 128  # one display width, so the clean and adversarial images line up
 
@@ -35,15 +35,12 @@ with c2:
 data = EvalData(dataset, per_class=widgets.per_class_input("tr_per_class"))
 
 
-def matrix_work(sources: list, targets: list, data: EvalData) -> tuple[EvalData, dict]:
-    """The data a matrix is read on (where its cells are; see ui/datasource.py) and the work left there: a
-    source's examples only where some of its cells are missing (the shipped results hold cells, not images)."""
-    cells = {k: r for k, r in matrix_requests(sources, targets, spec, data).items() if k[0] == "cell"}
-    data = datasource.data_of(datasource.located(cells, together=True, warn=False), data)
-    requests = matrix_requests(sources, targets, spec, data)
-    todo = {k[1] for k, r in requests.items() if k[0] == "cell" and not datasource.cached(r)}
-    return data, datasource.located({k: r for k, r in requests.items() if k[0] == "cell" or k[1] in todo},
-                                    together=True)
+def matrix_of(sources: list, targets: list, key: str, what: str) -> TransferMatrix:
+    """The matrix's cached cells (computing the rest on request: each after its source's examples), all read on
+    one dataset (see core/planning.py)."""
+    work = compute.plan(matrix_requests(sources, targets, spec, data), together=True, subjects=sources)
+    cells = compute.settle(work, key, what) if work is not None else {}
+    return assembled(sources, targets, spec, work.data(data) if work is not None else data, cells)
 
 
 def matrix_frame(matrix: TransferMatrix) -> pd.DataFrame:
@@ -70,8 +67,8 @@ def gallery(matrix: TransferMatrix, shown: int) -> None:
     source = st.selectbox("Source", matrix.sources, key="tr_gallery_source")
     entry = sources[matrix.sources.index(source)]
     # The shipped results hold the matrix, not the images (4 MB per source and attack): those compute on request.
-    if not compute.gather(datasource.located({source: examples_request(entry, spec, matrix.data)},
-                                             source_first=True), "tr_gal_run", "example sets"):
+    if not compute.gather({source: examples_request(entry, spec, matrix.data)}, "tr_gal_run", "example sets",
+                          source_first=True):
         return
     images = transferred_gallery(entry, matrix, shown, compute.context(cached_only=True))
     names = class_names(matrix.data.dataset)
@@ -86,9 +83,7 @@ def gallery(matrix: TransferMatrix, shown: int) -> None:
 
 if sources and targets:
     with render.user_errors("Cannot build the transfer matrix"):
-        on, requests = matrix_work(sources, targets, data)
-        compute.gather(requests, "tr_run", "transfer results")
-        matrix = transfer_matrix(sources, targets, spec, on, compute.context(cached_only=True))
+        matrix = matrix_of(sources, targets, "tr_run", "transfer results")
         if matrix.missing < len(matrix.cells):
             st.subheader("Transfer matrix (Table 4 / A8)")
             heatmap(matrix)
@@ -107,9 +102,7 @@ elif targets:
     with render.user_errors("Cannot measure transferability over training"):
         epochs = {e.name: snapshots(e) for e in with_snapshots}
         flat = [s for snaps in epochs.values() for s in snaps]
-        on, requests = matrix_work(flat, targets, data)
-        compute.gather(requests, "tr_epochs_run", "snapshot results")
-        matrix = transfer_matrix(flat, targets, spec, on, compute.context(cached_only=True))
+        matrix = matrix_of(flat, targets, "tr_epochs_run", "snapshot results")
         rows = [{"source": name_, "epoch": len(s.history),
                  "success rate": matrix.row_average(flat.index(s), black_box_only=True)}
                 for name_, snaps in epochs.items() for s in snaps]
