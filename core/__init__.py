@@ -9,6 +9,6 @@ from core._version import CODE_VERSION
 
 # The modules that declare experiments (and register data sources): importing the package imports them, so the
 # registries are full wherever any part of core is used. A new experiment's module is added here, once.
-from core import features, gallery, robustness, surface, transfer  # noqa: E402,F401  (isort: skip)
+from core import corruptions, features, frequency, gallery, robustness, surface, transfer  # noqa: E402,F401  (isort: skip)
 
 __all__ = ["CODE_VERSION"]

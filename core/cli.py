@@ -1,4 +1,5 @@
-"""The command line: ``python -m core {info,run,eval,ligs,transfer,landscape,features,train,list,jobs,data} ... [--json]``.
+"""The command line: ``python -m core {info,run,eval,ligs,transfer,corruptions,landscape,features,train,list,jobs,data}
+... [--json]``.
 
 ``run`` computes any registered experiment by name from its config dataclass (``--set`` changes fields), so a
 new experiment is on the command line as soon as it is declared; the other commands are shaped views of the
@@ -25,6 +26,8 @@ from core.attacks import ATTACKS, PRECISIONS, TARGET_MODES, AttackSpec, list_att
 from core.cache import MISSING, ResultCache
 from core.checkpoints import CheckpointError, InputNormalization, load_checkpoint
 from core.config import config_dict, configure, field_default
+from core.corruptions import CORRUPTIONS, SEVERITIES, CorruptionConfig
+from core.corruptions.evaluation import IMAGE_SOURCES
 from core.data import DATASETS, DataError, available_datasets, load_dataset
 from core.device import describe_device, resolve_device
 from core.experiments import EvalData, RunContext, get_experiment, registry
@@ -39,7 +42,7 @@ from core.surface import DEFAULT_RADIUS, LossSurfaceConfig
 
 # A schema's version grows when a field is renamed or removed (list/2: attacks' "norm" became "threat").
 SCHEMA_VERSIONS = {"info": 1, "run": 1, "eval": 1, "ligs": 1, "transfer": 1, "landscape": 1, "train": 1, "list": 2, "jobs": 1,
-                   "error": 1, "data": 1, "features": 1}
+                   "error": 1, "data": 1, "features": 1, "corruptions": 1}
 
 
 def option(command: argparse.ArgumentParser, flag: str, config_type: type, name: str, help: str, **kw) -> None:
@@ -102,6 +105,16 @@ def parser() -> argparse.ArgumentParser:
     option(ls_, "--resolution", LossSurfaceConfig, "resolution", "points per axis, odd", type=int)
     option(ls_, "--seed", LossSurfaceConfig, "seed", "seeds the random direction", type=int)
 
+    cr = sub.add_parser("corruptions", help="accuracy under the CIFAR-10-C corruptions, and the mean corruption "
+                        "error (Sec. 3.2)")
+    cr.add_argument("checkpoint")
+    cr.add_argument("--corruptions", nargs="+", default=list(CORRUPTIONS), metavar="NAME",
+                    help=f"default all provided: {', '.join(CORRUPTIONS)}")
+    cr.add_argument("--severities", nargs="+", type=int, default=list(SEVERITIES), metavar="S", help="1-5 (default all)")
+    option(cr, "--seed", CorruptionConfig, "seed", "seeds the corruptions' random draws", type=int)
+    option(cr, "--source", CorruptionConfig, "source", "cifar10c: the published CIFAR-10-C arrays (NORMSCOPE_CIFAR10C)",
+           choices=IMAGE_SOURCES)
+
     rn = sub.add_parser("run", help="any registered experiment on a checkpoint: its config's defaults, --set to "
                         "change fields (what every page computes, by name)")
     rn.add_argument("experiment", choices=sorted(registry()))
@@ -111,12 +124,12 @@ def parser() -> argparse.ArgumentParser:
                     " values are JSON, else text")
     rn.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
 
-    for command in (ev, lg, tf, ls_):
+    for command in (ev, lg, tf, ls_, cr):
         option(command, "--dataset", EvalData, "dataset", "auto: the checkpoint's own dataset")
         option(command, "--per-class", EvalData, "per_class", "balanced test subset size per class", type=int)
         command.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
 
-    for command in (info, ev, lg, tf, ls_, rn):  # every command that loads checkpoints
+    for command in (info, ev, lg, tf, ls_, cr, rn):  # every command that loads checkpoints
         command.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
                              help="input normalization mean, for checkpoints that do not record theirs (with --std)")
         command.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
@@ -284,6 +297,15 @@ def cmd_landscape(args) -> dict:
                                  "centre_pred", "gradient_norm", "ligs")}}
 
 
+def cmd_corruptions(args) -> dict:
+    from core.corruptions import corruption_sweep
+
+    ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
+    r = corruption_sweep(ckpt, tuple(args.corruptions), tuple(args.severities), EvalData(args.dataset, "test",
+                         args.per_class), args.seed, args.source, run_context(args))
+    return {"checkpoint": _ckpt_summary(ckpt), **{k: v for k, v in r.items() if k != "checkpoint"}}
+
+
 def settings(pairs: list[str]) -> dict:
     """``FIELD=VALUE`` pairs: each value read as JSON (numbers, true, null, lists), else as text."""
     out = {}
@@ -416,6 +438,7 @@ def _ckpt_summary(ckpt) -> dict:
 
 
 COMMANDS = {"info": cmd_info, "run": cmd_run, "eval": cmd_eval, "ligs": cmd_ligs, "transfer": cmd_transfer,
+            "corruptions": cmd_corruptions,
             "landscape": cmd_landscape, "train": cmd_train, "list": cmd_list, "features": cmd_features,
             "jobs": cmd_jobs, "data": cmd_data}
 
@@ -460,6 +483,8 @@ def render_text(command: str, payload) -> str:
         return "\n".join([head, *rows])
     if command == "transfer":
         return render_transfer(payload)
+    if command == "corruptions":
+        return render_corruptions(payload)
     if command == "landscape":
         loss = payload["loss"]
         return (f"{payload['checkpoint']['name']} on {payload['dataset']}, image {payload['image_index']} "
@@ -484,6 +509,20 @@ def render_transfer(payload: dict) -> str:
     for source, row, avg in zip(payload["sources"], payload["cells"], payload["row_average"]):
         cells = "".join(f"{_pct(c['success_rate']) + ('*' if c['white_box'] else ' '):>{width + 2}}" for c in row)
         lines.append(f"{source['name'][:28]:<28}{cells}{_pct(avg):>8}")
+    return "\n".join(lines)
+
+
+def render_corruptions(payload: dict) -> str:
+    """Accuracy (%) per corruption and severity, then the mean corruption error."""
+    by = {(c["corruption"], c["severity"]): c["accuracy"] for c in payload["cells"]}
+    severities = sorted({s for _, s in by})
+    lines = [f"{payload['checkpoint']['name']} on {payload['dataset']} ({payload['source']}, n={payload['n']}): "
+             f"accuracy (%), clean {_pct(payload['clean_accuracy'])}",
+             f"{'':18}" + "".join(f"{'s' + str(s):>7}" for s in severities)]
+    for name in dict.fromkeys(c for c, _ in by):
+        lines.append(f"{name:18}" + "".join(f"{_pct(by[name, s]):>7}" for s in severities))
+    lines.append(f"mean corruption error {_pct(payload['mean_corruption_error'])}% "
+                 f"(relative to clean {_pct(payload['relative_mean_corruption_error'])}%)")
     return "\n".join(lines)
 
 

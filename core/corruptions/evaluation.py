@@ -1,0 +1,150 @@
+"""Accuracy under corruptions (Sec. 3.2): one cached cell per model x corruption x severity, and the sweep's
+summary, the mean corruption error.
+
+The corrupted images are the same for every model, so they are made once per image set, corruption,
+severity and seed and kept as 8-bit arrays (as the published CIFAR-10-C stores them) under
+``<cache>/corrupted/``; a sweep of a second model only classifies them. With ``source="cifar10c"`` the cells
+read the published arrays instead (:mod:`core.corruptions.cifar10c`), on the same balanced test subset.
+
+The mean corruption error here is the plain mean of the error rates over the cells (CIFAR-10-C has no
+AlexNet baseline to divide by, unlike ImageNet-C's mCE); the relative one subtracts the clean error first.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.cache import MISSING, Missing, default_cache_dir, make_key
+from core.checkpoints import Checkpoint, atomic_write
+from core.corruptions.cifar10c import PUBLISHED, load_cifar10c
+from core.corruptions.transforms import CORRUPTIONS, SEVERITIES, check_severity, corrupt, corruption_def, quantized
+from core.data import DataError, balanced_subset, load_dataset, to_float
+from core.data.sources import SAME_IMAGES
+from core.experiments import EvalData, Evaluation, RunContext, Subject, data_for, eval_tensors, experiment
+from core.metrics import predict
+from core.progress import Progress, null_progress
+
+IMAGE_SOURCES = ("generated", "cifar10c")
+CHUNK = 500  # images corrupted at a time; fixed, so that a seed's random draws never depend on memory
+
+
+@dataclass(frozen=True)
+class CorruptionConfig:
+    """One cell: the test images under ``corruption`` at ``severity`` (1-5), made here from ``seed``
+    (``source="generated"``) or read from the published CIFAR-10-C arrays (``source="cifar10c"``)."""
+
+    corruption: str = "gaussian_noise"
+    severity: int = 1
+    data: EvalData = EvalData()
+    seed: int = 0
+    source: str = "generated"
+
+    def __post_init__(self) -> None:
+        if self.source not in IMAGE_SOURCES:
+            raise ValueError(f"unknown corruption source {self.source!r}; choose from {', '.join(IMAGE_SOURCES)}")
+        if self.source == "generated":
+            corruption_def(self.corruption)
+        elif self.corruption not in PUBLISHED:
+            raise ValueError(f"CIFAR-10-C has no corruption {self.corruption!r}; it has {', '.join(PUBLISHED)}")
+        check_severity(self.severity)
+
+
+def corrupted_dir() -> Path:
+    return default_cache_dir() / "corrupted"
+
+
+def generated_images(config: CorruptionConfig, progress: Progress = null_progress) -> torch.Tensor:
+    """The config's test images corrupted here, uint8 ``[N, 3, H, W]``: read from ``<cache>/corrupted`` if made
+    before, else made (``CHUNK`` images at a time, one seeded stream) and written there atomically."""
+    path = corrupted_dir() / f"{make_key('corrupted', '', replace(config, source='generated'))}.npy"
+    if path.is_file():
+        return torch.from_numpy(np.load(path, allow_pickle=False))
+    dataset = load_dataset(config.data.dataset)
+    x, y = dataset.split(config.data.split)
+    x = to_float(x[balanced_subset(y, config.data.per_class, dataset.num_classes)])
+    spec, g = CORRUPTIONS[config.corruption], torch.Generator().manual_seed(config.seed)
+    parts = []
+    for start in range(0, len(x), CHUNK):
+        parts.append(quantized(spec.apply(x[start:start + CHUNK], spec.levels[config.severity - 1], g)))
+        progress(min(1.0, (start + CHUNK) / len(x)), f"{spec.title}, severity {config.severity}")
+    images = torch.cat(parts)
+    buffer = io.BytesIO()
+    np.save(buffer, images.numpy(), allow_pickle=False)
+    atomic_write(path, buffer.getvalue())
+    return images
+
+
+def published_images(config: CorruptionConfig, y: torch.Tensor) -> torch.Tensor:
+    """The published arrays' images of the config's balanced test subset (CIFAR-10's test images only)."""
+    if SAME_IMAGES.get(config.data.dataset) != "cifar10" or config.data.split != "test":
+        raise DataError(f"CIFAR-10-C corrupts CIFAR-10's test images; this evaluation uses {config.data.dataset} "
+                        f"({config.data.split})")
+    x_all, y_all = load_cifar10c(config.corruption, config.severity)
+    keep = balanced_subset(y_all, config.data.per_class, 10)
+    if not torch.equal(y_all[keep], y.cpu()):
+        raise DataError("the CIFAR-10-C labels differ from CIFAR-10's test labels: not the published arrays")
+    return x_all[keep]
+
+
+@experiment("corruption", CorruptionConfig, "accuracy under one common corruption at one severity (Sec. 3.2)")
+def corruption_cell(checkpoint: Checkpoint, config: CorruptionConfig, run: RunContext) -> dict:
+    x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
+    if config.source == "generated":
+        images = generated_images(config, run.progress or null_progress)
+    else:
+        images = published_images(config, y)
+    model = run.model(checkpoint)
+    correct = predict(model, to_float(images)) == y
+    clean = predict(model, x) == y
+    run.report(1.0, f"{config.corruption} {config.severity} on {checkpoint.name}")
+    return {"corruption": config.corruption, "severity": config.severity, "n": len(y),
+            "accuracy": correct.float().mean().item(), "clean_accuracy": clean.float().mean().item(),
+            "correct": correct.tolist()}
+
+
+def sweep_requests(subject: Subject, corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
+                   severities: tuple[int, ...] = SEVERITIES, data: EvalData = EvalData(), seed: int = 0,
+                   source: str = "generated") -> dict[tuple[str, int], Evaluation]:
+    """A sweep's cells as plain data, keyed (corruption, severity)."""
+    data = data_for(subject, data)
+    return {(c, s): Evaluation.of(subject, corruption_cell, CorruptionConfig(c, s, data, seed, source))
+            for c in corruptions for s in severities}
+
+
+def summary(cells: dict[tuple[str, int], dict]) -> dict:
+    """The mean corruption error over the cells, relative to clean too, and the mean error per corruption."""
+    errors = {k: 1 - c["accuracy"] for k, c in cells.items()}
+    clean_error = 1 - next(iter(cells.values()))["clean_accuracy"]
+    per_corruption: dict[str, list[float]] = {}
+    for (name, _), error in errors.items():
+        per_corruption.setdefault(name, []).append(error)
+    mce = sum(errors.values()) / len(errors)
+    return {"mean_corruption_error": mce, "relative_mean_corruption_error": mce - clean_error,
+            "clean_error": clean_error,
+            "per_corruption": {name: sum(v) / len(v) for name, v in per_corruption.items()}}
+
+
+def corruption_sweep(subject: Subject, corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
+                     severities: tuple[int, ...] = SEVERITIES, data: EvalData = EvalData(), seed: int = 0,
+                     source: str = "generated", run: RunContext = RunContext()) -> dict | Missing:
+    """Every cell of a model's sweep (each cached on its own) and their :func:`summary`; MISSING unless complete."""
+    requests = sweep_requests(subject, corruptions, severities, data, seed, source)
+    cells = {k: r.run(run.part(i, len(requests))) for i, (k, r) in enumerate(requests.items())}
+    if any(c is MISSING for c in cells.values()):
+        return MISSING
+    first = next(iter(cells.values()))
+    return {"checkpoint": first["checkpoint"]["name"], "dataset": first["dataset"], "n": first["n"],
+            "clean_accuracy": first["clean_accuracy"], "source": source, "seed": seed,
+            "cells": [{"corruption": c, "severity": s, "accuracy": cells[c, s]["accuracy"]} for c, s in cells],
+            **summary(cells)}
+
+
+def corruption_gallery(x: torch.Tensor, corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
+                       severities: tuple[int, ...] = SEVERITIES, seed: int = 0) -> dict[tuple[str, int], torch.Tensor]:
+    """A few images ``[n, 3, H, W]`` under each corruption and severity, made and stored (8-bit) as the cells'
+    images are; their random draws are their own (a batch of other images draws others)."""
+    return {(c, s): to_float(quantized(corrupt(x, c, s, seed))) for c in corruptions for s in severities}
