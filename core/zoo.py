@@ -123,3 +123,9 @@ FEATURE_TREND_ARCH = "vgg11"
 FEATURE_TREND_SOURCES = {"D_R": "cifar10jpeg-vgg11-bn-adv", "D_conflict": "cifar10jpeg-vgg11-bn",
                          "D_NR": "cifar10jpeg-vgg11-bn", "D_rand": "cifar10jpeg-vgg11-bn",
                          "D_det": "cifar10jpeg-vgg11-bn"}
+
+
+# Sec. 3.2's corruption comparison and App. A's Fourier view: the zoo's BN / no-BN pairs (BN model first).
+CORRUPTION_PAIRS = (("builtin-vgg11-bn", "builtin-vgg11-none"), ("cifar10jpeg-vgg11-bn", "cifar10jpeg-vgg11-none"),
+                    ("cifar10jpeg-resnet18-bn", "cifar10jpeg-resnet18-none"),
+                    ("cifar10jpeg-vgg16-bn", "cifar10jpeg-vgg16-none"))

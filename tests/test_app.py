@@ -38,6 +38,8 @@ PAGES = {  # page (its url path in ui/navigation.py) -> widget keys a user (and 
     "landscape": ["ls_comparison", "ls_train_models", "ls_models", "ls_image", "ls_plane", "ls_threat",
                   "ls_radius_l2", "ls_resolution", "ls_profile_models"],
     "features": ["nrf_reliance_run"],
+    "corruptions": ["cor_models", "cor_names", "cor_severities", "cor_source", "cor_per_class", "cor_image",
+                    "cor_fourier_eps"],
 }
 
 
@@ -193,6 +195,38 @@ def test_gallery_shows_images_for_each_model():
     assert len(at.image) == 2 * (1 + 2 * len(PAIR))  # per row: clean + (adversarial, perturbation) per model
     assert set(at.dataframe[0].value["model"]) == set(PAIR)
     assert [b.key for b in at.download_button] == ["gal_png", "gal_preds_csv"]
+
+
+def test_corruptions_page_computes_cells_fourier_maps_and_spectra():
+    at = open_page("corruptions")
+    at.multiselect(key="cor_models").set_value(PAIR)
+    at.multiselect(key="cor_names").set_value(["gaussian_noise", "contrast"])
+    at.multiselect(key="cor_severities").set_value([1, 5])
+    at.number_input(key="cor_per_class").set_value(1).run()
+    assert_clean(at)
+    assert len(at.image) == 1 + 2 * 2  # the gallery: clean, then each corruption at each severity
+    at.button(key="cor_run").click().run()
+    assert_clean(at)
+    summary = at.dataframe[0].value
+    assert list(summary["model"]) == PAIR and summary["mean_corruption_error"].between(0, 1).all()
+    at.button(key="cor_fourier_run").click().run()
+    at.button(key="cor_spectrum_run").click().run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 4 and any("energy above a quarter" in c.value for c in at.caption)
+    at.number_input(key="cor_fourier_eps").set_value(0.1).run()  # a new norm: not cached, offered again
+    assert any(b.key == "cor_fourier_run" for b in at.button)
+
+
+def test_corruptions_page_names_missing_cifar10c_arrays(tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMSCOPE_CIFAR10C", str(tmp_path / "nowhere"))
+    at = open_page("corruptions")
+    at.multiselect(key="cor_models").set_value(PAIR[:1])
+    at.multiselect(key="cor_names").set_value(["fog"])
+    at.multiselect(key="cor_severities").set_value([1])
+    at.selectbox(key="cor_source").set_value("cifar10c")
+    at.number_input(key="cor_per_class").set_value(1).run()
+    at.button(key="cor_run").click().run()
+    assert not at.exception and any("CIFAR-10" in e.value for e in at.error)
 
 
 def test_transfer_matrix_computes_then_shows_heatmap_average_and_examples():

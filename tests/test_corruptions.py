@@ -91,7 +91,7 @@ def test_a_cell_is_cached_and_its_images_are_made_once_for_every_model(trained_p
     assert first["n"] == second["n"] == 30 and 0 <= first["accuracy"] <= 1
     assert corruption_cell(trained_pair["none"], config, RunContext(ResultCache(tmp_path), cached_only=True)) == first
     fresh = corruption_cell(trained_pair["none"], config, RunContext(ResultCache(tmp_path / "fresh")))
-    assert fresh["correct"] == first["correct"]  # recomputed from the stored images == cached
+    assert fresh["accuracy"] == first["accuracy"]  # recomputed from the stored images == cached
 
 
 def test_the_sweep_summary_is_the_mean_error_over_its_cells(trained_pair, tmp_path):

@@ -47,6 +47,8 @@ PAGES = (
             "Loss landscape (App. I, input space)"),
     PageDef("views/features.py", "Non-robust features", ":material/join_inner:", "features",
             "Non-robust features (Tables A3-A5, Fig. 6)"),
+    PageDef("views/corruptions.py", "Corruptions & frequency", ":material/grain:", "corruptions",
+            "Corruptions & frequency (Sec. 3.2, App. A)"),
 )
 
 

@@ -102,8 +102,7 @@ def corruption_cell(checkpoint: Checkpoint, config: CorruptionConfig, run: RunCo
     clean = predict(model, x) == y
     run.report(1.0, f"{config.corruption} {config.severity} on {checkpoint.name}")
     return {"corruption": config.corruption, "severity": config.severity, "n": len(y),
-            "accuracy": correct.float().mean().item(), "clean_accuracy": clean.float().mean().item(),
-            "correct": correct.tolist()}
+            "accuracy": correct.float().mean().item(), "clean_accuracy": clean.float().mean().item()}
 
 
 def sweep_requests(subject: Subject, corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
@@ -143,8 +142,17 @@ def corruption_sweep(subject: Subject, corruptions: tuple[str, ...] = tuple(CORR
             **summary(cells)}
 
 
-def corruption_gallery(x: torch.Tensor, corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
-                       severities: tuple[int, ...] = SEVERITIES, seed: int = 0) -> dict[tuple[str, int], torch.Tensor]:
-    """A few images ``[n, 3, H, W]`` under each corruption and severity, made and stored (8-bit) as the cells'
-    images are; their random draws are their own (a batch of other images draws others)."""
-    return {(c, s): to_float(quantized(corrupt(x, c, s, seed))) for c in corruptions for s in severities}
+def corruption_gallery(data: EvalData, index: int = 0, corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
+                       severities: tuple[int, ...] = SEVERITIES, seed: int = 0) -> dict:
+    """Image ``index`` of ``data``'s balanced subset, clean (``"clean"``) and under each corruption and severity
+    (``(name, severity)``), uint8 ``[H, W, 3]``: made and stored (8-bit) as the cells' images are, with random draws
+    of its own (a batch of other images draws others)."""
+    dataset = load_dataset(data.dataset)
+    x, y = dataset.split(data.split)
+    keep = balanced_subset(y, data.per_class, dataset.num_classes)
+    if not 0 <= index < len(keep):
+        raise ValueError(f"image {index} is outside the {len(keep)} images of this evaluation")
+    image = to_float(x[keep[index]:keep[index] + 1])
+    shown = {"clean": x[keep[index]].permute(1, 2, 0).numpy(), "label": int(y[keep[index]])}
+    return shown | {(c, s): quantized(corrupt(image, c, s, seed))[0].permute(1, 2, 0).numpy()
+                    for c in corruptions for s in severities}
