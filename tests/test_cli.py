@@ -63,6 +63,11 @@ def test_ligs_json(checkpoint, tmp_path):
     (("ligs", "CKPT", "--size", "-1"), "size"),
     (("train", "--preset", "tiny", "--epochs", "0", "--out", "OUT"), "epochs"),
     (("eval", "CKPT", "--attack", "autoattack", "--precision", "bf16"), "runs in fp32"),
+    (("corruptions", "CKPT", "--corruptions", "rain"), "unknown corruption 'rain'"),
+    (("corruptions", "CKPT", "--corruptions", "frost"), "is not provided"),
+    (("corruptions", "CKPT", "--severities", "6"), "severity must be 1-5"),
+    (("corruptions", "CKPT", "--source", "cifar10c", "--corruptions", "fog", "--severities", "1"), "CIFAR-10"),
+    (("run", "fourier_heatmap", "CKPT", "--set", "eps=0"), "must be positive"),
 ])
 def test_errors_are_one_json_line_and_exit_2(checkpoint, tmp_path, args, message):
     args = [str(checkpoint) if a == "CKPT" else str(tmp_path / "m") if a == "OUT" else a for a in args]
@@ -159,12 +164,25 @@ def test_features_json_extract_list_and_refusal(checkpoint, tmp_path):
     assert "Traceback" not in refused.stderr
 
 
+def test_corruptions_json_is_a_sweep_with_its_mean_error(checkpoint, tmp_path):
+    r = cli("corruptions", str(checkpoint), "--corruptions", "gaussian_noise", "contrast", "--severities", "1", "5",
+            "--per-class", "2", "--json", env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["schema"] == "normscope.corruptions/1" and out["dataset"] == "builtin"
+    assert [(c["corruption"], c["severity"]) for c in out["cells"]] == [
+        ("gaussian_noise", 1), ("gaussian_noise", 5), ("contrast", 1), ("contrast", 5)]
+    errors = [1 - c["accuracy"] for c in out["cells"]]
+    assert out["mean_corruption_error"] == pytest.approx(sum(errors) / 4) and out["n"] == 20
+    assert set(out["per_corruption"]) == {"gaussian_noise", "contrast"} and out["source"] == "generated"
+
+
 def test_every_option_default_is_its_config_dataclass_default():
     """The CLI states no default of its own: each is read from the config it fills, so they cannot drift."""
     from dataclasses import fields
 
     from core.attacks import AttackSpec
     from core.cli import parser
+    from core.corruptions import CorruptionConfig
     from core.experiments import EvalData
     from core.features import FeatureConfig, feature_train_config
     from core.metrics import LIGSSpec
@@ -186,6 +204,8 @@ def test_every_option_default_is_its_config_dataclass_default():
     surface = ["image", "plane", "threat", "resolution", "seed"]
     assert parsed("landscape", "m", names=surface) == defaults(LossSurfaceConfig, surface)
     assert parsed("features", "list", names=["kind"]) == defaults(FeatureConfig, ["kind"])
+    corruption = ["seed", "source"]
+    assert parsed("corruptions", "m", names=corruption) == defaults(CorruptionConfig, corruption)
     assert parsed("features", "list", names=["norm"])["norm"] == feature_train_config("D_NR").norm
 
 
