@@ -22,11 +22,13 @@ import torch.nn.functional as F
 from core.attacks import attack_entry, build_attack, paper_spec
 from core.cache import ResultCache
 from core.checkpoints import load_checkpoint
+from core.corruptions import CorruptionConfig, corruption_cell
 from core.data import balanced_subset
 from core.device import to_device
 from core.experiments import EvalData, RunContext, registry
 from core.features import (FeatureTrainingConfig, RelianceConfig, conflict_reliance_report, feature_config,
                            feature_dataset, feature_train_config, feature_training, load_feature_dataset)
+from core.frequency import FourierConfig, SpectrumConfig, fourier_heatmap, perturbation_spectrum
 from core.gallery import GalleryConfig, gallery_report
 from core.images import decode_images
 from core.landscape import landscape_step, rng_state
@@ -435,6 +437,25 @@ def compare_reliance(got: dict, want: dict) -> None:
     assert within_samples(got["non_robust"], want["non_robust"], want["n"])
 
 
+def compare_corruption(got: dict, want: dict) -> None:
+    assert got["n"] == want["n"] and (got["corruption"], got["severity"]) == (want["corruption"], want["severity"])
+    assert within_samples(got["accuracy"], want["accuracy"], want["n"])
+    assert within_samples(got["clean_accuracy"], want["clean_accuracy"], want["n"])
+
+
+def compare_fourier(got: dict, want: dict) -> None:
+    assert got["n"] == want["n"] and got["frequencies"] == want["frequencies"]
+    assert np.abs(np.subtract(got["error"], want["error"])).max() <= SAMPLES / want["n"]
+    assert within_samples(got["clean_error"], want["clean_error"], want["n"])
+
+
+def compare_spectrum(got: dict, want: dict) -> None:
+    assert got["n"] == want["n"] and got["attack"] == want["attack"]
+    assert abs(got["high_frequency_share"] - want["high_frequency_share"]) <= 0.02
+    assert got["l2"] == pytest.approx(want["l2"], rel=0.02)
+    assert np.abs(np.subtract(got["spectrum"], want["spectrum"])).mean() <= 0.05 * np.mean(want["spectrum"])
+
+
 GALLERY_EPS = 4 / 255
 CASES = {
     "robustness": Case(("robustness",), lambda pair, run: robustness(
@@ -458,6 +479,14 @@ CASES = {
     "feature_training": Case(("feature_training", "feature_dataset"), run_feature_training, compare_feature_training),
     "conflict_reliance": Case(("conflict_reliance",), lambda pair, run: conflict_reliance_report(
         pair["bn"], RelianceConfig(EvalData("builtin", "conflict", 5)), run), compare_reliance),
+    "corruption-noise": Case(("corruption",), lambda pair, run: corruption_cell(
+        pair["bn"], CorruptionConfig("gaussian_noise", 3, DATA), run), compare_corruption),
+    "corruption-fog": Case(("corruption",), lambda pair, run: corruption_cell(
+        pair["none"], CorruptionConfig("fog", 5, DATA), run), compare_corruption),
+    "fourier_heatmap": Case(("fourier_heatmap",), lambda pair, run: fourier_heatmap(
+        pair["bn"], FourierConfig(data=DATA), run), compare_fourier),
+    "perturbation_spectrum": Case(("perturbation_spectrum",), lambda pair, run: perturbation_spectrum(
+        pair["none"], SpectrumConfig(paper_spec("pgd_l2", steps=3), DATA), run), compare_spectrum),
 }
 
 
