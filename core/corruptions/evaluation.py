@@ -57,15 +57,12 @@ def corrupted_dir() -> Path:
     return default_cache_dir() / "corrupted"
 
 
-def generated_images(config: CorruptionConfig, progress: Progress = null_progress) -> torch.Tensor:
-    """The config's test images corrupted here, uint8 ``[N, 3, H, W]``: read from ``<cache>/corrupted`` if made
-    before, else made (``CHUNK`` images at a time, one seeded stream) and written there atomically."""
+def generated_images(config: CorruptionConfig, x: torch.Tensor, progress: Progress = null_progress) -> torch.Tensor:
+    """``x``, the config's clean test images, corrupted here, uint8 ``[N, 3, H, W]``: read from ``<cache>/corrupted``
+    if made before, else made (``CHUNK`` images at a time, one seeded stream) and written there atomically."""
     path = corrupted_dir() / f"{make_key('corrupted', '', replace(config, source='generated'))}.npy"
     if path.is_file():
         return torch.from_numpy(np.load(path, allow_pickle=False))
-    dataset = load_dataset(config.data.dataset)
-    x, y = dataset.split(config.data.split)
-    x = to_float(x[balanced_subset(y, config.data.per_class, dataset.num_classes)])
     spec, g = CORRUPTIONS[config.corruption], torch.Generator().manual_seed(config.seed)
     parts = []
     for start in range(0, len(x), CHUNK):
@@ -94,7 +91,7 @@ def published_images(config: CorruptionConfig, y: torch.Tensor) -> torch.Tensor:
 def corruption_cell(checkpoint: Checkpoint, config: CorruptionConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     if config.source == "generated":
-        images = generated_images(config, run.progress or null_progress)
+        images = generated_images(config, x, run.progress or null_progress)
     else:
         images = published_images(config, y)
     model = run.model(checkpoint)
