@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.data import available_datasets
 from core.device import describe_device
-from ui import datasource, navigation, state
+from ui import datasource, navigation, serving, state
 
 # Larger type in the main area only: the sidebar keeps its size so page names are not cut off.
 DEMO_CSS = """<style>
@@ -35,18 +35,22 @@ def sidebar() -> None:
                          help="The test images new computations and the galleries use. Every model is listed "
                               "whatever is picked, with its precomputed results; a model trained on other images "
                               "is evaluated on its own dataset.")
-    datasource.get_cifar10_action()
+    if not serving.public():  # a visitor of a public server does not fill its disk
+        datasource.get_cifar10_action()
     st.sidebar.toggle("Demo mode", key=state.DEMO_KEY, help="Larger fonts; precomputed results only.")
     st.sidebar.caption(f"Device: {describe_device()}")
     cache = state.cache()
     st.sidebar.caption(f"Result cache: {cache.volume() / 2**20:.1f} MiB, {len(cache)} entries")
-    if st.sidebar.button("Clear result cache", key="clear_cache", disabled=state.demo_mode()):
+    if serving.public():
+        st.sidebar.caption("Public demo server: precomputed results, small computations; no training or clearing.")
+    elif st.sidebar.button("Clear result cache", key="clear_cache", disabled=state.demo_mode()):
         cache.clear()
         st.cache_data.clear()
         st.sidebar.success("Cache cleared.")
 
 
 st.set_page_config(page_title="NormScope", page_icon=":material/biotech:", layout="wide")
+serving.apply_client_options()
 page = st.navigation(list(navigation.build().values()))
 sidebar()
 if state.demo_mode():

@@ -13,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 from core.cache import default_cache_dir
 from core.checkpoints import InputNormalization, load_checkpoint_bytes, read_sidecar, save_checkpoint, sha256_bytes
@@ -100,14 +101,22 @@ def zoo_groups(folder: Path) -> dict[str, str]:
         return {}
 
 
-def list_checkpoints(root: Path | None = None, zoo: Path | None = None, dataset: str | None = None) -> list[CatalogEntry]:
-    """Zoo, uploaded and trained checkpoints (in that order), optionally only those of ``dataset``."""
+def list_checkpoints(root: Path | None = None, zoo: Path | None = None, dataset: str | None = None,
+                     uploads: Sequence[Path] | None = None) -> list[CatalogEntry]:
+    """Zoo, uploaded and trained checkpoints (in that order), optionally only those of ``dataset``. ``uploads``:
+    the folders of uploads to list (default: ``root``'s shared one; a public server lists only the session's)."""
     zoo = zoo or zoo_dir()
-    folders = [(zoo, "zoo"), (uploads_dir(root), "upload"), (trained_dir(root), "trained")]
-    entries = [entry_from_file(p, source) for folder, source in folders for p in sorted(folder.glob("*.safetensors"))]
+    upload_folders = [uploads_dir(root)] if uploads is None else list(uploads)
+    folders = [(zoo, "zoo"), *((folder, "upload") for folder in upload_folders), (trained_dir(root), "trained")]
+    entries = [e for folder, source in folders for e in entries_in(folder, source)]
     groups = zoo_groups(zoo)
     return [replace(e, group=groups.get(Path(e.path).name, "")) if e.source == "zoo" else e
-            for e in entries if e is not None and (dataset is None or e.dataset == dataset)]
+            for e in entries if dataset is None or e.dataset == dataset]
+
+
+def entries_in(folder: Path, source: str) -> list[CatalogEntry]:
+    """The readable checkpoints of one folder, by file name."""
+    return [e for p in sorted(folder.glob("*.safetensors")) if (e := entry_from_file(p, source)) is not None]
 
 
 def safe_stem(filename: str) -> str:

@@ -4,20 +4,24 @@ from __future__ import annotations
 import streamlit as st
 
 from core.cache import default_cache_dir
-from core.catalog import CatalogEntry, list_checkpoints
+from core.catalog import CatalogEntry, entries_in, list_checkpoints
 from core.checkpoints import Checkpoint
 from core.experiments import Subject, load_verified
-from ui import state
+from ui import serving, state
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _entries(root: str) -> list[CatalogEntry]:
-    return list_checkpoints(root)
+def _entries(root: str, shared_uploads: bool) -> list[CatalogEntry]:
+    return list_checkpoints(root, uploads=None if shared_uploads else ())
 
 
 def entries(dataset: str | None = None) -> list[CatalogEntry]:
-    """Zoo + uploaded + trained checkpoints; new files (a finished job, another session's upload) show within 5 s."""
-    found = _entries(str(default_cache_dir()))
+    """Zoo + uploaded + trained checkpoints; new files (a finished job, another session's upload) show within 5 s.
+    On a public server the uploads are this session's own (listed on every run: they are few)."""
+    private = serving.session_uploads()
+    found = _entries(str(default_cache_dir()), shared_uploads=not serving.public())
+    if private is not None:
+        found = found + entries_in(private, "upload")
     return [e for e in found if dataset is None or e.dataset == dataset]
 
 

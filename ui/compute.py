@@ -18,7 +18,7 @@ from core import planning
 from core.experiments import Evaluation, RunContext
 from core.planning import Plan
 from core.progress import Progress
-from ui import catalog, datasource, render, state
+from ui import catalog, datasource, render, serving, state
 
 
 def context(cached_only: bool, progress: Progress | None = None) -> RunContext:
@@ -56,14 +56,14 @@ def settle(work: Plan, key: str, what: str = "results") -> dict[Hashable, dict]:
 
 def offer(work: Plan, found: dict, key: str, what: str) -> None:
     """Buttons to compute the missing results here or in the background, and the background job's progress."""
-    missing, note = work.missing, st.empty()
-    note.info(f"{len(missing)} of {len(work.requests)} {what} are not in the cache yet; compute them here or as a "
-              "background job (it keeps running if you leave the page).")
+    missing, note, public = work.missing, st.empty(), serving.public()
+    note.info(f"{len(missing)} of {len(work.requests)} {what} are not in the cache yet; compute them here"
+              + ("." if public else " or as a background job (it keeps running if you leave the page)."))
     here, elsewhere = st.columns(2)
     if here.button(f"Compute {len(missing)} missing {what}", key=key, type="primary", icon=":material/play_arrow:"):
         note.empty()
         compute(work, found)
-    if elsewhere.button("Run in background", key=f"{key}_bg", icon=":material/schedule:"):
+    if not public and elsewhere.button("Run in background", key=f"{key}_bg", icon=":material/schedule:"):
         st.session_state[f"{key}_job"] = submit(work.remaining, f"{len(missing)} {what}").id
     if st.session_state.get(f"{key}_job"):
         background_progress(f"{key}_job")
@@ -103,10 +103,12 @@ def background_progress(state_key: str) -> None:
 def compute(work: Plan, found: dict) -> None:
     """Run a plan's remaining work in order under one progress bar, stopping at the first user error; ``found``
     gains the results of its requests."""
-    bar = render.progress_bar("Computing…")
-    run = context(cached_only=False, progress=bar)
-    with render.user_errors("Cannot compute"):
+    with render.user_errors("Cannot compute"), serving.computation_slot(work.images):
+        serving.log_access("compute", images=work.images,
+                           evaluations=[f"{e.experiment}:{e.name}" for e in work.remaining])
+        bar = render.progress_bar("Computing…")
+        run = context(cached_only=False, progress=bar)
         for i, evaluation in enumerate(work.remaining):
             evaluation.run(run.part(i, len(work.remaining)))
         found |= {k: work.requests[k].run(run) for k in work.missing}
-    bar(1.0, "Done")
+        bar(1.0, "Done")

@@ -17,7 +17,7 @@ from core.data import available_datasets
 from core.device import describe_device
 from core.models import ModelSpec, list_models, model_entry
 from core.train import PRESETS, TrainConfig, preset, read_history
-from ui import catalog, compute, render, state
+from ui import catalog, compute, render, serving, state
 
 FROM_FILE = "as recorded in the file"
 CUSTOM = "custom"
@@ -100,22 +100,26 @@ def normalization_question(filename: str, key: str) -> InputNormalization | None
 
 
 def store(data: bytes, filename: str, spec: ModelSpec | None, dataset: str | None) -> CatalogEntry | None:
-    """Validate and store an upload, asking for its input normalization where the file does not say."""
+    """Validate and store an upload (on a public server: in this session's own folder), asking for its input
+    normalization where the file does not say."""
+    root = serving.upload_root()
     try:
-        return store_upload(data, filename, spec, dataset)
+        return store_upload(data, filename, spec, dataset, root=root)
     except NormalizationUnknown:
         normalization = normalization_question(filename, f"upload_input_norm_{sha256_bytes(data)[:12]}")
-        return None if normalization is None else store_upload(data, filename, spec, dataset,
+        return None if normalization is None else store_upload(data, filename, spec, dataset, root=root,
                                                                 normalization=normalization)
 
 
-with upload_tab:
+def upload_tab_body() -> None:
     st.markdown("Upload a NormScope `.safetensors` checkpoint (metadata included) or a `.pt`/`.pth` state dict, "
                 "also as saved by kuangliu/pytorch-cifar, chenyaofo/pytorch-cifar-models, RobustBench or torchvision "
                 "(see the README's table of layouts). Files are loaded weights-only (no code runs), checked for shape "
-                f"and NaN/inf, and stored under `{default_cache_dir() / 'uploads'}` so every page and session can "
-                "use them. Choose what the model was trained on before uploading: the first upload of a file is "
-                "its record.")
+                "and NaN/inf, and " + ("kept for this browser session only: no other visitor sees them, and they "
+                                       "are deleted when the session ends." if serving.public() else
+                                       f"stored under `{default_cache_dir() / 'uploads'}` so every page and session "
+                                       "can use them.") +
+                " Choose what the model was trained on before uploading: the first upload of a file is its record.")
     choice = st.selectbox("Trained on", [FROM_FILE, *available_datasets()], key="upload_dataset",
                           help=f"'{FROM_FILE}': the file's metadata, or 'unknown' where it records none.")
     manual = st.checkbox("Set the architecture by hand (needed for IN/LN/GN state dicts without metadata)",
@@ -123,14 +127,23 @@ with upload_tab:
     spec = spec_input() if manual else None
     file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth"], key="upload_file",
                             max_upload_size=max(1, MAX_CHECKPOINT_BYTES // 2 ** 20))
-    if file is not None:
-        with render.user_errors(f"Cannot use {file.name}"):
-            entry = store(file.getvalue(), file.name, spec, None if choice == FROM_FILE else choice)
-            if entry is not None:
-                catalog.refresh()
-                st.success(f"Stored **{entry.name}**: {entry.arch} (norm={entry.norm}, width={entry.width:g}), "
-                           f"trained on **{entry.dataset}**, sha256 {entry.sha256[:12]}… It is now in every model "
-                           "list.")
+    if file is None:
+        return
+    with render.user_errors(f"Cannot use {file.name}"):
+        entry = store(file.getvalue(), file.name, spec, None if choice == FROM_FILE else choice)
+        if entry is not None:
+            serving.log_access("upload", file=file.name, sha256=entry.sha256, bytes=file.size)
+            catalog.refresh()
+            st.success(f"Stored **{entry.name}**: {entry.arch} (norm={entry.norm}, width={entry.width:g}), "
+                       f"trained on **{entry.dataset}**, sha256 {entry.sha256[:12]}… It is now in every model "
+                       "list" + (" of this session." if serving.public() else "."))
+
+
+with upload_tab:
+    if serving.policy().uploads_allowed:
+        upload_tab_body()
+    else:
+        st.info(serving.OFF_HERE.format(what="uploading checkpoints"))
 
 
 def train_form() -> TrainConfig | None:
@@ -187,7 +200,7 @@ def job_panel() -> None:
         st.code(job.log(30) or "(empty)")
 
 
-with train_tab:
+def train_tab_body() -> None:
     st.markdown("Training runs as a background job (it survives page reloads; several can run). Presets keep the "
                 "paper's settings selectable (`paper`: Table A1), scale them down for CPUs (`cpu`, `tiny`) or run "
                 f"full width in 40 epochs on a GPU (`gpu`: bf16, compiled). Training runs on {describe_device()}. "
@@ -195,5 +208,14 @@ with train_tab:
     with render.user_errors("Cannot start training"):
         config = train_form()
         if config:
-            st.success(f"Started job {jobs.submit_training(config).id}.")
+            job = jobs.submit_training(config)
+            serving.log_access("train", job=job.id, preset=config.preset)
+            st.success(f"Started job {job.id}.")
     job_panel()
+
+
+with train_tab:
+    if serving.public():  # training jobs, and the list of everyone's jobs, are the operator's
+        st.info(serving.OFF_HERE.format(what="training"))
+    else:
+        train_tab_body()

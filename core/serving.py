@@ -1,0 +1,110 @@
+"""How the app is served: ``local`` (the default: one user, everything on) or ``public`` (a demo for visitors).
+
+A public server is read-only for its visitors: nobody clears the shared cache, trains, starts background jobs or
+sees another visitor's upload (uploads are off, or private to the browser session and deleted with it), and one
+request may ask for a bounded amount of new computation. The operator sets it in the environment or in a TOML
+file (``NORMSCOPE_CONFIG``, else ``.streamlit/normscope.toml`` in the working directory)::
+
+    [public]
+    enabled = true
+    uploads = "session"             # or "off"
+    max_images_per_request = 2000   # new images one button press may compute on (images x checkpoints)
+    max_concurrent_computations = 2 # on the whole server; the next visitor is asked to wait
+
+Environment variables override the file: ``NORMSCOPE_PUBLIC=1``, ``NORMSCOPE_PUBLIC_UPLOADS``,
+``NORMSCOPE_MAX_IMAGES``, ``NORMSCOPE_MAX_COMPUTATIONS``.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Mapping
+
+UPLOAD_MODES = ("off", "session")
+ENVIRONMENT = {"enabled": "NORMSCOPE_PUBLIC", "uploads": "NORMSCOPE_PUBLIC_UPLOADS",
+               "max_images_per_request": "NORMSCOPE_MAX_IMAGES",
+               "max_concurrent_computations": "NORMSCOPE_MAX_COMPUTATIONS"}
+
+
+class ServingError(ValueError):
+    """A serving setting that cannot be used (the message names the setting and where it came from)."""
+
+
+class LimitExceeded(ValueError):
+    """A request over a public server's limits; the message says what to ask for instead."""
+
+
+@dataclass(frozen=True)
+class ServingPolicy:
+    """What visitors may do. The defaults of the limits are sized for a 2-core CPU server: one PGD-20 table row
+    of 1000 images on a VGG takes tens of seconds there."""
+
+    enabled: bool = False
+    uploads: str = "session"
+    max_images_per_request: int = 2000
+    max_concurrent_computations: int = 2
+
+    def __post_init__(self) -> None:
+        if self.uploads not in UPLOAD_MODES:
+            raise ServingError(f"uploads must be one of {', '.join(UPLOAD_MODES)}, got {self.uploads!r}")
+        for name in ("max_images_per_request", "max_concurrent_computations"):
+            if getattr(self, name) < 1:
+                raise ServingError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    @property
+    def public(self) -> bool:
+        return self.enabled
+
+    @property
+    def uploads_allowed(self) -> bool:
+        return not self.enabled or self.uploads != "off"
+
+
+def _parse(name: str, value: object, source: str) -> object:
+    kind = {f.name: f.type for f in fields(ServingPolicy)}[name]
+    try:
+        if kind == "bool":
+            return _truth(value)
+        return int(value) if kind == "int" else str(value)
+    except (TypeError, ValueError):
+        raise ServingError(f"{source}: {name} = {value!r} is not a valid {kind}") from None
+
+
+def _truth(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("1", "0", "true", "false", "yes", "no", "on", "off", ""):
+        raise ValueError(text)
+    return text in ("1", "true", "yes", "on")
+
+
+def config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    return Path(environ.get("NORMSCOPE_CONFIG") or Path.cwd() / ".streamlit" / "normscope.toml")
+
+
+def from_file(path: Path) -> dict[str, object]:
+    """The ``[public]`` table of a config file, parsed; {} where the file does not exist."""
+    if not path.is_file():
+        return {}
+    try:
+        table = tomllib.loads(path.read_text()).get("public", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ServingError(f"cannot read {path}: {e}") from None
+    unknown = set(table) - set(ENVIRONMENT)
+    if unknown:
+        raise ServingError(f"{path}: unknown [public] setting(s) {', '.join(sorted(unknown))}; "
+                           f"known: {', '.join(ENVIRONMENT)}")
+    return {name: _parse(name, value, str(path)) for name, value in table.items()}
+
+
+def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
+    return {name: _parse(name, environ[var], var) for name, var in ENVIRONMENT.items() if var in environ}
+
+
+def serving_policy(environ: Mapping[str, str] = os.environ) -> ServingPolicy:
+    """The policy the file and then the environment set (the environment wins)."""
+    settings = {**from_file(config_path(environ)), **from_environment(environ)}
+    return replace(ServingPolicy(), **settings)
