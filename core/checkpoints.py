@@ -173,10 +173,13 @@ def load_checkpoint(path: str | os.PathLike, spec: ModelSpec | None = None, name
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     if path.stat().st_size > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{path}: {path.stat().st_size / 2**20:.0f} MiB exceeds the "
-                              f"{MAX_CHECKPOINT_BYTES / 2**20:.0f} MiB limit")
+        raise CheckpointError(f"{path}: {too_large(path.stat().st_size)}")
     meta = read_sidecar(path)
     return load_checkpoint_bytes(path.read_bytes(), path.name, spec, meta, name or path.stem, path, normalization)
+
+
+def too_large(size: int) -> str:
+    return f"{size:,} bytes exceeds the limit of {MAX_CHECKPOINT_BYTES:,} bytes ({MAX_CHECKPOINT_BYTES / 2**20:g} MiB)"
 
 
 def read_sidecar(path: Path) -> dict:
@@ -201,8 +204,7 @@ def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = N
     used where the file records none (it must agree where the file does), else :class:`NormalizationUnknown`.
     """
     if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{filename}: {len(data) / 2**20:.0f} MiB exceeds the "
-                              f"{MAX_CHECKPOINT_BYTES / 2**20:.0f} MiB limit")
+        raise CheckpointError(f"{filename}: {too_large(len(data))}")
     if not data:
         raise CheckpointError(f"{filename}: the file is empty (an interrupted download or copy?)")
     digest = sha256_bytes(data)

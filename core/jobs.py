@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -177,7 +178,12 @@ def run(job: Job, echo: Callable[[float, str], None] | None = None) -> dict:
     return job.status
 
 
+JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what create() names them: nothing else reaches the file system
+
+
 def get(job_id: str, root: Path | None = None) -> Job:
+    if not JOB_ID.fullmatch(job_id):
+        raise ValueError(f"{job_id!r} is not a job id (they look like 20261203-101500-3fa2c1)")
     directory = jobs_dir(root) / job_id
     if not (directory / "spec.json").is_file():
         raise ValueError(f"no job {job_id!r} under {jobs_dir(root)}")

@@ -41,6 +41,8 @@ def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", 
                             help="Every model, labelled with the dataset it was trained on. Results come from that "
                                  "dataset, or from the data source (sidebar) where it holds the same images.")
     chosen = [options[p] for p in picked]
+    if not chosen:
+        st.info(f"Select at least one model under **{label}**.")
     datasource.note_missing(chosen)
     return chosen
 
