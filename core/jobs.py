@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from core.cache import default_cache_dir
+from core.cluster import ray_address
 from core.checkpoints import atomic_write, weights_file
 from core.progress import Cancelled
 
@@ -41,21 +42,53 @@ def job_kind(name: str):
 
 @job_kind("train")
 def _train(params: dict, progress) -> dict:
+    """With a Ray address (:mod:`core.cluster`) the training is one task on the cluster (retried and resumed where
+    its worker dies; its progress shows when it ends); else it runs in this process."""
+    if ray_address():
+        progress(0.0, f"training on the Ray cluster at {ray_address()}")
+        (meta,) = on_cluster(train_part, [params], progress, gpus=float(str(params.get("device")).startswith("cuda")))
+    else:
+        meta = train_part(params, progress)
+    return {"checkpoint": str(weights_file(params["out"])), "final_metrics": meta["final_metrics"]}
+
+
+def train_part(params: dict, progress=None) -> dict:
     from core.train import TrainConfig, train
 
-    meta = train(TrainConfig.from_dict(params["config"]), params["out"], progress=progress,
-                 device=params.get("device"))
-    return {"checkpoint": str(weights_file(params["out"])), "final_metrics": meta["final_metrics"]}
+    return train(TrainConfig.from_dict(params["config"]), params["out"], progress=progress, device=params.get("device"))
 
 
 @job_kind("evaluate")
 def _evaluate(params: dict, progress) -> dict:
-    """Registered experiments (``core.experiments.Evaluation`` dicts) computed into the result cache."""
+    """Registered experiments (``core.experiments.Evaluation`` dicts) computed into the result cache; with a Ray
+    address, each checkpoint's evaluations are one task on the cluster (which must share the cache folder)."""
+    if not ray_address():
+        return evaluate_part(params["evaluations"], params.get("cache"), progress)
+    by_checkpoint: dict[str, list[dict]] = {}
+    for d in params["evaluations"]:
+        by_checkpoint.setdefault(d["path"], []).append(d)
+    parts = on_cluster(evaluate_part, list(by_checkpoint.values()), progress, params.get("cache"))
+    return {"evaluations": sum(p["evaluations"] for p in parts), "checkpoints": len(parts)}
+
+
+def evaluate_part(evaluations: list[dict], cache: str | None, progress=None) -> dict:
     from core.cache import ResultCache
     from core.experiments import Evaluation, RunContext, run_evaluations
 
-    evaluations = [Evaluation.from_dict(d) for d in params["evaluations"]]
-    return run_evaluations(evaluations, RunContext(ResultCache(params.get("cache")), progress=progress))
+    return run_evaluations([Evaluation.from_dict(d) for d in evaluations], RunContext(ResultCache(cache),
+                                                                                      progress=progress))
+
+
+def on_cluster(fn: Callable, items: list, progress, *extra, gpus: float = 0) -> list:
+    """``fn(item, *extra)`` for each item on the Ray cluster, the job's progress counting finished items (a cancel
+    request lands at the next one)."""
+    from core.cluster import map_on_cluster
+
+    results = []
+    for result in map_on_cluster(fn, items, ray_address(), gpus=gpus, extra_args=extra):
+        results.append(result)
+        progress(len(results) / len(items), f"{len(results)} of {len(items)} done on the cluster")
+    return results
 
 
 @job_kind("sleep")

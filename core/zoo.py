@@ -6,7 +6,11 @@ Where the zoo lives and what it holds is :mod:`core.catalog`'s business (``zoo_d
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import socket
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from core.catalog import ZOO_INDEX
 from core.train import TrainConfig, preset
@@ -110,6 +114,31 @@ def plan_entry(name: str) -> ZooEntry:
     if not found:
         raise ValueError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in entries)}")
     return found[0]
+
+
+def train_entry(name: str, runs: Path, threads: int, device: str | None = None, **overrides) -> str:
+    """Train the plan's entry ``name`` (its config with ``overrides``) into ``runs/<name>``, resuming from its last
+    finished epoch; nothing to do when its weights are there. Progress goes to ``runs/<name>.log``, which starts
+    with the host and process that ran it. Returns ``name``. A local process and a Ray worker run the same."""
+    import torch
+
+    from core.train import train
+
+    torch.set_num_threads(threads)
+    out = Path(runs) / name
+    if out.with_suffix(".safetensors").is_file():
+        return name
+    with open(Path(runs) / f"{name}.log", "a") as log:
+        log.write(f"{time.strftime('%H:%M:%S')} {name} on {socket.gethostname()} pid {os.getpid()}\n")
+        log.flush()
+
+        def report(fraction: float, message: str = "", _last=[0.0]) -> None:
+            if time.time() - _last[0] > 20 or fraction >= 1:
+                _last[0] = time.time()
+                log.write(f"{time.strftime('%H:%M:%S')} {100 * fraction:5.1f}% {message}\n")
+                log.flush()
+        train(replace(plan_entry(name).config, **overrides), out, progress=report, device=device)
+    return name
 
 
 # Tables A3 / A4 at CPU scale (the paper's baseline is VGG16; VGG11 here): Eq. A2 datasets from the standard and

@@ -1,5 +1,5 @@
 """Rebuild the reference zoo: ``python scripts/build_zoo.py [--preset cpu|gpu] [--device cuda] [--workers 2]
-[--only NAME ...]``.
+[--only NAME ...] [--ray local|auto|ray://host:port]``.
 
 Trains each entry of the preset's plan (``core.zoo.PLANS``: ``cpu``, the shipped CPU-scale zoo; ``gpu``, the
 full-width paper-scale pairs) that is not finished yet into ``runs/zoo/`` (resumable after a kill), exports an
@@ -24,26 +24,15 @@ sys.path.insert(0, str(ROOT))
 from core.catalog import zoo_dir  # noqa: E402
 from core.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from core.device import resolve_device  # noqa: E402
-from core.zoo import GPU_GROUP, INDEX, PLANS, plan_entry  # noqa: E402
+from core.cluster import connect, map_on_cluster, ray_address  # noqa: E402
+from core.zoo import GPU_GROUP, INDEX, PLANS, plan_entry, train_entry  # noqa: E402
 
 RUNS = ROOT / "runs" / "zoo"
 SHIP_LIMIT = 25 * 2 ** 20  # bytes per weights file in the repository
 
 
 def train_one(name: str, threads: int, device: str | None = None) -> str:
-    from core.train import train
-
-    torch.set_num_threads(threads)
-    entry = plan_entry(name)
-    out = RUNS / name
-    if not out.with_suffix(".safetensors").is_file():
-        with open(RUNS / f"{name}.log", "a") as log:
-            def report(fraction: float, message: str = "", _last=[0.0]) -> None:
-                if time.time() - _last[0] > 20 or fraction >= 1:
-                    _last[0] = time.time()
-                    log.write(f"{time.strftime('%H:%M:%S')} {100 * fraction:5.1f}% {message}\n")
-                    log.flush()
-            train(entry.config, out, progress=report, device=device)
+    train_entry(name, RUNS, threads, device)
     export(name)
     return name
 
@@ -84,9 +73,15 @@ def main() -> None:
     parser.add_argument("--device", help="cuda or cpu (default: cuda if available)")
     parser.add_argument("--workers", type=int, default=2, help="parallel CPU runs (a GPU runs one at a time)")
     parser.add_argument("--only", nargs="*", help="entry names (default: the whole plan)")
+    parser.add_argument("--ray", default=ray_address(), metavar="ADDRESS",
+                        help="train on a Ray cluster: local, auto or ray://host:port (default: NORMSCOPE_RAY_ADDRESS; "
+                             "none: this machine's processes). The workers must see this checkout's runs/zoo/ folder")
     args = parser.parse_args()
     names = args.only or [e.name for e in PLANS[args.preset]]
     RUNS.mkdir(parents=True, exist_ok=True)
+    if args.ray:
+        on_cluster(names, args)
+        return
     device = resolve_device(args.device)
     if device.type == "cuda":
         for name in names:
@@ -99,6 +94,18 @@ def main() -> None:
         for done in pool.map(train_one, names, [threads] * len(names)):
             print(f"{time.strftime('%H:%M:%S')} finished {done}", flush=True)
             write_index()
+
+
+def on_cluster(names: list[str], args: argparse.Namespace) -> None:
+    """Each entry one Ray task (one GPU with --device cuda, else one CPU thread; ``local``: an instance of
+    --workers CPUs here), retried where its worker dies and resumed from its last epoch; exported here as each
+    finishes, so the zoo's files are written by this process only."""
+    connect(args.ray, cpus=args.workers if args.ray == "local" else None)
+    gpus = 1 if args.device == "cuda" else 0
+    for done in map_on_cluster(train_entry, names, args.ray, gpus=gpus, extra_args=(RUNS, 1, args.device)):
+        export(done)
+        print(f"{time.strftime('%H:%M:%S')} finished {done} (on the cluster)", flush=True)
+        write_index()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,169 @@
+"""Load: N concurrent sessions open every page of a running server while background jobs train.
+
+    python benchmarks/load.py --sessions 10 25 [--jobs 2] [--json]
+
+Starts one server (``streamlit run app.py``, a fresh result cache seeded with the zoo's precomputed results, the
+data found as the app finds it), warms it with one session, starts ``--jobs`` tiny training jobs in that cache's
+job folder, then for each N: N websocket clients at once, each a real Streamlit session speaking the browser's
+protocol (BackMsg rerun requests, ForwardMsg replies), open every page in ``ui/navigation.py`` in order. A page
+time is from the rerun request to the server's ``script_finished``; a page fails when it reports an exception
+element or does not finish. The server's resident memory is sampled every 0.5 s (peak reported). No browser
+renders (a browser's drawing is the visitor's CPU, not the server's).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import websockets  # noqa: E402  (a dependency of Streamlit's server)
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
+
+from core import jobs  # noqa: E402
+from core.train import preset  # noqa: E402
+from ui import navigation  # noqa: E402
+
+PAGE_TIMEOUT = 600.0  # seconds before a page counts as not answering
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int, cache: Path) -> subprocess.Popen:
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+               str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "NORMSCOPE_CACHE": str(cache)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_healthy(port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2)
+            return
+        except OSError:
+            time.sleep(0.3)
+    raise SystemExit("the server did not answer its health check")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class MemoryWatch(threading.Thread):
+    """The peak resident memory of one process, sampled every half second."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.running = pid, 0.0, True
+
+    def run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, rss_mib(self.pid))
+            time.sleep(0.5)
+
+
+def rerun(page: str) -> bytes:
+    msg = BackMsg()
+    msg.rerun_script.page_name = page
+    msg.rerun_script.query_string = ""
+    return msg.SerializeToString()
+
+
+async def open_page(ws, page: str) -> tuple[float, int]:
+    """Seconds until the page's script run finished, and the exception elements it drew."""
+    start, exceptions = time.monotonic(), 0
+    await ws.send(rerun(page))
+    while True:
+        msg = ForwardMsg()
+        msg.ParseFromString(await asyncio.wait_for(ws.recv(), PAGE_TIMEOUT))
+        kind = msg.WhichOneof("type")
+        if kind == "delta" and msg.delta.WhichOneof("type") == "new_element":
+            exceptions += msg.delta.new_element.WhichOneof("type") == "exception"
+        if kind == "script_finished":
+            return time.monotonic() - start, exceptions
+
+
+async def visitor(port: int, pages: list[str]) -> list[dict]:
+    """One session opening every page in order."""
+    visits = []
+    async with websockets.connect(f"ws://localhost:{port}/_stcore/stream", subprotocols=["streamlit"],
+                                  max_size=None, open_timeout=PAGE_TIMEOUT) as ws:
+        for page in pages:
+            try:
+                seconds, exceptions = await open_page(ws, page)
+                visits.append({"page": page, "seconds": seconds, "ok": exceptions == 0})
+            except (asyncio.TimeoutError, websockets.ConnectionClosed) as e:
+                visits.append({"page": page, "seconds": None, "ok": False, "error": type(e).__name__})
+    return visits
+
+
+async def crowd(port: int, sessions: int, pages: list[str]) -> list[dict]:
+    results = await asyncio.gather(*(visitor(port, pages) for _ in range(sessions)))
+    return [v for visits in results for v in visits]
+
+
+def summary(sessions: int, visits: list[dict], peak_mib: float, wall: float, running_jobs: int) -> dict:
+    times = [v["seconds"] for v in visits if v["seconds"] is not None]
+    return {"sessions": sessions, "page_visits": len(visits), "failed": sum(not v["ok"] for v in visits),
+            "median_s": round(statistics.median(times), 2), "worst_s": round(max(times), 2),
+            "server_peak_rss_mib": round(peak_mib), "wall_s": round(wall, 1), "jobs_running": running_jobs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[10, 25])
+    parser.add_argument("--jobs", type=int, default=2, help="tiny training jobs running meanwhile")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    pages = [p.url_path for p in navigation.PAGES]
+    with tempfile.TemporaryDirectory(prefix="normscope-load-") as folder:
+        cache, port = Path(folder), free_port()
+        server, started = start_server(port, cache), []
+        try:
+            wait_healthy(port)
+            warm = asyncio.run(crowd(port, 1, pages))  # the first visit imports and seeds: not a load figure
+            print(f"warm-up (one session, first visits): {sum(v['seconds'] or 0 for v in warm):.1f} s", flush=True)
+            started += [jobs.submit_training(preset("tiny", epochs=200, dataset="builtin"), root=cache)
+                        for _ in range(args.jobs)]
+            time.sleep(5)
+            rows = []
+            for sessions in args.sessions:
+                watch = MemoryWatch(server.pid)
+                watch.start()
+                t0 = time.monotonic()
+                visits = asyncio.run(crowd(port, sessions, pages))
+                watch.running = False
+                running = sum(j.status["state"] == "running" for j in started)
+                rows.append(summary(sessions, visits, watch.peak, time.monotonic() - t0, running))
+                print(json.dumps(rows[-1]) if args.json else rows[-1], flush=True)
+        finally:
+            for job in started:
+                job.cancel()
+            server.terminate()
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
