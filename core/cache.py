@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,6 +24,10 @@ DEFAULT_SIZE_LIMIT = 2 ** 30  # bytes; diskcache evicts least-recently-stored en
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("NORMSCOPE_CACHE") or Path.home() / ".cache" / "normscope")
+
+
+class CacheWriteError(OSError):
+    """A result could not be stored (a full disk, a read-only folder): it was computed, but is not kept."""
 
 
 class Missing:
@@ -57,7 +62,20 @@ class ResultCache:
             return MISSING
 
     def set(self, key: str, value: Any) -> None:
-        self._cache.set(key, json.dumps(value), retry=True)
+        """Store ``value``; on a write that fails (a full disk) nothing half-written stays under ``key`` and
+        :class:`CacheWriteError` says where and why."""
+        try:
+            self._cache.set(key, json.dumps(value), retry=True)
+        except (OSError, sqlite3.Error) as e:
+            self._forget(key)
+            raise CacheWriteError(f"cannot store a result in the cache at {self.directory} ({e}: is the disk full or "
+                                  "the folder read-only?); it was computed but not kept") from None
+
+    def _forget(self, key: str) -> None:
+        try:
+            self._cache.delete(key, retry=True)
+        except (OSError, sqlite3.Error):  # the entry never landed: SQLite rolled the write back
+            pass
 
     def export(self, path: str | os.PathLike, prefixes: tuple[str, ...] = ("",),
                checkpoints: set[str] | None = None) -> int:

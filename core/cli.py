@@ -179,7 +179,7 @@ def parser() -> argparse.ArgumentParser:
     dt.add_argument("name", choices=["cifar10"])
 
     jb = sub.add_parser("jobs", help="background jobs")
-    jb.add_argument("action", choices=["list", "show", "cancel", "run"])
+    jb.add_argument("action", choices=["list", "show", "cancel", "resume", "run"])
     jb.add_argument("job_id", nargs="?")
     jb.add_argument("--root", help="cache root holding jobs/ (default: NORMSCOPE_CACHE)")
 
@@ -420,6 +420,8 @@ def cmd_jobs(args) -> dict | list:
     job = jobs.get(args.job_id, root)
     if args.action == "cancel":
         job.cancel()
+    elif args.action == "resume":
+        jobs.resume(job)
     elif args.action == "run":
         jobs.run(job)
     return {"id": job.id, **job.status, "log": job.log(20)}

@@ -167,12 +167,30 @@ def create(kind: str, params: dict, root: Path | None = None, title: str = "") -
 def submit(kind: str, params: dict, root: Path | None = None, title: str = "") -> Job:
     """Create a job and start it in a detached background process."""
     job = create(kind, params, root, title)
+    start(job)
+    return job
+
+
+def start(job: Job) -> None:
+    """``python -m core jobs run`` for ``job`` in its own process session: it outlives the process that started it
+    (a server that stops or is killed)."""
     with open(job.directory / "log.txt", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "core", "jobs", "run", job.id, "--root", str(jobs_dir(root).parent)],
+            [sys.executable, "-m", "core", "jobs", "run", job.id, "--root", str(job.directory.parent.parent)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             cwd=Path(__file__).resolve().parents[1])
     threading.Thread(target=process.wait, daemon=True).start()  # reap it, so no zombie outlives the job
+
+
+def resume(job: Job) -> Job:
+    """Start again a job that ended unfinished (its process killed, a failure, a cancel): a training continues from
+    its last finished epoch, an evaluation computes what the cache still lacks."""
+    state = job.status["state"]
+    if state in ("queued", "running", "done"):
+        raise ValueError(f"job {job.id} is {state}: only a failed or cancelled job resumes")
+    (job.directory / "cancel").unlink(missing_ok=True)
+    job.write_status(state="queued", message="resuming", error=None, pid=None)
+    start(job)
     return job
 
 

@@ -354,7 +354,7 @@ def test_torchvision_upload_asks_the_normalization_and_records_no_dataset_it_was
     assert stored.dataset == "unknown" and stored.meta["input_normalization"] == "given by the user"
 
 
-def test_training_job_starts_shows_progress_and_cancels():
+def test_training_job_starts_shows_progress_cancels_and_resumes():
     at = open_page("models")
     at.number_input(key="train_epochs_tiny").set_value(200)  # far longer than the test: the cancel must land
     assert at.selectbox(key="train_precision_tiny").value == "fp32" and not at.checkbox(key="train_compile_tiny").value
@@ -372,6 +372,13 @@ def test_training_job_starts_shows_progress_and_cancels():
     while job.status["state"] in ("queued", "running") and time.time() < deadline:
         time.sleep(0.5)
     assert job.status["state"] == "cancelled", job.status
+    at.run()
+    at.button(key="job_cancel_resume").click().run()  # the cancelled job goes on from its last epoch
+    assert_clean(at)
+    assert job.status["state"] in ("queued", "running") and not (job.directory / "cancel").exists()
+    job.cancel()
+    while job.status["state"] in ("queued", "running") and time.time() < deadline + 120:
+        time.sleep(0.5)
 
 
 @pytest.fixture

@@ -197,3 +197,25 @@ def test_a_public_servers_request_over_its_limit_gets_the_message(browser, publi
         sync_api.expect(tab.get_by_role("button", name="Run in background")).to_have_count(0)
     finally:
         tab.screenshot(path=str(tmp_path / "public-limit.png"), full_page=True)
+
+
+def test_two_servers_sharing_one_cache_folder_both_answer_from_it(browser, tmp_path):
+    """Both start at once on one NORMSCOPE_CACHE: they seed it together and read the same entries."""
+    cache, ports = tmp_path / "shared-cache", [free_port(), free_port()]
+    servers = [start_server(port, cache) for port in ports]
+    try:
+        for port, server in zip(ports, servers):
+            wait_healthy(port, server)
+        tabs = [browser.new_page(viewport={"width": 1400, "height": 900}) for _ in ports]
+        for tab, port in zip(tabs, ports):
+            tab.goto(f"http://localhost:{port}/robustness", wait_until="commit")
+        for tab in tabs:
+            tab.wait_for_selector(FIRST_RUN_DONE, timeout=RENDER_TIMEOUT_MS)
+            sync_api.expect(tab.get_by_test_id("stException")).to_have_count(0)
+            sync_api.expect(tab.get_by_role("heading", name="Robust accuracy (Table 1)")).to_be_visible()
+        counts = [tab.get_by_text(re.compile(r"^Result cache: ")).inner_text() for tab in tabs]
+        assert counts[0] == counts[1] and "entries" in counts[0], counts
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()

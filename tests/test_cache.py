@@ -1,14 +1,21 @@
-"""The result cache: cached == recomputed, keys cover every input, corrupt entries are recomputed."""
+"""The result cache: cached == recomputed, keys cover every input, corrupt entries are recomputed, a full disk
+leaves no entry."""
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
-
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import core.cache as cache_module
 from core.attacks import paper_spec
 from core.cache import MISSING, ResultCache, make_key
 from core.experiments import EvalData, RunContext
 from core.robustness import LIGSConfig, RobustnessConfig, ligs_report, robustness
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_cached_result_equals_recomputed(trained_pair, tmp_path):
@@ -82,3 +89,37 @@ def test_export_can_keep_only_some_checkpoints(tmp_path):
     cache.set("robustness:2", {"checkpoint": {"sha256": "upload"}})
     assert cache.export(tmp_path / "seed.json", checkpoints={"zoo"}) == 1
     assert list(__import__("json").loads((tmp_path / "seed.json").read_text())) == ["robustness:1"]
+
+
+FULL_DISK = """
+import json, os, resource, signal, sys
+from core.cache import CacheWriteError, ResultCache
+cache = ResultCache(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG instead of killing
+sizes = [os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(sys.argv[1]) for f in files]
+resource.setrlimit(resource.RLIMIT_FSIZE, (max(sizes) + 1024,) * 2)  # the disk is as good as full
+outcome = {}
+for key, size in (("large", 200_000), ("small", 5_000)):  # diskcache keeps one in a file, the other in SQLite
+    try:
+        cache.set(key, {"x": "y" * size})
+        outcome[key] = "stored"
+    except CacheWriteError as e:
+        outcome[key] = str(e)
+print(json.dumps(outcome))
+"""
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_no_entry(tmp_path):
+    cache = ResultCache(tmp_path)
+    cache.set("before", {"kept": True})
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path)], capture_output=True, text=True, env=env,
+                         timeout=120)
+    outcome = json.loads(run.stdout)
+    for key in ("large", "small"):
+        assert "cannot store a result in the cache" in outcome[key] and "computed but not kept" in outcome[key]
+    again = ResultCache(tmp_path)  # as the next process opens it
+    assert again.get("large") is MISSING and again.get("small") is MISSING
+    assert again.get("before") == {"kept": True}
+    again.set("after", {"fine": 1})  # with room again, the cache works on
+    assert again.get("after") == {"fine": 1} and len(again) == 2

@@ -1,11 +1,23 @@
-"""Background jobs: run detached, report progress, cancel cleanly, and report failures."""
+"""Background jobs: run detached, report progress, cancel cleanly, report failures, survive their server and
+resume after a kill."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from core import jobs
+from core.checkpoints import weights_file
+from core.train import preset
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def wait(job, states=("done", "failed", "cancelled"), timeout=60.0):
@@ -84,3 +96,46 @@ def test_evaluate_job_leaves_the_foreground_results_in_the_cache(trained_pair, t
     cached, fresh = RunContext(ResultCache(tmp_path), cached_only=True), RunContext(ResultCache(tmp_path / "fresh"))
     assert robustness(ckpt, attack, cached) == robustness(ckpt, attack, fresh)
     assert ligs_report(ckpt, spec, cached) == ligs_report(ckpt, spec, fresh)
+
+
+def test_a_training_job_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    """SIGKILL, not a polite cancel: the process dies in its second epoch, and ``resume`` continues it from the
+    state its first epoch left."""
+    config = preset("tiny", arch="vgg11", norm="bn", epochs=3, train_subset=2000, probe_per_class=2)
+    straight = jobs.submit_training(config, root=tmp_path / "straight")
+    killed = jobs.submit_training(config, root=tmp_path / "killed")
+    out = Path(killed.spec["params"]["out"])
+    deadline = time.time() + 300
+    while not out.with_name(out.name + ".state.pt").is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(killed.status["pid"], signal.SIGKILL)
+    status = wait(killed)
+    assert status["state"] == "failed" and "killed" in status["error"]
+    assert wait(jobs.resume(killed), timeout=300)["state"] == "done"
+    assert wait(straight, timeout=300)["state"] == "done"
+    a = load_file(weights_file(straight.spec["params"]["out"]))
+    b = load_file(weights_file(killed.spec["params"]["out"]))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="only a failed or cancelled job resumes"):
+        jobs.resume(killed)
+
+
+def test_a_job_outlives_the_server_that_started_it_and_the_next_one_lists_it(tmp_path):
+    server = subprocess.Popen([sys.executable, "-c", SERVER.format(root=str(tmp_path))], stdout=subprocess.PIPE,
+                              text=True, cwd=ROOT)
+    job_id = server.stdout.readline().strip()
+    server.send_signal(signal.SIGKILL)  # the server dies while its job runs
+    server.wait()
+    job = jobs.get(job_id, tmp_path)
+    assert job.status["state"] in ("queued", "running")
+    assert wait(job)["state"] == "done"
+    assert [j.id for j in jobs.list_jobs(tmp_path)] == [job_id]  # what the next server lists
+
+
+SERVER = """
+import time
+from core import jobs
+job = jobs.submit("sleep", {{"steps": 20, "seconds": 0.1}}, root="{root}")
+print(job.id, flush=True)
+time.sleep(120)
+"""

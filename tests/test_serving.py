@@ -114,15 +114,18 @@ def test_public_visitors_cannot_clear_train_or_queue_jobs(public):
     assert "ligs_run" in keys and "ligs_run_bg" not in keys
 
 
-def test_a_request_over_the_image_limit_is_refused_with_the_limit(public, monkeypatch, cache_dir):
+def test_a_request_over_the_image_limit_is_refused_with_the_limit(public, monkeypatch, cache_dir, caplog):
     monkeypatch.setenv("NORMSCOPE_MAX_IMAGES", "15")
     at = open_page("ligs")
     at.multiselect(key="ligs_models").set_value(PAIR)
     at.number_input(key="ligs_per_class").set_value(1).run()
-    at.button(key="ligs_run").click().run()
+    with caplog.at_level(logging.INFO, logger="normscope.access"):
+        at.button(key="ligs_run").click().run()
     assert not at.exception and not at.dataframe
     (error,) = at.error
     assert "20 new images" in error.value and "limit of 15 per request" in error.value
+    (line,) = [json.loads(r.message) for r in caplog.records if r.name == "normscope.access"]
+    assert line["action"] == "refused" and line["images"] == 20
 
 
 def test_a_request_within_the_limits_computes_and_is_logged(public, caplog):

@@ -75,15 +75,21 @@ def submit(evaluations: list[Evaluation], title: str) -> jobs.Job:
 
 
 def job_status(job: jobs.Job, key: str) -> dict:
-    """A job's progress bar, its error if it failed, and a Cancel button while it runs; returns its status."""
+    """A job's progress bar, its error if it failed, Cancel while it runs and Resume once it ended unfinished;
+    returns its status."""
     status = job.status
     st.progress(float(status.get("progress", 0.0)), text=f"{job.spec.get('title') or job.id}: {status['state']} "
                                                           f"{status.get('message', '')}")
     if status.get("error"):
         st.error(f"The job failed: {status['error']}")
-    elif status["state"] in ("queued", "running") and st.button("Cancel", key=key, icon=":material/stop:"):
+    if status["state"] in ("queued", "running") and st.button("Cancel", key=key, icon=":material/stop:"):
         job.cancel()
         st.toast("Cancel requested; the job stops at its next progress report.")
+    elif status["state"] in ("failed", "cancelled") and st.button("Resume", key=f"{key}_resume",
+                                                                  icon=":material/replay:",
+                                                                  help="A training continues from its last epoch"):
+        jobs.resume(job)
+        st.toast("Resumed.")
     return status
 
 

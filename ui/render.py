@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core.cache import CacheWriteError
 from core.checkpoints import CheckpointError
 from core.data import DataError
 from core.progress import Progress
 
-USER_ERRORS = (CheckpointError, DataError, ValueError)  # what a bad file or parameter raises in core
+USER_ERRORS = (CheckpointError, DataError, ValueError, CacheWriteError)  # what bad input (or a full disk) raises in core
 ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
 
 

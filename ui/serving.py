@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import tempfile
 import threading
 import time
@@ -22,6 +23,19 @@ from core.serving import LimitExceeded, ServingError, ServingPolicy, serving_pol
 
 ACCESS_LOG = logging.getLogger("normscope.access")
 UPLOADS_TOKEN_KEY = "_uploads_token"
+
+
+def _access_handler() -> logging.Handler:
+    """JSON lines to ``NORMSCOPE_ACCESS_LOG`` (a file) if set, else to stderr beside Streamlit's own log."""
+    path = os.environ.get("NORMSCOPE_ACCESS_LOG")
+    handler = logging.FileHandler(path) if path else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+if not ACCESS_LOG.handlers:  # once per process: Streamlit reruns import this module once
+    ACCESS_LOG.addHandler(_access_handler())
+    ACCESS_LOG.setLevel(logging.INFO)
 OFF_HERE = "This is a public demo server: {what} is off here. Run NormScope on your own machine to use it."
 
 
@@ -52,9 +66,12 @@ def session_tag(session: str | None = None) -> str:
 
 def log_access(action: str, **details) -> None:
     """One JSON line per visitor action that computes or stores something: who (session, client address), what."""
-    ACCESS_LOG.info(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "session": session_tag(),
-                                "client": st.context.ip_address or "localhost", "action": action, **details},
-                               default=str))
+    address = st.context.ip_address
+    _log(session=session_tag(), client=address if isinstance(address, str) else "localhost", action=action, **details)
+
+
+def _log(**record) -> None:
+    ACCESS_LOG.info(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), **record}, default=str))
 
 
 class Slots:
@@ -83,23 +100,29 @@ def _slots(size: int) -> Slots:
 @contextmanager
 def computation_slot(images: int) -> Iterator[None]:
     """Hold one of the server's computation slots for a request of ``images`` new images; on a public server a
-    request over the limits raises :class:`LimitExceeded` before anything runs. A local server has no limits."""
+    request over the limits raises :class:`LimitExceeded` (logged) before anything runs. A local server has no
+    limits."""
     rules = policy()
     if not rules.public:
         yield
         return
-    if images > rules.max_images_per_request:
-        raise LimitExceeded(f"this asks for {images:,} new images, over this public server's limit of "
-                            f"{rules.max_images_per_request:,} per request: select fewer models or fewer images per "
-                            "class (the precomputed results show without computing)")
     slots = _slots(rules.max_concurrent_computations)
+    if images > rules.max_images_per_request:
+        refuse(images, f"this asks for {images:,} new images, over this public server's limit of "
+                       f"{rules.max_images_per_request:,} per request: select fewer models or fewer images per class "
+                       "(the precomputed results show without computing)")
     if not slots.try_take():
-        raise LimitExceeded(f"{slots.size} computation(s) are already running on this public server, its limit; "
-                            "try again in a minute (precomputed results show without waiting)")
+        refuse(images, f"{slots.size} computation(s) are already running on this public server, its limit; try "
+                       "again in a minute (precomputed results show without waiting)")
     try:
         yield
     finally:
         slots.give_back()
+
+
+def refuse(images: int, reason: str) -> None:
+    log_access("refused", images=images, reason=reason)
+    raise LimitExceeded(reason)
 
 
 class SessionUploads:
@@ -146,9 +169,11 @@ SWEEP_EVERY = 5.0  # seconds between looks for ended sessions
 def _sweep_forever(uploads: SessionUploads) -> None:
     runtime = Runtime.instance()
     while True:
-        for session_id in uploads.sweep(runtime.is_active_session, time.monotonic()):
-            ACCESS_LOG.info(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "session": session_tag(session_id),
-                                        "action": "uploads deleted"}))
+        try:
+            for ended in uploads.sweep(runtime.is_active_session, time.monotonic()):
+                _log(session=session_tag(ended), action="uploads deleted")
+        except OSError as e:  # a folder that cannot be removed now is tried again at the next sweep
+            ACCESS_LOG.warning(json.dumps({"action": "uploads not deleted", "error": str(e)}))
         time.sleep(SWEEP_EVERY)
 
 

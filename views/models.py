@@ -184,7 +184,7 @@ def job_panel() -> None:
         st.caption("No training jobs yet.")
         return
     job = st.selectbox("Job", train_jobs, key="job_pick",
-                       format_func=lambda j: f"{j.spec.get('title') or j.id} · {j.status['state']} · {j.id}")
+                       format_func=lambda j: f"{j.spec.get('title') or j.id} · {j.id}")  # its state: the bar below
     status = compute.job_status(job, "job_cancel")
     if status["state"] == "done":
         st.success(f"Done: the checkpoint is in every model list ({status['result']['checkpoint']}).")
