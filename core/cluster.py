@@ -61,17 +61,42 @@ def connect(address: str, cpus: int | None = None) -> Any:
 
 
 def map_on_cluster(fn: Callable, items: Iterable, address: str, *, cpus: float = 1, gpus: float = 0,
-                   extra_args: tuple = (), extra_kwargs: dict | None = None) -> Iterator[Any]:
+                   extra_args: tuple = (), extra_kwargs: dict | None = None) -> "Submitted":
     """``fn(item, *extra_args, **extra_kwargs)`` for every item as Ray tasks, all submitted before this returns
-    (retried when their worker dies); iterate for the results as they finish. ``fn`` must be importable by the
-    workers (a module-level function of this project)."""
+    (retried when their worker dies). ``fn`` must be importable by the workers (a module-level function of this
+    project)."""
     ray = connect(address)
     task = ray.remote(max_retries=RETRIES, retry_exceptions=False, num_cpus=cpus, num_gpus=gpus)(fn)
-    pending = [task.remote(item, *extra_args, **(extra_kwargs or {})) for item in items]
-    return _as_finished(ray, pending)
+    return Submitted(ray, [task.remote(item, *extra_args, **(extra_kwargs or {})) for item in items])
 
 
-def _as_finished(ray: Any, pending: list) -> Iterator[Any]:
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(done[0])
+class Submitted:
+    """Tasks on the cluster: iterate for their results as they finish; closed (or left as a context manager)
+    before the end, the tasks still pending are cancelled, so no work goes on that nobody waits for."""
+
+    def __init__(self, ray: Any, pending: list) -> None:
+        self._ray, self._pending = ray, pending
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.as_finished()
+
+    def as_finished(self, tick: Callable[[], None] | None = None, every: float = 2.0) -> Iterator[Any]:
+        """The results in the order they finish; ``tick`` is called every ``every`` seconds while none does (a
+        job's cancel check raises from it)."""
+        while self._pending:
+            done, self._pending = self._ray.wait(self._pending, num_returns=1, timeout=every)
+            if done:
+                yield self._ray.get(done[0])
+            elif tick:
+                tick()
+
+    def close(self) -> None:
+        for ref in self._pending:
+            self._ray.cancel(ref, force=True)
+        self._pending = []
+
+    def __enter__(self) -> "Submitted":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -80,14 +80,19 @@ def evaluate_part(evaluations: list[dict], cache: str | None, progress=None) -> 
 
 
 def on_cluster(fn: Callable, items: list, progress, *extra, gpus: float = 0) -> list:
-    """``fn(item, *extra)`` for each item on the Ray cluster, the job's progress counting finished items (a cancel
-    request lands at the next one)."""
+    """``fn(item, *extra)`` for each item on the Ray cluster, the job's progress counting finished items; a cancel
+    request (seen within 2 s) cancels the tasks still running."""
     from core.cluster import map_on_cluster
 
     results = []
-    for result in map_on_cluster(fn, items, ray_address(), gpus=gpus, extra_args=extra):
-        results.append(result)
+
+    def report() -> None:  # raises Cancelled when the job is asked to stop: leaving the block cancels the rest
         progress(len(results) / len(items), f"{len(results)} of {len(items)} done on the cluster")
+
+    with map_on_cluster(fn, items, ray_address(), gpus=gpus, extra_args=extra) as submitted:
+        for result in submitted.as_finished(tick=report):
+            results.append(result)
+            report()
     return results
 
 

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from core import cluster, jobs
 from core.cache import MISSING, ResultCache
 from core.catalog import list_checkpoints
+from core.progress import Cancelled
 from core.experiments import EvalData, Evaluation, RunContext, get_experiment
 from core.robustness import LIGSConfig
 from core.train import preset
@@ -75,6 +76,10 @@ def test_background_jobs_run_their_work_on_the_cluster(tmp_path, local_ray, monk
     """With NORMSCOPE_RAY_ADDRESS, an evaluation job's checkpoints and a training job run as Ray tasks; their
     results land where a local job's do (the result cache, the trained folder)."""
     monkeypatch.setenv("NORMSCOPE_RAY_ADDRESS", "local")
+    submitted = []
+    real = cluster.map_on_cluster
+    monkeypatch.setattr(cluster, "map_on_cluster", lambda fn, items, *a, **kw: submitted.append(
+        (fn.__name__, len(items))) or real(fn, items, *a, **kw))
     cache = ResultCache(tmp_path / "cache")
     pair = [e for e in list_checkpoints(tmp_path) if e.name in NAMES]  # the shipped zoo's
     assert len(pair) == 2
@@ -88,6 +93,26 @@ def test_background_jobs_run_their_work_on_the_cluster(tmp_path, local_ray, monk
     training = jobs.create("train", {"config": config.to_dict(), "out": str(tmp_path / "trained" / "m")}, root=tmp_path)
     status = jobs.run(training)
     assert status["state"] == "done" and Path(status["result"]["checkpoint"]).is_file()
+    assert submitted == [("evaluate_part", 2), ("train_part", 1)]  # one task per checkpoint, one training
+
+
+@needs_ray
+def test_a_cancelled_job_cancels_its_tasks_on_the_cluster(local_ray, monkeypatch):
+    monkeypatch.setenv("NORMSCOPE_RAY_ADDRESS", "local")
+    started, both_ran = time.monotonic(), []
+
+    def cancelled_once_both_run(fraction: float, message: str = "") -> None:
+        both_ran.append(local_ray.available_resources().get("CPU", 0) == 0)  # each task holds a CPU
+        if both_ran[-1] or time.monotonic() - started > 60:
+            raise Cancelled("cancelled by request")
+
+    with pytest.raises(Cancelled):
+        jobs.on_cluster(lambda seconds: time.sleep(seconds), [600, 600], cancelled_once_both_run)  # ten minutes each
+    assert both_ran[-1]
+    deadline = time.monotonic() + 60
+    while local_ray.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert local_ray.available_resources().get("CPU", 0) == 2  # both freed long before their ten minutes
 
 
 def test_ray_configured_but_not_installed_is_a_clear_error(monkeypatch):
