@@ -2,7 +2,7 @@
 
 Optional: ``pip install -r requirements-ray.txt``. Configured by ``NORMSCOPE_RAY_ADDRESS`` (``local`` starts a Ray
 instance on this machine with ``NORMSCOPE_RAY_CPUS`` CPUs, default all; ``auto`` joins the machine's running
-cluster; ``ray://host:10001`` a remote one) or by a script's ``--ray ADDRESS``. Without it everything runs locally,
+cluster; ``ray://host:10001`` a remote one, through Ray Client: ``ray[client]``) or by a script's ``--ray ADDRESS``. Without it everything runs locally,
 as before.
 
 What the cluster must share: results are not sent back through Ray but written where the local run writes them, so

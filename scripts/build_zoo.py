@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from core.catalog import zoo_dir  # noqa: E402
 from core.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
 from core.device import resolve_device  # noqa: E402
-from core.cluster import connect, map_on_cluster, ray_address  # noqa: E402
+from core.cluster import ClusterError, connect, map_on_cluster, ray_address  # noqa: E402
 from core.zoo import GPU_GROUP, INDEX, PLANS, plan_entry, train_entry  # noqa: E402
 
 RUNS = ROOT / "runs" / "zoo"
@@ -80,7 +80,10 @@ def main() -> None:
     names = args.only or [e.name for e in PLANS[args.preset]]
     RUNS.mkdir(parents=True, exist_ok=True)
     if args.ray:
-        on_cluster(names, args)
+        try:
+            on_cluster(names, args)
+        except ClusterError as e:
+            raise SystemExit(f"error: {e}") from None
         return
     device = resolve_device(args.device)
     if device.type == "cuda":
