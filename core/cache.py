@@ -18,6 +18,7 @@ import diskcache
 
 from core._version import CODE_VERSION
 from core.config import config_dict
+from core.io import atomic_write
 
 DEFAULT_SIZE_LIMIT = 2 ** 30  # bytes; diskcache evicts least-recently-stored entries beyond it
 
@@ -84,7 +85,7 @@ class ResultCache:
         entries = {k: self.get(k) for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefixes)}
         entries = {k: v for k, v in entries.items() if v is not MISSING and (
             checkpoints is None or (v.get("checkpoint") or {}).get("sha256") in checkpoints)}
-        Path(path).write_text(json.dumps(entries, separators=(",", ":")))
+        atomic_write(path, json.dumps(entries, separators=(",", ":")).encode())
         return len(entries)
 
     def seed(self, path: str | os.PathLike) -> int:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from core.cache import default_cache_dir
 from core.cluster import ray_address
-from core.checkpoints import atomic_write, weights_file
+from core.checkpoints import weights_file
+from core.io import atomic_write
 from core.progress import Cancelled
 
 if TYPE_CHECKING:

@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from core.attacks import AttackSpec, build_attack
-from core.checkpoints import atomic_write, save_checkpoint
+from core.checkpoints import save_checkpoint
+from core.io import atomic_write
 from core.config import config_dict, later_option
 from core.data import Dataset, balanced_subset, load_dataset, to_float
 from core.device import deterministic_kernels, model_device, preferred_layout, resolve_device, to_device

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from core.cache import MISSING, Missing, default_cache_dir, make_key
-from core.checkpoints import Checkpoint, atomic_write
+from core.checkpoints import Checkpoint
+from core.io import atomic_write
 from core.corruptions.cifar10c import PUBLISHED, load_cifar10c
 from core.corruptions.transforms import CORRUPTIONS, SEVERITIES, check_severity, corrupt, corruption_def, quantized
 from core.data import DataError, balanced_subset, load_dataset, to_float

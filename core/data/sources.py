@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from core.data.dataset import DataError, Dataset, channel_stats, check_arrays
+from core.io import atomic_writer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -111,10 +112,8 @@ def _decode_to(source: Path, target: Path) -> None:
             arrays |= {f"y_{s}": z[f"{s}_labels"].astype(np.int64) for s in ("train", "test")}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"{source} is unreadable or corrupt ({e}); check it with `sha256sum -c SHA256SUMS`") from e
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, target)  # atomic: concurrent processes never read a half-written cache
+    with atomic_writer(target) as f:  # two sessions decoding at once each rename their own complete file
+        np.savez(f, **arrays)
 
 
 def _read_npz_splits(path: Path, splits: tuple[str, ...]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

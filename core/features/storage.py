@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from core.cache import default_cache_dir
-from core.checkpoints import atomic_write
+from core.io import atomic_write
 from core.data import DataError, Dataset, load_dataset, register_source
 from core.features.config import HOLDOUT_KINDS
 
