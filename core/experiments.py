@@ -29,7 +29,7 @@ from core._version import CODE_VERSION
 from core.cache import MISSING, Missing, ResultCache, make_key
 from core.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from core.config import config_dict, config_from_dict
-from core.data import DataError, balanced_subset, load_dataset, resolve_name, to_float
+from core.data import DataError, balanced_subset, class_names, load_dataset, resolve_name, to_float
 from core.device import on_device, resolve_device
 from core.progress import Progress, scaled
 
@@ -137,6 +137,21 @@ def needs_nothing(config: Any) -> list[Need]:
     return []
 
 
+# The unit of an experiment's work (:attr:`Experiment.work`), in which a public server limits one request: one image
+# through the model once, forward and backward (an attack's step, a LIGS gradient, a forward pass of a sweep).
+WORK_UNIT = "image passes"
+
+
+def images_in(config: Any) -> int:
+    """The images a config reads: each data-bearing field's balanced subset (``per_class`` x classes)."""
+    return sum(d.per_class * len(class_names(d.dataset)) for d in eval_data(config).values())
+
+
+def attack_work(config: Any) -> int:
+    """The work of attacking a config's images with its ``attack``: its gradient passes and one clean pass each."""
+    return images_in(config) * (config.attack.passes + 1)
+
+
 @dataclass(frozen=True)
 class Experiment:
     """A registered experiment: ``experiment(subject, config, run)`` -> its result dict, or MISSING."""
@@ -150,6 +165,8 @@ class Experiment:
     current: Callable[[dict], bool] = field(default=always_current, repr=False)
     # What must be cached before this computes (a planner computes it first; see core.planning).
     requires: Callable[[Any], list[Need]] = field(default=needs_nothing, repr=False)
+    # Its size in WORK_UNIT (image passes), as a public server limits a request: by default each image once.
+    work: Callable[[Any], int] = field(default=images_in, repr=False)
 
     def resolved(self, subject: Subject, config: Any) -> Any:
         """The config as keyed: each :class:`EvalData` field's ``dataset="auto"`` replaced by the subject's own
@@ -179,13 +196,14 @@ EXPERIMENTS: dict[str, Experiment] = {}
 
 
 def experiment(name: str, config_type: type, description: str, current: Callable[[dict], bool] = always_current,
-               requires: Callable[[Any], list[Need]] = needs_nothing) -> Callable[[Callable], Experiment]:
-    """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name`` (``current`` and
-    ``requires``: see :class:`Experiment`)."""
+               requires: Callable[[Any], list[Need]] = needs_nothing,
+               work: Callable[[Any], int] = images_in) -> Callable[[Callable], Experiment]:
+    """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name`` (``current``,
+    ``requires`` and ``work``: see :class:`Experiment`)."""
     def declare(compute: Callable[[Checkpoint, Any, RunContext], dict]) -> Experiment:
         if name in EXPERIMENTS:
             raise ValueError(f"experiment {name!r} is declared twice")
-        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, current, requires)
+        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, current, requires, work)
         return EXPERIMENTS[name]
     return declare
 

@@ -18,7 +18,7 @@ import torch
 
 from core.attacks import AttackSpec, paper_spec
 from core.checkpoints import Checkpoint
-from core.experiments import EvalData, RunContext, eval_tensors, experiment
+from core.experiments import EvalData, RunContext, attack_work, eval_tensors, experiment, images_in
 from core.metrics import adversarial_examples, predict
 
 YIN_EPS = 4.0  # Yin et al. 2019's per-channel l2 norm for CIFAR-10
@@ -67,7 +67,13 @@ def perturbed(x: torch.Tensor, basis: torch.Tensor, eps: float, g: torch.Generat
     return (x + delta).clamp(0, 1)
 
 
-@experiment("fourier_heatmap", FourierConfig, "error under perturbations along each Fourier basis (App. A)")
+def fourier_work(config: FourierConfig) -> int:
+    """A forward pass of every image per basis of a 32 x 32 image's half plane, and a clean one."""
+    return images_in(config) * (len(half_plane(32)) + 1)
+
+
+@experiment("fourier_heatmap", FourierConfig, "error under perturbations along each Fourier basis (App. A)",
+            work=fourier_work)
 def fourier_heatmap(checkpoint: Checkpoint, config: FourierConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     model, (h, w) = run.model(checkpoint), x.shape[-2:]
@@ -90,7 +96,8 @@ def high_frequency_share(power: torch.Tensor) -> float:
     return (power[radius > 0.25].sum() / power.sum()).item()
 
 
-@experiment("perturbation_spectrum", SpectrumConfig, "Fourier spectrum of a model's adversarial perturbations")
+@experiment("perturbation_spectrum", SpectrumConfig, "Fourier spectrum of a model's adversarial perturbations",
+            work=attack_work)
 def perturbation_spectrum(checkpoint: Checkpoint, config: SpectrumConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     adversarial = adversarial_examples(run.model(checkpoint), x, y, config.attack, checkpoint.spec.num_classes,

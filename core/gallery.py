@@ -14,7 +14,7 @@ from torch import nn
 
 from core.attacks import AttackSpec, build_attack
 from core.checkpoints import Checkpoint
-from core.experiments import EvalData, RunContext, eval_tensors, experiment
+from core.experiments import EvalData, RunContext, attack_work, eval_tensors, experiment
 from core.images import amplify, decode_images, encode_images
 from core.metrics import confidences, target_labels
 
@@ -59,7 +59,8 @@ def adversarial_gallery(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return Gallery(images.cpu(), adversarial, labels.cpu(), clean_pred, clean_conf, adv_pred, adv_conf)
 
 
-@experiment("gallery", GalleryConfig, "clean and adversarial images with predictions (the adversarial gallery)")
+@experiment("gallery", GalleryConfig, "clean and adversarial images with predictions (the adversarial gallery)",
+            work=attack_work)
 def gallery_report(checkpoint: Checkpoint, config: GalleryConfig, run: RunContext) -> dict:
     """Encoded clean / adversarial / amplified-perturbation images, labels, predictions and confidences."""
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)

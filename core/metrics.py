@@ -170,6 +170,11 @@ class LIGSSpec:
             raise ValueError(f"LIGS steps must be an integer >= 1, got {self.steps!r}")
         check_precision(self.precision)
 
+    @property
+    def passes(self) -> int:
+        """Gradient passes per image: at x and at x + nu, plus the attack's steps for the fgsm / pgd kinds."""
+        return 2 + {"fgsm": 1, "pgd": self.steps}.get(self.kind, 0)
+
 
 @dataclass
 class LIGSResult:

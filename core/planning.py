@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Hashable, Iterable
 
 from core.cache import MISSING
-from core.data import available_datasets, class_names, evaluation_datasets
-from core.experiments import (EvalData, Evaluation, RunContext, Subject, data_of, eval_data, get_experiment,
-                              on_dataset)
+from core.data import available_datasets, evaluation_datasets
+from core.experiments import EvalData, Evaluation, RunContext, Subject, data_of, get_experiment, on_dataset
 
 Requests = dict[Hashable, Evaluation]
 
@@ -45,15 +44,10 @@ class Plan:
         return (data_of(first.config) if first is not None else None) or default
 
     @property
-    def images(self) -> int:
-        """How many images computing :attr:`remaining` evaluates on, summed over its evaluations (an image seen by
-        two models, or by two experiments, counts twice): the size of the request, as a public server limits it."""
-        return sum(images_of(e) for e in self.remaining)
-
-
-def images_of(evaluation: Evaluation) -> int:
-    """The images an evaluation reads: each data-bearing field's balanced subset (``per_class`` x classes)."""
-    return sum(d.per_class * len(class_names(d.dataset)) for d in eval_data(evaluation.config).values())
+    def work(self) -> int:
+        """The size of computing :attr:`remaining` in image passes (:data:`core.experiments.WORK_UNIT`), summed over
+        its evaluations (an image attacked on two models, or by two attacks, counts twice): a public server's limit."""
+        return sum(get_experiment(e.experiment).work(e.config) for e in self.remaining)
 
 
 def plan(requests: Requests, run: RunContext = RunContext(), *, together: bool = False, source_first: bool = False,

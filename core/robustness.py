@@ -13,7 +13,7 @@ from core.attacks import AttackSpec, paper_spec, threat_model
 from core.cache import MISSING, Missing
 from core.catalog import CatalogEntry
 from core.checkpoints import Checkpoint
-from core.experiments import EvalData, RunContext, Subject, eval_tensors, experiment
+from core.experiments import EvalData, RunContext, Subject, attack_work, eval_tensors, experiment, images_in
 from core.metrics import LIGSSpec, ligs, run_attack
 from core.zoo import LANDSCAPE_GROUP
 
@@ -35,7 +35,8 @@ class LIGSConfig:
     data: EvalData = EvalData()
 
 
-@experiment("robustness", RobustnessConfig, "clean and robust accuracy under one white-box attack (Table 1, A6)")
+@experiment("robustness", RobustnessConfig, "clean and robust accuracy under one white-box attack (Table 1, A6)",
+            work=attack_work)
 def robustness(checkpoint: Checkpoint, config: RobustnessConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     model = run.model(checkpoint)
@@ -43,7 +44,12 @@ def robustness(checkpoint: Checkpoint, config: RobustnessConfig, run: RunContext
     return {**result.to_dict(), "robust_correct": result.robust_correct.tolist()}
 
 
-@experiment("ligs", LIGSConfig, "LIGS: similarity of input gradients under a small perturbation (Sec. 4)")
+def ligs_work(config: LIGSConfig) -> int:
+    return images_in(config) * config.ligs.passes
+
+
+@experiment("ligs", LIGSConfig, "LIGS: similarity of input gradients under a small perturbation (Sec. 4)",
+            work=ligs_work)
 def ligs_report(checkpoint: Checkpoint, config: LIGSConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     result = ligs(run.model(checkpoint), x, y, config.ligs, progress=run.progress)
@@ -109,8 +115,12 @@ class AutoAttackConfig:
         return tuple(AttackSpec(f"{a}_{self.threat}", self.eps, self.steps, seed=self.seed) for a in AUTOATTACK_ATTACKS)
 
 
+def autoattack_work(config: AutoAttackConfig) -> int:
+    return images_in(config) * (sum(s.passes for s in config.specs) + 1)
+
+
 @experiment("autoattack", AutoAttackConfig, "AutoAttack-style robust accuracy: the worst case per image over "
-            "APGD-CE and APGD-T (Croce & Hein 2020; FAB-T and Square not included)")
+            "APGD-CE and APGD-T (Croce & Hein 2020; FAB-T and Square not included)", work=autoattack_work)
 def autoattack(checkpoint: Checkpoint, config: AutoAttackConfig, run: RunContext) -> dict:
     specs = config.specs
     parts = {s.name: robustness(checkpoint, RobustnessConfig(s, config.data), run.part(i, len(specs)))

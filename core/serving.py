@@ -8,11 +8,15 @@ file (``NORMSCOPE_CONFIG``, else ``.streamlit/normscope.toml`` in the working di
     [public]
     enabled = true
     uploads = "session"             # or "off"
-    max_images_per_request = 2000   # new images one button press may compute on (images x checkpoints)
+    max_work_per_request = 20000    # image passes one button press may compute (see below)
     max_concurrent_computations = 2 # on the whole server; the next visitor is asked to wait
 
 Environment variables override the file: ``NORMSCOPE_PUBLIC=1``, ``NORMSCOPE_PUBLIC_UPLOADS``,
-``NORMSCOPE_MAX_IMAGES``, ``NORMSCOPE_MAX_COMPUTATIONS``.
+``NORMSCOPE_MAX_WORK``, ``NORMSCOPE_MAX_COMPUTATIONS``.
+
+A request's work is counted in image passes (:data:`core.experiments.WORK_UNIT`): one image through one model,
+forward and backward, summed over everything the button computes. An attack costs its steps per image (APGD-T: x 9
+targets), a Fourier heat map a pass per basis, a loss surface a pass per grid point; see each experiment's ``work``.
 """
 from __future__ import annotations
 
@@ -24,8 +28,10 @@ from typing import Mapping
 
 UPLOAD_MODES = ("off", "session")
 ENVIRONMENT = {"enabled": "NORMSCOPE_PUBLIC", "uploads": "NORMSCOPE_PUBLIC_UPLOADS",
-               "max_images_per_request": "NORMSCOPE_MAX_IMAGES",
+               "max_work_per_request": "NORMSCOPE_MAX_WORK",
                "max_concurrent_computations": "NORMSCOPE_MAX_COMPUTATIONS"}
+# Settings of earlier versions: named with their replacement, never ignored (an image count is not a work count).
+REPLACED = {"NORMSCOPE_MAX_IMAGES": "NORMSCOPE_MAX_WORK", "max_images_per_request": "max_work_per_request"}
 
 
 class ServingError(ValueError):
@@ -38,18 +44,19 @@ class LimitExceeded(ValueError):
 
 @dataclass(frozen=True)
 class ServingPolicy:
-    """What visitors may do. The defaults of the limits are sized for a 2-core CPU server: one PGD-20 table row
-    of 1000 images on a VGG takes tens of seconds there."""
+    """What visitors may do. The defaults of the limits are sized for a 2-core CPU server: 20,000 image passes
+    (PGD-20 on about 1,000 images) took 2-50 s on the zoo's models there, the slowest a DenseNet-BC
+    (benchmarks/work_rate.py, BENCHMARKS.md)."""
 
     enabled: bool = False
     uploads: str = "session"
-    max_images_per_request: int = 2000
+    max_work_per_request: int = 20_000
     max_concurrent_computations: int = 2
 
     def __post_init__(self) -> None:
         if self.uploads not in UPLOAD_MODES:
             raise ServingError(f"uploads must be one of {', '.join(UPLOAD_MODES)}, got {self.uploads!r}")
-        for name in ("max_images_per_request", "max_concurrent_computations"):
+        for name in ("max_work_per_request", "max_concurrent_computations"):
             if getattr(self, name) < 1:
                 raise ServingError(f"{name} must be at least 1, got {getattr(self, name)}")
 
@@ -93,6 +100,7 @@ def from_file(path: Path) -> dict[str, object]:
         table = tomllib.loads(path.read_text()).get("public", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise ServingError(f"cannot read {path}: {e}") from None
+    replaced(table, str(path))
     unknown = set(table) - set(ENVIRONMENT)
     if unknown:
         raise ServingError(f"{path}: unknown [public] setting(s) {', '.join(sorted(unknown))}; "
@@ -100,7 +108,15 @@ def from_file(path: Path) -> dict[str, object]:
     return {name: _parse(name, value, str(path)) for name, value in table.items()}
 
 
+def replaced(settings: Mapping[str, object], source: str) -> None:
+    """Refuse a setting of an earlier version, naming the one that replaced it."""
+    for old in set(settings) & set(REPLACED):
+        raise ServingError(f"{source}: {old} is replaced by {REPLACED[old]}, a limit on work in image passes (images x "
+                           "attack steps; README, Serving it)")
+
+
 def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
+    replaced(environ, "the environment")
     return {name: _parse(name, environ[var], var) for name, var in ENVIRONMENT.items() if var in environ}
 
 

@@ -143,7 +143,13 @@ def axis_names(plane: str) -> list[str]:
     return ["gradient", "random"] if plane == "gradient-random" else ["random 1", "random 2"]
 
 
-@experiment("loss_surface", LossSurfaceConfig, "the loss on a 2-D plane of input space around one test image")
+def surface_work(config: LossSurfaceConfig) -> int:
+    """One image: a forward pass per grid point, and its LIGS."""
+    return config.resolution ** 2 + config.ligs.passes
+
+
+@experiment("loss_surface", LossSurfaceConfig, "the loss on a 2-D plane of input space around one test image",
+            work=surface_work)
 def loss_surface(checkpoint: Checkpoint, config: LossSurfaceConfig, run: RunContext) -> dict:
     """The grid's coordinates, loss and predicted class (``[row][column]``: second direction, first
     direction), the loss and prediction at the image, its label, input-gradient norm and LIGS."""

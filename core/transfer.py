@@ -22,8 +22,8 @@ import torch
 from core.attacks import AttackSpec, paper_spec
 from core.cache import MISSING, Missing
 from core.checkpoints import Checkpoint
-from core.experiments import (EvalData, Evaluation, Need, RunContext, Subject, data_for, eval_tensors, experiment,
-                              run_evaluations)
+from core.experiments import (EvalData, Evaluation, Need, RunContext, Subject, attack_work, data_for, eval_tensors,
+                              experiment, run_evaluations)
 from core.images import decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, predict
 from core.planning import plan
@@ -56,7 +56,8 @@ def to_uint8_grid(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round() / 255
 
 
-@experiment("transfer_examples", TransferConfig, "adversarial examples crafted on a source model (Sec. 7)")
+@experiment("transfer_examples", TransferConfig, "adversarial examples crafted on a source model (Sec. 7)",
+            work=attack_work)
 def transfer_examples(checkpoint: Checkpoint, config: TransferConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     model = run.model(checkpoint)

@@ -129,7 +129,7 @@ def public_server(tmp_path_factory):
     """A public demo server (NORMSCOPE_PUBLIC=1) with a small request limit, forgetting a closed tab's session after
     a second; yields its port and its temporary folder (where session uploads live)."""
     port, cache, temp = free_port(), tmp_path_factory.mktemp("cache-public"), tmp_path_factory.mktemp("tmp-public")
-    limits = {"NORMSCOPE_PUBLIC": "1", "NORMSCOPE_MAX_IMAGES": "100", "TMPDIR": str(temp),
+    limits = {"NORMSCOPE_PUBLIC": "1", "NORMSCOPE_MAX_WORK": "2000", "TMPDIR": str(temp),
               "NORMSCOPE_CONFIG": str(cache / "no-config.toml")}
     server = start_server(port, cache, limits, "--server.disconnectedSessionTTL", "1")
     try:
@@ -192,7 +192,7 @@ def test_a_public_servers_request_over_its_limit_gets_the_message(browser, publi
     try:
         compute = tab.get_by_role("button", name=re.compile(r"^Compute \d+ missing"))
         compute.first.click()
-        sync_api.expect(tab.get_by_text("limit of 100 per request")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+        sync_api.expect(tab.get_by_text("limit of 2,000 per request")).to_be_visible(timeout=RENDER_TIMEOUT_MS)
         sync_api.expect(tab.get_by_test_id("stException")).to_have_count(0)
         sync_api.expect(tab.get_by_role("button", name="Run in background")).to_have_count(0)
     finally:
@@ -219,3 +219,45 @@ def test_two_servers_sharing_one_cache_folder_both_answer_from_it(browser, tmp_p
         for server in servers:
             server.kill()
             server.wait()
+
+
+@pytest.mark.parametrize("options", [(), ("--client.toolbarMode", "auto")], ids=["server-config", "set-by-the-app"])
+def test_a_fresh_public_servers_first_visitor_gets_no_deploy_menu(browser, tmp_path, options):
+    """``server-config``: `.streamlit/config.toml` sets it before any session; ``set-by-the-app``: a server started
+    with another mode (as from another folder) gets it from the app, whose first run starts again."""
+    port = free_port()
+    public = {"NORMSCOPE_PUBLIC": "1", "NORMSCOPE_CONFIG": str(tmp_path / "no-config.toml")}
+    server = start_server(port, tmp_path / "cache", public, *options)
+    try:
+        wait_healthy(port, server)
+        tab = visit(browser, port, "")
+        sync_api.expect(tab.get_by_role("heading", name="NormScope", exact=True)).to_be_visible(timeout=RENDER_TIMEOUT_MS)
+        sync_api.expect(tab.get_by_test_id("stToolbar")).to_be_attached(timeout=WIDGET_TIMEOUT_MS)
+        sync_api.expect(tab.get_by_test_id("stAppDeployButton")).to_have_count(0)
+        sync_api.expect(tab.get_by_test_id("stException")).to_have_count(0)
+        tab.screenshot(path=str(tmp_path / "first-visitor.png"))
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_an_upload_just_over_the_limit_is_refused_in_the_browser_with_the_limit(browser, public_server, tmp_path):
+    from core.checkpoints import MAX_CHECKPOINT_BYTES
+
+    tab = visit(browser, public_server[0], "models")
+    try:
+        tab.get_by_role("tab", name="Upload").click()
+        limit = MAX_CHECKPOINT_BYTES // 2 ** 20
+        sync_api.expect(tab.get_by_text(f"Checkpoint (at most {limit} MiB)")).to_be_visible(timeout=WIDGET_TIMEOUT_MS)
+        over = tmp_path / "over.safetensors"
+        with open(over, "wb") as f:
+            f.truncate(MAX_CHECKPOINT_BYTES + 1)  # sparse: no disk used
+        tab.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(over))
+        # Streamlit's own refusal, before anything is sent: a red mark on the file, this text on it (0.5 GB = 512 MiB)
+        sync_api.expect(tab.get_by_role("alert")).to_contain_text(re.compile(r"File must be (512 ?MB|0\.5 ?GB) or smaller"),
+                                                                  timeout=WIDGET_TIMEOUT_MS)
+        sync_api.expect(tab.get_by_text(f"larger than {limit} MiB")).to_be_visible()
+        sync_api.expect(tab.get_by_test_id("stException")).to_have_count(0)
+        sync_api.expect(tab.get_by_text("Stored")).to_have_count(0)
+    finally:
+        tab.screenshot(path=str(tmp_path / "upload-over-limit.png"), full_page=True)

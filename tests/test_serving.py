@@ -5,23 +5,33 @@ from __future__ import annotations
 
 import json
 import logging
+import tomllib
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from test_app import PAIR, assert_clean, cache_dir, open_page, upload, zoo  # noqa: F401 -- fixtures used by name
 
+from core.attacks import paper_spec
+from core.checkpoints import MAX_CHECKPOINT_BYTES, too_large
 from core.experiments import EvalData, Evaluation, get_experiment
+from core.gallery import GalleryConfig
+from core.metrics import LIGSSpec
+from core.robustness import AutoAttackConfig, LIGSConfig, RobustnessConfig
+from core.surface import LossSurfaceConfig
 from core.planning import Plan
 from core.serving import ServingError, ServingPolicy, serving_policy
 from ui import serving
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_local_by_default_and_public_from_the_environment(tmp_path):
     nowhere = {"NORMSCOPE_CONFIG": str(tmp_path / "absent.toml")}
     assert serving_policy(nowhere) == ServingPolicy() and not ServingPolicy().public
-    rules = serving_policy({**nowhere, "NORMSCOPE_PUBLIC": "1", "NORMSCOPE_MAX_IMAGES": "300",
+    rules = serving_policy({**nowhere, "NORMSCOPE_PUBLIC": "1", "NORMSCOPE_MAX_WORK": "300",
                             "NORMSCOPE_PUBLIC_UPLOADS": "off"})
-    assert rules.public and rules.max_images_per_request == 300 and not rules.uploads_allowed
+    assert rules.public and rules.max_work_per_request == 300 and not rules.uploads_allowed
 
 
 def test_the_config_file_sets_it_and_the_environment_wins(tmp_path):
@@ -34,8 +44,9 @@ def test_the_config_file_sets_it_and_the_environment_wins(tmp_path):
 
 @pytest.mark.parametrize("environ, says", [
     ({"NORMSCOPE_PUBLIC": "maybe"}, "NORMSCOPE_PUBLIC"),
-    ({"NORMSCOPE_MAX_IMAGES": "lots"}, "NORMSCOPE_MAX_IMAGES"),
-    ({"NORMSCOPE_MAX_IMAGES": "0"}, "at least 1"),
+    ({"NORMSCOPE_MAX_WORK": "lots"}, "NORMSCOPE_MAX_WORK"),
+    ({"NORMSCOPE_MAX_WORK": "0"}, "at least 1"),
+    ({"NORMSCOPE_MAX_IMAGES": "2000"}, "NORMSCOPE_MAX_IMAGES is replaced by NORMSCOPE_MAX_WORK"),
     ({"NORMSCOPE_PUBLIC_UPLOADS": "everyone"}, "uploads must be one of off, session"),
 ])
 def test_a_bad_setting_is_named(tmp_path, environ, says):
@@ -53,12 +64,37 @@ def test_a_bad_config_file_is_named(tmp_path):
         serving_policy({"NORMSCOPE_CONFIG": str(path)})
 
 
-def test_a_plans_images_count_every_evaluation_of_what_is_left():
+def test_a_plans_work_counts_every_evaluation_of_what_is_left():
     ligs = get_experiment("ligs")
     config = replace(ligs.config_type(), data=EvalData("builtin", per_class=3))
     evaluation = Evaluation("ligs", config, "a.safetensors", "0" * 64, "builtin")
     work = Plan(requests={}, found={}, remaining=[evaluation, replace(evaluation, path="b.safetensors")])
-    assert work.images == 2 * 3 * 10  # two models x 3 per class x the built-in set's 10 classes
+    assert work.work == 2 * 3 * 10 * 2  # two models x 3 per class x the built-in set's 10 classes x 2 gradients
+
+
+def evaluation(name: str, config) -> Evaluation:
+    return Evaluation(name, config, "a.safetensors", "0" * 64, "builtin")
+
+
+TEN = EvalData("builtin", per_class=1)  # 10 images
+
+
+@pytest.mark.parametrize("name, config, passes", [
+    ("robustness", RobustnessConfig(paper_spec("pgd_l2", steps=200), TEN), 201),  # each step, and the clean pass
+    ("robustness", RobustnessConfig(paper_spec("pgd_l2", steps=20), TEN), 21),
+    ("robustness", RobustnessConfig(paper_spec("fgsm"), TEN), 2),
+    ("robustness", RobustnessConfig(paper_spec("apgd_t_linf", steps=10), TEN), 91),  # 9 target classes
+    ("autoattack", AutoAttackConfig(steps=10, data=TEN), 10 + 90 + 1),  # APGD-CE, APGD-T, the clean pass
+    ("gallery", GalleryConfig(paper_spec("pgd_linf", steps=1000), TEN), 1001),
+    ("ligs", LIGSConfig(LIGSSpec(kind="pgd", steps=7), TEN), 2 + 7),
+])
+def test_work_is_images_times_passes(name, config, passes):
+    assert Plan({}, {}, [evaluation(name, config)]).work == 10 * passes
+
+
+def test_a_loss_surface_costs_a_pass_per_grid_point():
+    config = LossSurfaceConfig(resolution=31, data=TEN)
+    assert Plan({}, {}, [evaluation("loss_surface", config)]).work == 31 * 31 + 2
 
 
 def test_slots_hold_at_most_their_size():
@@ -114,8 +150,8 @@ def test_public_visitors_cannot_clear_train_or_queue_jobs(public):
     assert "ligs_run" in keys and "ligs_run_bg" not in keys
 
 
-def test_a_request_over_the_image_limit_is_refused_with_the_limit(public, monkeypatch, cache_dir, caplog):
-    monkeypatch.setenv("NORMSCOPE_MAX_IMAGES", "15")
+def test_a_request_over_the_work_limit_is_refused_with_the_limit(public, monkeypatch, cache_dir, caplog):
+    monkeypatch.setenv("NORMSCOPE_MAX_WORK", "39")
     at = open_page("ligs")
     at.multiselect(key="ligs_models").set_value(PAIR)
     at.number_input(key="ligs_per_class").set_value(1).run()
@@ -123,9 +159,9 @@ def test_a_request_over_the_image_limit_is_refused_with_the_limit(public, monkey
         at.button(key="ligs_run").click().run()
     assert not at.exception and not at.dataframe
     (error,) = at.error
-    assert "20 new images" in error.value and "limit of 15 per request" in error.value
+    assert "40 image passes" in error.value and "limit of 39 per request" in error.value
     (line,) = [json.loads(r.message) for r in caplog.records if r.name == "normscope.access"]
-    assert line["action"] == "refused" and line["images"] == 20
+    assert line["action"] == "refused" and line["work"] == 40
 
 
 def test_a_request_within_the_limits_computes_and_is_logged(public, caplog):
@@ -137,7 +173,7 @@ def test_a_request_within_the_limits_computes_and_is_logged(public, caplog):
     assert_clean(at)
     assert list(at.dataframe[0].value["model"]) == PAIR
     (line,) = [json.loads(r.message) for r in caplog.records if r.name == "normscope.access"]
-    assert line["action"] == "compute" and line["images"] == 20 and len(line["session"]) == 10
+    assert line["action"] == "compute" and line["work"] == 40 and len(line["session"]) == 10
     assert sorted(line["evaluations"]) == sorted(f"ligs:{name}" for name in PAIR)
 
 
@@ -188,3 +224,43 @@ def test_a_bad_serving_setting_stops_the_app_with_one_message(monkeypatch, tmp_p
     at = open_page("overview")
     assert not at.exception
     assert "serving settings cannot be used" in at.error[0].value and "NORMSCOPE_PUBLIC" in at.error[0].value
+
+
+def test_the_upload_limit_is_one_number_in_the_server_the_widget_and_the_readme():
+    limit = MAX_CHECKPOINT_BYTES // 2 ** 20
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == limit and limit * 2 ** 20 == MAX_CHECKPOINT_BYTES
+    assert config["client"]["toolbarMode"] == "viewer"  # read before the first session: no Deploy menu for anyone
+    at = open_page("models")
+    (uploader,) = at.get("file_uploader")
+    assert uploader.proto.max_upload_size_mb == limit and f"at most {limit} MiB" in uploader.proto.label
+    assert f"limited to **{limit} MiB**" in (ROOT / "README.md").read_text()
+    assert f"{limit} MiB" in too_large(MAX_CHECKPOINT_BYTES + 1)
+
+
+def test_the_upload_limit_is_the_servers_where_that_is_lower(monkeypatch):
+    """A server started without the project's config (Streamlit's default 200 MB): the widget states that one."""
+    monkeypatch.setattr(serving.st, "get_option", {"server.maxUploadSize": 200}.get)
+    assert serving.upload_limit_mib() == 200
+
+
+def test_a_gallery_of_many_attack_steps_is_refused_by_its_work(public, monkeypatch):
+    """Issue 29's request: few images, 200 PGD steps; an image count let it hold a slot for minutes."""
+    monkeypatch.setenv("NORMSCOPE_MAX_WORK", "3000")
+    at = open_page("gallery")
+    at.multiselect(key="gal_models").set_value(PAIR)
+    at.selectbox(key="gal_attack").set_value("pgd_linf")
+    at.number_input(key="gal_steps_pgd_linf").set_value(200).run()
+    at.button(key="gal_run").click().run()
+    assert not at.exception
+    (error,) = at.error
+    assert "4,020 image passes" in error.value and "limit of 3,000" in error.value  # 2 models x 10 images x 201
+
+
+def test_an_upload_name_that_walks_folders_is_logged_as_the_name_stored(public, zoo, caplog):
+    good = (zoo / "builtin-vgg11-bn.safetensors").read_bytes()
+    with caplog.at_level(logging.INFO, logger="normscope.access"):
+        at = upload(open_page("models"), "../../../../tmp/x\n{evil}.safetensors", good)
+    assert "of this session" in at.success[0].value
+    (line,) = [json.loads(r.message) for r in caplog.records if r.name == "normscope.access"]
+    assert line["action"] == "upload" and line["file"] == "x_evil_"

@@ -109,8 +109,8 @@ def background_progress(state_key: str) -> None:
 def compute(work: Plan, found: dict) -> None:
     """Run a plan's remaining work in order under one progress bar, stopping at the first user error; ``found``
     gains the results of its requests."""
-    with render.user_errors("Cannot compute"), serving.computation_slot(work.images):
-        serving.log_access("compute", images=work.images,
+    with render.user_errors("Cannot compute"), serving.computation_slot(work.work):
+        serving.log_access("compute", work=work.work,
                            evaluations=[f"{e.experiment}:{e.name}" for e in work.remaining])
         bar = render.progress_bar("Computing…")
         run = context(cached_only=False, progress=bar)

@@ -19,6 +19,8 @@ from streamlit.runtime import Runtime
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from core.catalog import uploads_dir
+from core.checkpoints import MAX_CHECKPOINT_BYTES
+from core.experiments import WORK_UNIT
 from core.serving import LimitExceeded, ServingError, ServingPolicy, serving_policy
 
 ACCESS_LOG = logging.getLogger("normscope.access")
@@ -53,10 +55,21 @@ def public() -> bool:
 
 
 def apply_client_options() -> None:
-    """Visitors of a public server see no stack traces and no Deploy menu."""
-    if public():
-        st.set_option("client.showErrorDetails", "none")
+    """Visitors of a public server see no stack traces and no Deploy menu. The toolbar's mode reaches the browser
+    when a script run starts, so where the server's config did not set it already (`.streamlit/config.toml`, read
+    from the working directory) the first run that sets it starts again, for its visitor to get it."""
+    if not public():
+        return
+    st.set_option("client.showErrorDetails", "none")
+    if st.get_option("client.toolbarMode") != "viewer":
         st.set_option("client.toolbarMode", "viewer")
+        st.rerun()
+
+
+def upload_limit_mib() -> int:
+    """The largest upload this server takes, in MiB: NormScope's checkpoint limit, or the server's
+    ``server.maxUploadSize`` where that is lower (a server started without the project's config)."""
+    return min(MAX_CHECKPOINT_BYTES // 2 ** 20, int(st.get_option("server.maxUploadSize")))
 
 
 def session_tag(session: str | None = None) -> str:
@@ -98,30 +111,30 @@ def _slots(size: int) -> Slots:
 
 
 @contextmanager
-def computation_slot(images: int) -> Iterator[None]:
-    """Hold one of the server's computation slots for a request of ``images`` new images; on a public server a
-    request over the limits raises :class:`LimitExceeded` (logged) before anything runs. A local server has no
-    limits."""
+def computation_slot(work: int) -> Iterator[None]:
+    """Hold one of the server's computation slots for a request of ``work`` image passes (:data:`WORK_UNIT`); on a
+    public server a request over the limits raises :class:`LimitExceeded` (logged) before anything runs. A local
+    server has no limits."""
     rules = policy()
     if not rules.public:
         yield
         return
     slots = _slots(rules.max_concurrent_computations)
-    if images > rules.max_images_per_request:
-        refuse(images, f"this asks for {images:,} new images, over this public server's limit of "
-                       f"{rules.max_images_per_request:,} per request: select fewer models or fewer images per class "
-                       "(the precomputed results show without computing)")
+    if work > rules.max_work_per_request:
+        refuse(work, f"this asks for {work:,} {WORK_UNIT} (images x attack steps, summed over models), over this "
+                     f"public server's limit of {rules.max_work_per_request:,} per request: select fewer models, "
+                     "fewer images per class or fewer steps (the precomputed results show without computing)")
     if not slots.try_take():
-        refuse(images, f"{slots.size} computation(s) are already running on this public server, its limit; try "
-                       "again in a minute (precomputed results show without waiting)")
+        refuse(work, f"{slots.size} computation(s) are already running on this public server, its limit; try "
+                     "again in a minute (precomputed results show without waiting)")
     try:
         yield
     finally:
         slots.give_back()
 
 
-def refuse(images: int, reason: str) -> None:
-    log_access("refused", images=images, reason=reason)
+def refuse(work: int, reason: str) -> None:
+    log_access("refused", work=work, reason=reason)
     raise LimitExceeded(reason)
 
 

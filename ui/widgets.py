@@ -1,6 +1,9 @@
 """Widgets that return plain parameters (specs, lists, numbers); they never compute."""
 from __future__ import annotations
 
+import math
+import re
+
 import streamlit as st
 
 from core.attacks import ATTACKS, PRECISIONS, AttackSpec, paper_spec
@@ -93,23 +96,34 @@ def ligs_input(prefix: str) -> LIGSSpec:
     return LIGSSpec(kind=kind, size=float(size))
 
 
+MAX_LIST = 25  # values one list field takes: each is a computation per model
+
+
+def parse_number(item: str) -> float:
+    """'0.25' or '2/255' as a finite float (no eval of the text); raises ValueError naming the item."""
+    numerator, _, denominator = item.strip().partition("/")
+    try:
+        value = float(numerator) / float(denominator) if denominator else float(numerator)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{item.strip()!r} is not a finite number (write e.g. 0.25 or 2/255)")
+    return value
+
+
+def parse_numbers(text: str) -> list[float]:
+    """'0, 0.1; 2/255' (commas, semicolons or spaces between) -> [0.0, 0.1, 0.00784] in the order given; raises
+    ValueError naming the bad item."""
+    items = re.split(r"[,;\s]+", re.sub(r"\s*/\s*", "/", text.strip()))
+    values = [parse_number(item) for item in items if item]
+    if len(values) > MAX_LIST:
+        raise ValueError(f"give at most {MAX_LIST} values, got {len(values)}")
+    return values
+
+
 def parse_floats(text: str) -> list[float]:
-    """'0, 0.1, 0.25' -> [0.0, 0.1, 0.25]; raises ValueError naming the bad item."""
-    values = []
-    for item in text.replace(";", ",").split(","):
-        if item.strip():
-            try:
-                values.append(float(eval_fraction(item.strip())))
-            except ValueError as e:
-                raise ValueError(f"{item.strip()!r} is not a number (write e.g. 0.25 or 2/255)") from e
+    """A list of non-negative budgets ('0, 0.1, 0.25' -> [0.0, 0.1, 0.25]), sorted, each once."""
+    values = parse_numbers(text)
     if not values or any(v < 0 for v in values):
         raise ValueError("give one or more non-negative numbers, separated by commas")
     return sorted(set(values))
-
-
-def eval_fraction(item: str) -> float:
-    """'2/255' -> 0.00784; plain numbers pass through (no eval of arbitrary text)."""
-    if "/" in item:
-        num, den = item.split("/", 1)
-        return float(num) / float(den)
-    return float(item)

@@ -10,14 +10,14 @@ import streamlit as st
 from core import jobs
 from core.attacks import PRECISIONS
 from core.cache import default_cache_dir
-from core.catalog import CatalogEntry, store_upload
-from core.checkpoints import (INPUT_NORMALIZATIONS, MAX_CHECKPOINT_BYTES, InputNormalization, NormalizationUnknown,
+from core.catalog import CatalogEntry, safe_stem, store_upload
+from core.checkpoints import (INPUT_NORMALIZATIONS, InputNormalization, NormalizationUnknown,
                               sha256_bytes)
 from core.data import available_datasets
 from core.device import describe_device
 from core.models import ModelSpec, list_models, model_entry
 from core.train import PRESETS, TrainConfig, preset, read_history
-from ui import catalog, compute, render, serving, state
+from ui import catalog, compute, render, serving, state, widgets
 
 FROM_FILE = "as recorded in the file"
 CUSTOM = "custom"
@@ -72,10 +72,7 @@ def spec_input() -> ModelSpec:
 
 
 def three_numbers(text: str, what: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.replace(",", " ").split())
-    except ValueError:
-        values = ()
+    values = tuple(widgets.parse_numbers(text))
     if len(values) != 3:
         raise ValueError(f"{what} needs 3 numbers (R, G, B), got {text!r}")
     return values
@@ -125,14 +122,17 @@ def upload_tab_body() -> None:
     manual = st.checkbox("Set the architecture by hand (needed for IN/LN/GN state dicts without metadata)",
                          key="upload_manual")
     spec = spec_input() if manual else None
-    file = st.file_uploader("Checkpoint", type=["safetensors", "pt", "pth"], key="upload_file",
-                            max_upload_size=max(1, MAX_CHECKPOINT_BYTES // 2 ** 20))
+    limit = serving.upload_limit_mib()
+    file = st.file_uploader(f"Checkpoint (at most {limit} MiB)", type=["safetensors", "pt", "pth"], key="upload_file",
+                            max_upload_size=limit)
+    st.caption(f"A file larger than {limit} MiB ({limit / 1024:g} GB) is refused by the browser before it is sent: it is "
+               "marked in red, and pointing at the mark says so.")
     if file is None:
         return
     with render.user_errors(f"Cannot use {file.name}"):
         entry = store(file.getvalue(), file.name, spec, None if choice == FROM_FILE else choice)
         if entry is not None:
-            serving.log_access("upload", file=file.name, sha256=entry.sha256, bytes=file.size)
+            serving.log_access("upload", file=safe_stem(file.name), sha256=entry.sha256, bytes=file.size)
             catalog.refresh()
             st.success(f"Stored **{entry.name}**: {entry.arch} (norm={entry.norm}, width={entry.width:g}), "
                        f"trained on **{entry.dataset}**, sha256 {entry.sha256[:12]}… It is now in every model "

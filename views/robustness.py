@@ -110,12 +110,12 @@ if models:
     threat = ATTACKS[name].threat
     text = c2.text_input("eps values (comma separated; 2/255 allowed)",
                          ", ".join(widgets.format_eps(e, threat) for e in SWEEP_EPS[threat]), key=f"sweep_eps_{name}")
-    eps = []
+    sweep_requests = {}
     with render.user_errors("Bad eps list"):
-        eps = widgets.parse_floats(text)
-    if eps:
-        points = compute.gather({(e.label, x): request(e, base.with_eps(x)) for e in models for x in eps},
-                                "sweep_run", "curve points")
+        sweep_requests = {(e.label, x): request(e, base.with_eps(x)) for e in models for x in widgets.parse_floats(text)}
+    if sweep_requests:
+        eps = sorted({x for _, x in sweep_requests})
+        points = compute.gather(sweep_requests, "sweep_run", "curve points")
         complete = [e.label for e in models if all((e.label, x) in points for x in eps)]  # a curve shows whole
         rows = [{"model": m, "eps": p["eps"], "robust accuracy": p["robust_accuracy"], "dataset": p["dataset"]}
                 for (m, _), p in points.items() if m in complete]

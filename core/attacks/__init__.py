@@ -133,6 +133,12 @@ class AttackSpec:
         return ATTACKS[self.name]
 
     @property
+    def passes(self) -> int:
+        """Gradient passes per image: each step of each run (APGD-T: one run per target class), at least one."""
+        runs = self.entry.default("restarts", 1) * self.entry.default("targets", 1)
+        return max(1, self.steps if self.entry.iterative else 1) * runs
+
+    @property
     def label(self) -> str:
         steps = f", {self.steps} steps" if self.entry.iterative else ""
         precision = f", {self.precision}" if self.precision != "fp32" else ""

@@ -16,7 +16,7 @@ from core.config import config_dict
 from core.data import Dataset, balanced_subset, load_dataset, to_float
 from core.device import model_device, to_device
 from core.cache import MISSING
-from core.experiments import RunContext, Subject, experiment, get_experiment
+from core.experiments import RunContext, Subject, experiment, get_experiment, images_in
 from core.features.config import FEATURE_MATCHING, FeatureConfig
 from core.features.storage import Part, features_dir, load_part, save_part, write_dataset
 from core.images import amplify, decode_images, encode_images, uint8_images
@@ -167,8 +167,14 @@ def extracted(result: dict) -> bool:
     return (features_dir() / result["id"] / "meta.json").is_file()
 
 
+def extraction_work(config: FeatureConfig) -> int:
+    """Every training image, a gradient pass per iteration (Eq. A2, or the targeted attack's steps)."""
+    return images_in(config) * (config.iterations + 1)
+
+
 @experiment("feature_dataset", FeatureConfig, "a feature dataset D_R / D_NR / D_rand / D_det / D_conflict "
-            "extracted from the model (App. C, F); its metadata and sanity figures", current=extracted)
+            "extracted from the model (App. C, F); its metadata and sanity figures", current=extracted,
+            work=extraction_work)
 def feature_dataset(checkpoint: Checkpoint, config: FeatureConfig, run: RunContext) -> dict:
     """Extract into the features folder (resuming), and return the dataset's metadata."""
     check_source(checkpoint, config)

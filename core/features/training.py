@@ -9,9 +9,9 @@ from dataclasses import dataclass, replace
 from core.checkpoints import Checkpoint, load_checkpoint, weights_file
 from core.config import config_dict
 from core.data import load_dataset, to_float
-from core.experiments import Evaluation, RunContext, Subject, experiment
+from core.experiments import Evaluation, RunContext, Subject, experiment, images_in
 from core.features.config import HOLDOUT_KINDS, FeatureConfig, feature_config
-from core.features.extraction import dataset_id, ensure_dataset
+from core.features.extraction import dataset_id, ensure_dataset, extraction_work
 from core.features.storage import features_dir
 from core.metrics import accuracy
 from core.progress import scaled
@@ -54,8 +54,13 @@ class FeatureTrainingConfig:
     train: TrainConfig = TrainConfig(dataset=FEATURES_PLACEHOLDER)
 
 
+def feature_training_work(config: FeatureTrainingConfig) -> int:
+    """Extracting the dataset, then an epoch of training per image and epoch (the test pass left out)."""
+    return extraction_work(config.features) + images_in(config.features) * config.train.epochs
+
+
 @experiment("feature_training", FeatureTrainingConfig, "a model trained on a feature dataset of this model, "
-            "evaluated on the real test set (Tables A3-A5, Fig. 6, A4, A5)")
+            "evaluated on the real test set (Tables A3-A5, Fig. 6, A4, A5)", work=feature_training_work)
 def feature_training(checkpoint: Checkpoint, config: FeatureTrainingConfig, run: RunContext) -> dict:
     """Extract (or find) the dataset, train on it (resumable), and test on the whole real test split."""
     name = ensure_dataset(checkpoint, config.features, run.part(0, 4))
