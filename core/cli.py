@@ -34,6 +34,7 @@ from core.experiments import EvalData, RunContext, get_experiment, registry
 from core.features import FEATURE_ARCH, PAPER_NORMS, FeatureConfig, feature_train_config
 from core.features import KINDS as FEATURE_KINDS
 from core.features import PRESETS as FEATURE_PRESETS
+from core.findings import FINDINGS, VERDICT_RULE, scoreboard
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.models import list_models, model_entry
 from core.progress import ConsoleProgress
@@ -42,7 +43,7 @@ from core.surface import DEFAULT_RADIUS, LossSurfaceConfig
 
 # A schema's version grows when a field is renamed or removed (list/2: attacks' "norm" became "threat").
 SCHEMA_VERSIONS = {"info": 1, "run": 1, "eval": 1, "ligs": 1, "transfer": 1, "landscape": 1, "train": 1, "list": 2, "jobs": 1,
-                   "error": 1, "data": 1, "features": 1, "corruptions": 1}
+                   "error": 1, "data": 1, "features": 1, "corruptions": 1, "findings": 1}
 
 
 def option(command: argparse.ArgumentParser, flag: str, config_type: type, name: str, help: str, **kw) -> None:
@@ -170,6 +171,12 @@ def parser() -> argparse.ArgumentParser:
     fe.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
     fe.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="as for eval")
     fe.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="as for eval")
+
+    fi = sub.add_parser("findings", help="the paper's findings scored on the zoo's comparable pairs, each with its "
+                                         "effect, 95 %% interval and verdict (cached results only)")
+    fi.add_argument("--finding", nargs="+", default=[], choices=[f.key for f in FINDINGS], help="only these")
+    fi.add_argument("--pair", nargs=2, metavar=("TREATED", "CONTROL"),
+                    help="score one pair of catalog names (the normalized model first) instead of the zoo's pairs")
 
     ls = sub.add_parser("list", help="list registries: models, attacks, experiments, datasets, presets")
     ls.add_argument("what", choices=["models", "attacks", "experiments", "datasets", "presets"])
@@ -384,6 +391,15 @@ def cmd_features(args) -> dict | list:
             "sources": [_ckpt_summary(s) for s in sources], **matrix.to_dict()}
 
 
+def cmd_findings(args) -> dict:
+    """The scoreboard from the cache (the zoo's shipped results seeded first, as the dashboard does)."""
+    from core.catalog import zoo_results
+
+    cache = ResultCache()
+    cache.seed(zoo_results())
+    return {"rule": VERDICT_RULE, "findings": scoreboard(cache, tuple(args.finding), args.pair)}
+
+
 def cmd_list(args) -> dict | list:
     from core.train import PRESETS
 
@@ -442,7 +458,7 @@ def _ckpt_summary(ckpt) -> dict:
 COMMANDS = {"info": cmd_info, "run": cmd_run, "eval": cmd_eval, "ligs": cmd_ligs, "transfer": cmd_transfer,
             "corruptions": cmd_corruptions,
             "landscape": cmd_landscape, "train": cmd_train, "list": cmd_list, "features": cmd_features,
-            "jobs": cmd_jobs, "data": cmd_data}
+            "jobs": cmd_jobs, "data": cmd_data, "findings": cmd_findings}
 
 
 def schema(command: str) -> str:
@@ -485,6 +501,8 @@ def render_text(command: str, payload) -> str:
         return "\n".join([head, *rows])
     if command == "transfer":
         return render_transfer(payload)
+    if command == "findings":
+        return render_findings(payload)
     if command == "corruptions":
         return render_corruptions(payload)
     if command == "landscape":
@@ -512,6 +530,21 @@ def render_transfer(payload: dict) -> str:
         cells = "".join(f"{_pct(c['success_rate']) + ('*' if c['white_box'] else ' '):>{width + 2}}" for c in row)
         lines.append(f"{source['name'][:28]:<28}{cells}{_pct(avg):>8}")
     return "\n".join(lines)
+
+
+def render_findings(payload: dict) -> str:
+    """Each finding's verdict, then its rows: effect in points (the paper's direction positive) and interval."""
+    lines = []
+    for f in payload["findings"]:
+        lines.append(f"[{f['verdict']}] {f['number']}. {f['claim']} ({f['source']})")
+        for r in f["rows"]:
+            effect = r["effect"]
+            measured = "" if effect is None else (f"{100 * effect['value']:+.1f} [{100 * effect['ci'][0]:+.1f}, "
+                                                  f"{100 * effect['ci'][1]:+.1f}]")
+            extra = "; ".join(x for x in (r["note"], r["command"] and f"run: {r['command']}") if x)
+            lines.append(f"    {r['verdict']:<13} {measured:<22} {r['measure']}: {r['pair']}" + (f" ({extra})" if extra
+                                                                                                  else ""))
+    return "\n".join(lines + ["", payload["rule"]])
 
 
 def render_corruptions(payload: dict) -> str:

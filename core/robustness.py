@@ -1,5 +1,5 @@
 """The paper's robustness experiments on checkpoints: robust accuracy (Table 1 / A6), eps sweeps, LIGS
-(Sec. 4), the BN-vs-no-normalization headline, and an AutoAttack-style evaluation for models of unknown origin.
+(Sec. 4) and an AutoAttack-style evaluation for models of unknown origin.
 
     >>> robustness(checkpoint, RobustnessConfig(paper_spec("pgd_l2")))["robust_accuracy"]  # doctest: +SKIP
 """
@@ -11,18 +11,13 @@ import torch
 
 from core.attacks import AttackSpec, paper_spec, threat_model
 from core.cache import MISSING, Missing
-from core.catalog import CatalogEntry
 from core.checkpoints import Checkpoint
 from core.experiments import EvalData, RunContext, Subject, attack_work, eval_tensors, experiment, images_in
 from core.metrics import LIGSSpec, ligs, run_attack
-from core.zoo import LANDSCAPE_GROUP
 
 TABLE_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 and Table A6, at the paper's settings
 # The eps grid of the accuracy-vs-eps curves, per threat model (linf in the paper's x/255 units).
 SWEEP_EPS = {"l2": (0.0, 0.125, 0.25, 0.5, 1.0), "linf": tuple(k / 255 for k in (0, 0.5, 1, 2, 4, 8))}
-HEADLINE_METRICS = {"test_accuracy": "clean acc", "robust_accuracy": "l2-PGD acc (probe)", "ligs": "LIGS (probe)"}
-
-
 @dataclass(frozen=True)
 class RobustnessConfig:
     attack: AttackSpec
@@ -138,32 +133,3 @@ def worst_case(results: dict[str, dict]) -> dict:
             "robust_accuracy": torch.tensor(robust).float().mean().item() if robust else float("nan"),  # as each part
             "per_attack": {name: r["robust_accuracy"] for name, r in results.items()},
             "zero_gradient": {name: r.get("zero_gradient") for name, r in results.items()}, "robust_correct": robust}
-
-
-def headline_pairs(entries: list[CatalogEntry]) -> list[CatalogEntry]:
-    """The zoo's standard-trained BN and norm-free models of the architectures that have both, so that both
-    means cover the same architectures (uploads, trained runs, adversarially trained models and the App. I
-    landscape runs, a few hundred steps long, would skew them)."""
-    kept = [e for e in entries if e.source == "zoo" and not e.adversarial and e.group != LANDSCAPE_GROUP
-            and e.norm in ("bn", "none")]
-    paired = {e.arch for e in kept if e.norm == "bn"} & {e.arch for e in kept if e.norm == "none"}
-    return [e for e in kept if e.arch in paired]
-
-
-def mean_metric(entries: list[CatalogEntry], norm: str, metric: str) -> float | None:
-    values = [e.final_metrics[metric] for e in entries if e.norm == norm and e.final_metrics.get(metric) is not None]
-    return sum(values) / len(values) if values else None
-
-
-def headline(entries: list[CatalogEntry]) -> dict | None:
-    """BN vs no normalization: each probe metric's mean over :func:`headline_pairs` (None without a pair).
-
-    Returns ``{"archs": [...], "metrics": {label: {"bn": mean, "none": mean}}}``; the probes are each
-    checkpoint's last-epoch ones (l2-PGD eps 0.25, 10 steps; LIGS Gaussian 0.01).
-    """
-    pairs = headline_pairs(entries)
-    if not pairs:
-        return None
-    metrics = {label: {norm: mean_metric(pairs, norm, key) for norm in ("bn", "none")}
-               for key, label in HEADLINE_METRICS.items()}
-    return {"archs": sorted({e.arch for e in pairs}), "metrics": metrics}

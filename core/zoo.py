@@ -69,7 +69,7 @@ ZOO_PLAN += [
 
 # App. I at CPU scale: the optimization landscape over the first 300 training steps (Santurkar et al. 2018),
 # measured every 10 steps, at a constant learning rate so that the step sizes (multiples of it) mean the same at
-# every measured step. Short runs far from converged: the group stays out of the headline (core.robustness).
+# every measured step. Short runs far from converged: the group stays out of the findings scoreboard (core.findings).
 LANDSCAPE_GROUP = "landscape"
 _LANDSCAPE_RUNS = {  # comparison -> (arch, norm, shortcut) of each run, as the paper's figures
     "Normalizations on ResNet18 (Fig. A7)": [("resnet18", n, True) for n in ("bn", "none", "in", "ln", "gn")],

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from streamlit.runtime.scriptrunner.script_cache import ScriptCache
@@ -21,6 +22,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import jobs
 from core.checkpoints import load_checkpoint, save_checkpoint
+from core.findings import FINDINGS
 from ui import navigation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,14 +105,16 @@ def test_every_page_renders_with_its_widgets(page):
     assert set(PAGES[page]) <= widget_keys(at)
 
 
-def test_overview_shows_headline_numbers_from_the_zoo():
+def test_overview_is_the_findings_scoreboard_then_the_models_behind_it():
     at = open_page("overview")
     assert_clean(at)
-    table = at.dataframe[0].value.set_index("model")
-    assert set(PAIR) <= set(table.index) and set(table["dataset"]) == {"builtin"}
-    clean = at.metric[0]  # the one BN / no-BN pair: its own two clean accuracies
-    none, bn = (table.loc[m, "clean acc"] for m in PAIR)
-    assert clean.label == "clean acc: BN" and clean.value == f"{bn:.3f}" and clean.delta.startswith(f"{bn - none:+.3f}")
+    scoreboard = at.dataframe[0].value
+    pairs = next(d.value for d in at.dataframe if "model" in d.value.columns).set_index("model")
+    assert list(scoreboard["#"]) == [f.number for f in FINDINGS]
+    assert set(scoreboard["verdict"]) == {"— not measured"}  # nothing cached yet for the test zoo's pair
+    assert scoreboard.set_index("#").loc["demo", "rows"] == "1 not measured"  # the conflict split, not yet evaluated
+    assert set(PAIR) == set(pairs.index) and set(pairs["dataset"]) == {"builtin"}
+    assert len(at.expander) >= len(FINDINGS)  # each finding's rows and forest plot
 
 
 def test_robustness_computes_then_renders_from_cache():
@@ -167,7 +171,7 @@ def test_eps_sweep_and_a_bad_eps_list():
     assert_clean(at)
     assert len(at.get("plotly_chart")) >= 1
     at.text_input(key="sweep_eps_pgd_l2").set_value("0, big").run()
-    assert not at.exception and "not a number" in at.error[0].value
+    assert not at.exception and "is not a finite number" in at.error[0].value
 
 
 def test_demo_mode_shows_not_precomputed_and_never_computes():
@@ -504,11 +508,14 @@ def test_first_start_without_data_shows_the_zoos_precomputed_results(no_data):
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()  # no session state: what a new visitor gets
     assert_clean(at)
     assert at.selectbox(key="dataset").options == ["builtin"] and "get_cifar10" in widget_keys(at)
-    table = at.dataframe[0].value.set_index("model")
+    scoreboard = at.dataframe[0].value  # the findings, scored from the shipped results (core.findings)
+    assert list(scoreboard["#"]) == [f.number for f in FINDINGS]
+    assert scoreboard.loc[0, "verdict"] == "✅ holds" and scoreboard.loc[2, "verdict"] == "❌ reversed"  # RESULTS.md
+    assert scoreboard.loc[0, "clearest effect (points, 95 % CI)"].startswith("+")
+    table = pd.concat([d.value for d in at.dataframe if "model" in d.value.columns]).set_index("model")
     pgd = shipped_pgd_l2()
-    assert len(pgd) >= 10 and set(pgd) <= set(table.index) and set(table["dataset"]) == {"cifar10-jpeg"}
+    assert len(pgd) >= 10 and set(pgd) <= set(table.index) and set(table.loc[list(pgd), "dataset"]) == {"cifar10-jpeg"}
     assert all(table.loc[name, "l2-PGD acc (20 steps)"] == pytest.approx(v) for name, v in pgd.items())
-    assert at.metric[0].label == "clean acc: BN"  # the headline: the zoo's BN / norm-free pairs
     assert any("not on this machine" in c.value and "Get CIFAR-10" in c.value for c in at.caption)
 
     at.switch_page(navigation.page_def("robustness").file).run()  # data source still the built-in set

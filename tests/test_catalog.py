@@ -11,7 +11,7 @@ from core.catalog import (SHIPPED_ZOO, ZOO_INDEX, list_checkpoints, safe_stem, s
                           zoo_groups)
 from core.checkpoints import CheckpointError, save_checkpoint
 from core.models import build
-from core.robustness import headline_pairs
+from core.findings import comparable_pairs
 from core.zoo import LANDSCAPE_GROUP
 
 
@@ -95,17 +95,21 @@ def write_index(folder, groups: dict[str, str]) -> None:
     (folder / ZOO_INDEX).write_text(json.dumps({"models": models}))
 
 
-def test_zoo_groups_come_from_the_index_and_the_landscape_runs_stay_out_of_the_headline(zoo, tmp_path, trained_pair):
+def paired(entries) -> set[str]:
+    return {e.name for p in comparable_pairs(entries) for e in (p.treated, p.control)}
+
+
+def test_zoo_groups_come_from_the_index_and_the_landscape_runs_stay_out_of_the_scoreboard(zoo, tmp_path, trained_pair):
     for norm, ckpt in trained_pair.items():  # a second BN / norm-free pair of the same architecture: App. I's runs
         save_checkpoint(ckpt.model, zoo / f"ls-{norm}", {"dataset": "builtin"})
-    assert {e.name for e in headline_pairs(list_checkpoints(tmp_path / "cache", zoo))} == {
+    assert paired(list_checkpoints(tmp_path / "cache", zoo)) == {
         "pair-bn", "pair-none", "ls-bn", "ls-none"}  # no index: no groups, nothing to tell them apart
     write_index(zoo, {"pair-bn": "vgg11-norms", "pair-none": "vgg11-norms",
                       "ls-bn": LANDSCAPE_GROUP, "ls-none": LANDSCAPE_GROUP})
     entries = list_checkpoints(tmp_path / "cache", zoo)
     assert {e.name: e.group for e in entries} == {"ls-bn": "landscape", "ls-none": "landscape",
                                                   "pair-bn": "vgg11-norms", "pair-none": "vgg11-norms"}
-    assert {e.name for e in headline_pairs(entries)} == {"pair-bn", "pair-none"}
+    assert paired(entries) == {"pair-bn", "pair-none"}
 
 
 @pytest.mark.parametrize("index", ["{not json", '{"models": [{"file": "pair-bn.safetensors"}]}', "[1, 2]"])
@@ -116,11 +120,11 @@ def test_an_unreadable_zoo_index_leaves_the_groups_empty_and_the_listing_whole(z
     assert [(e.name, e.group) for e in listed] == [("pair-bn", ""), ("pair-none", "")]
 
 
-def test_the_shipped_landscape_runs_are_grouped_and_none_enters_the_headline(tmp_path):
+def test_the_shipped_landscape_runs_are_grouped_and_none_enters_the_scoreboard(tmp_path):
     from core.zoo import ZOO_PLAN
 
     planned = {e.name for e in ZOO_PLAN if e.group == LANDSCAPE_GROUP}
     entries = list_checkpoints(tmp_path, SHIPPED_ZOO)
     shipped = {e.name for e in entries if e.group == LANDSCAPE_GROUP}
     assert shipped == planned & {e.name for e in entries}  # every shipped one is grouped by the index
-    assert not shipped & {e.name for e in headline_pairs(entries)}
+    assert not shipped & paired(entries)

@@ -6,7 +6,7 @@ import re
 
 import streamlit as st
 
-from core.attacks import ATTACKS, PRECISIONS, AttackSpec, paper_spec
+from core.attacks import ATTACKS, PRECISIONS, AttackSpec, format_eps, paper_spec
 from core.catalog import CatalogEntry
 from core.experiments import DEFAULT_PER_CLASS
 from core.metrics import LIGS_KINDS, LIGSSpec
@@ -53,13 +53,6 @@ def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", 
 def per_class_input(key: str, default: int = DEFAULT_PER_CLASS) -> int:
     return int(st.number_input("Test images per class", 1, 1000, default, step=10, key=key,
                                help="A balanced subset of the test split; results are cached per setting."))
-
-
-def format_eps(eps: float, threat: str) -> str:
-    """A budget as the paper writes it: linf in x/255 units ("1/255"), l2 as a plain number."""
-    if threat == "linf" and eps:
-        return f"{eps * 255:.3g}/255"
-    return f"{eps:.3g}"
 
 
 def attack_spec_input(name: str, prefix: str, precision: str = "fp32") -> AttackSpec:

@@ -1,4 +1,5 @@
-"""Overview: the paper's claim and live headline numbers (BN vs no normalization) from the zoo."""
+"""Overview: the paper's claim, and the findings scoreboard: does each finding hold on the zoo's comparable pairs,
+by how much and how sure (core.findings); then the models behind it."""
 from __future__ import annotations
 
 import pandas as pd
@@ -8,8 +9,15 @@ from core.attacks import paper_spec
 from core.cache import MISSING
 from core.catalog import CatalogEntry
 from core.experiments import DEFAULT_PER_CLASS, EvalData
-from core.robustness import LIGSConfig, RobustnessConfig, headline, ligs_report, robustness
-from ui import catalog, compute, datasource, navigation, render
+from core.findings import VERDICT_RULE, comparable_pairs, scoreboard
+from core.robustness import LIGSConfig, RobustnessConfig, ligs_report, robustness
+from core.zoo import LANDSCAPE_GROUP
+from ui import catalog, compute, datasource, navigation, render, state
+from ui.scoreboard import badge, forest_figure, rows_table, scoreboard_table
+
+CAVEAT = ("Paper scale this is not: the zoo is CPU-sized (width 0.25-1, 6-24 epochs, on `cifar10-jpeg`, a lossy "
+          "JPEG copy of CIFAR-10) with one training seed per model, so a verdict here is about these models, and an "
+          "interval covers the test images' sampling, not the seed-to-seed spread.")
 
 st.title("NormScope")
 st.markdown(
@@ -18,8 +26,22 @@ st.markdown(
     "attacks at similar clean accuracy, and their loss is **less locally linear** (lower LIGS). "
     "Adversarial examples from models *without* BN also transfer better.")
 
-dataset = catalog.featured()  # the zoo's training data, whatever the data source: a first start shows the findings
-entries = catalog.entries(dataset)
+entries = catalog.entries()
+st.subheader("Does each finding hold here?")
+board = []
+with render.user_errors("Cannot score the findings"):
+    board = scoreboard(state.cache(), entries=entries)
+if board:
+    render.table(scoreboard_table(board), "findings-scoreboard", "findings")
+    st.caption(VERDICT_RULE + " " + CAVEAT)
+    for finding in board:
+        with st.expander(f"{finding['number']}. {finding['claim']} ({finding['source']}) {badge(finding['verdict'])}"):
+            figure, rows = forest_figure(finding), rows_table(finding)
+            if figure is not None:
+                render.chart(figure, rows, f"finding-{finding['key']}", f"finding_{finding['key']}")
+            render.table(rows, f"finding-{finding['key']}-rows", f"finding_{finding['key']}_rows")
+            st.page_link(navigation.st_page(finding["page"]), label="The evidence, page by page",
+                         icon=":material/arrow_forward:")
 
 
 def row(entry: CatalogEntry, data: EvalData) -> dict:
@@ -35,34 +57,29 @@ def row(entry: CatalogEntry, data: EvalData) -> dict:
             "LIGS (cached)": None if lig is MISSING else lig["ligs"]}
 
 
-def show_headline(summary: dict | None) -> None:
-    """BN vs norm-free means over the zoo's architecture pairs, one metric card each."""
-    if summary is None:
-        st.info("Headline numbers need a BN and a norm-free model of the same architecture on this data source.")
-        return
-    for col, (metric, means) in zip(st.columns(len(summary["metrics"])), summary["metrics"].items()):
-        bn, none = means["bn"], means["none"]
-        col.metric(f"{metric}: BN", f"{bn:.3f}", f"{bn - none:+.3f} vs no norm ({none:.3f})", border=True)
-    st.caption(f"Means over the zoo's standard-trained BN / norm-free pairs on **{dataset}** "
-               f"({', '.join(summary['archs'])}); probes from each checkpoint's last "
-               f"epoch (l2-PGD eps 0.25, 10 steps; LIGS Gaussian 0.01). Cached columns: paper settings, "
-               f"{DEFAULT_PER_CLASS} test images per class, when precomputed.")
+def models_table(models: list[CatalogEntry], name: str, key: str) -> None:
+    table = pd.DataFrame([row(e, EvalData(e.dataset, per_class=DEFAULT_PER_CLASS)) for e in models])
+    render.table(table, name, key, column_config={
+        c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if table[c].dtype.kind == "f"})
 
 
+paired = {e for p in comparable_pairs(entries) for e in (p.treated, p.control)}
 if not entries:
     st.info("No checkpoints yet: upload one or train one on the Models page.")
 else:
-    st.subheader(f"Headline: BN vs no normalization on {dataset}")
-    show_headline(headline(entries))
+    st.subheader("The models behind the scoreboard")
+    st.caption("The zoo's standard-trained BN models and their norm-free (or Fixup) counterparts: same architecture, "
+               f"same training data. Cached columns: paper settings, {DEFAULT_PER_CLASS} test images per class.")
     with render.user_errors("Cannot read a checkpoint"):
-        table = pd.DataFrame([row(e, EvalData(dataset)) for e in entries])
-        render.table(table, f"overview-{dataset}", "overview", column_config={
-            c: st.column_config.NumberColumn(format="%.3f") for c in table.columns if table[c].dtype.kind == "f"})
-        render.dataset_caption({dataset})
-        datasource.note_missing(entries)
-others = sorted({e.dataset for e in catalog.entries()} - {dataset})
-if others:
-    st.caption(f"Also in the catalog: models trained on {', '.join(others)}; every page lists them.")
+        models_table([e for e in entries if e in paired], "overview-pairs", "overview")
+        render.dataset_caption({e.dataset for e in paired} or {catalog.featured()})
+        datasource.note_missing([e for e in entries if e in paired])
+        others = [e for e in entries if e not in paired]
+        if others:
+            landscape = sum(e.group == LANDSCAPE_GROUP for e in others)
+            with st.expander(f"Other models ({len(others)}: {landscape} App. I landscape runs, adversarially trained "
+                             "models, other normalizations, transfer targets, uploads)"):
+                models_table(others, "overview-other-models", "overview_others")
 
 st.subheader("Explore")
 cols = st.columns(3)

@@ -145,6 +145,13 @@ class AttackSpec:
         return f"{self.entry.title} (eps={self.eps:.4g}{steps}{precision})"
 
 
+def format_eps(eps: float, threat: str) -> str:
+    """A budget as the paper writes it: linf in x/255 units ("1/255"), l2 as a plain number."""
+    if threat == "linf" and eps:
+        return f"{eps * 255:.3g}/255"
+    return f"{eps:.3g}"
+
+
 def list_attacks() -> list[str]:
     return list(ATTACKS)
 

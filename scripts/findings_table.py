@@ -1,0 +1,69 @@
+"""The findings scoreboard of the shipped zoo (core.findings): RESULTS.md's verdict table, generated, and the
+interval estimates behind it shipped in checkpoints/results.json, so that a fresh server shows the scoreboard
+without resampling.
+
+    .venv/bin/python scripts/findings_table.py            # rewrite RESULTS.md's table, ship the estimates
+    .venv/bin/python scripts/findings_table.py --check    # exit 1 where RESULTS.md differs from the scoreboard
+
+Run it after refilling checkpoints/results.json (scripts/precompute.py --export drops the estimates).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.cache import ResultCache  # noqa: E402
+from core.catalog import list_checkpoints, zoo_results  # noqa: E402
+from core.findings import ESTIMATE_PREFIX, markdown_table, scoreboard  # noqa: E402
+from core.io import atomic_write  # noqa: E402
+
+RESULTS = ROOT / "RESULTS.md"
+START, END = "<!-- findings table: scripts/findings_table.py writes it -->", "<!-- end of findings table -->"
+
+
+def shipped_board(folder: Path) -> tuple[list[dict], ResultCache]:
+    """The scoreboard from the shipped results alone, in a cache of its own (no user's uploads or results)."""
+    cache = ResultCache(folder)
+    cache.seed(zoo_results())
+    return scoreboard(cache, entries=list_checkpoints(folder)), cache
+
+
+def with_table(text: str, table: str) -> str:
+    head, rest = text.split(START, 1)
+    return f"{head}{START}\n{table}\n{END}{rest.split(END, 1)[1]}"
+
+
+def ship_estimates(cache: ResultCache, folder: Path) -> int:
+    """Replace the estimates in checkpoints/results.json with this board's."""
+    exported = Path(folder) / "estimates.json"
+    cache.export(exported, (ESTIMATE_PREFIX,))
+    estimates = json.loads(exported.read_text())
+    results = {k: v for k, v in json.loads(zoo_results().read_text()).items() if not k.startswith(ESTIMATE_PREFIX)}
+    atomic_write(zoo_results(), json.dumps({**results, **estimates}, separators=(",", ":")).encode())
+    return len(estimates)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 on a difference")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        board, cache = shipped_board(Path(folder))
+        text = RESULTS.read_text()
+        updated = with_table(text, markdown_table(board))
+        if args.check:
+            print("RESULTS.md agrees with the scoreboard" if updated == text else "RESULTS.md differs: run this script")
+            return int(updated != text)
+        atomic_write(RESULTS, updated.encode())
+        print(f"RESULTS.md's findings table written; {ship_estimates(cache, Path(folder))} estimates shipped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The findings scoreboard as tables and a figure: pure functions of :func:`core.findings.scoreboard`'s plain data
+(no Streamlit), so the Overview page only lays them out and tests check them directly."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import plotly.graph_objects as go
+
+BADGES = {"holds": ("green", "✅"), "reversed": ("red", "❌"), "mixed": ("orange", "⚖️"),
+          "inconclusive": ("gray", "❔"), "not measured": ("gray", "—")}
+
+
+def badge(verdict: str) -> str:
+    """A verdict as Streamlit markdown (a coloured badge)."""
+    return f":{BADGES[verdict][0]}-badge[{verdict}]"
+
+
+def labelled(verdict: str) -> str:
+    """A verdict as plain text with its mark (tables show no markdown)."""
+    return f"{BADGES[verdict][1]} {verdict}"
+
+
+def points(value: float) -> str:
+    return f"{100 * value:+.1f}"
+
+
+def effect_text(row: dict) -> str:
+    """'+12.8 [+10.3, +15.8]' (points), or '' where the row is not measured."""
+    effect = row["effect"]
+    if effect is None:
+        return ""
+    low, high = effect["ci"]
+    return f"{points(effect['value'])} [{points(low)}, {points(high)}]"
+
+
+def strongest(finding: dict) -> dict | None:
+    """The measured row whose interval lies furthest from 0 in the direction of the finding's verdict (the one a
+    reader checks first); None where nothing is measured."""
+    measured = [r for r in finding["rows"] if r["effect"] is not None]
+    if not measured:
+        return None
+    sign = -1 if finding["verdict"] == "reversed" else 1
+    return max(measured, key=lambda r: min(sign * r["effect"]["ci"][0], sign * r["effect"]["ci"][1]))
+
+
+def scoreboard_table(board: list[dict]) -> pd.DataFrame:
+    """One row per finding: verdict, how its rows came out, the clearest effect with its pair, where to look."""
+    records = []
+    for f in board:
+        counts = Counter(r["verdict"] for r in f["rows"])
+        best = strongest(f)
+        records.append({"#": f["number"], "claim": f["claim"], "paper": f["source"], "verdict": labelled(f["verdict"]),
+                        "rows": ", ".join(f"{counts[v]} {v}" for v in BADGES if counts[v]),
+                        "clearest effect (points, 95 % CI)": effect_text(best) if best else "",
+                        "on": f"{best['measure']}: {best['pair']}" if best else (f["rows"][0]["note"] if f["rows"]
+                                                                                   else "")})
+    return pd.DataFrame(records)
+
+
+def rows_table(finding: dict) -> pd.DataFrame:
+    """A finding's rows: pair, measure, effect and interval in points, p, n, seeds, matched clean accuracies."""
+    return pd.DataFrame([{
+        "pair": r["pair"], "measure": r["measure"], "verdict": labelled(r["verdict"]), "effect": effect_text(r),
+        "p (McNemar)": r["p_value"], "n": r["n"], "seeds": r["seeds"],
+        "clean acc": "" if r["clean"] is None else f"{100 * r['clean'][0]:.1f} vs {100 * r['clean'][1]:.1f}",
+        "matched": {True: "yes", False: "no", None: ""}[r["matched"]],
+        "note": "; ".join(x for x in (r["note"], r["command"] and f"run: {r['command']}") if x)}
+        for r in finding["rows"]])
+
+
+def forest_figure(finding: dict) -> go.Figure | None:
+    """Each measured row's effect (points) with its 95 % interval as an error bar, 0 marked: right of the line is
+    the paper's direction. None where no row is measured."""
+    measured = [r for r in finding["rows"] if r["effect"] is not None]
+    if not measured:
+        return None
+    value = [100 * r["effect"]["value"] for r in measured]
+    low = [100 * r["effect"]["ci"][0] for r in measured]
+    high = [100 * r["effect"]["ci"][1] for r in measured]
+    labels = [f"{r['pair']} · {r['measure']}" for r in measured]
+    colours = [BADGES[r["verdict"]][0] for r in measured]
+    fig = go.Figure(go.Scatter(x=value, y=labels, mode="markers", marker=dict(color=colours, size=9),
+                               error_x=dict(type="data", symmetric=False, array=[h - v for h, v in zip(high, value)],
+                                            arrayminus=[v - lo for v, lo in zip(value, low)])))
+    fig.add_vline(x=0, line_dash="dash", line_color="gray")
+    fig.update_layout(title=f"{finding['number']}. {finding['claim']}", height=120 + 28 * len(measured),
+                      xaxis_title="effect in the paper's direction (points, 95 % CI)", showlegend=False)
+    fig.update_yaxes(autorange="reversed")
+    return fig
