@@ -2,7 +2,7 @@
 
     NORMSCOPE_CACHE=$(mktemp -d) .venv/bin/python benchmarks/findings_speed.py [--repeat 5]
 
-Times, in one process on a cache seeded with checkpoints/results.json (the interval estimates ship there too):
+Times, in one process on a cache seeded with checkpoints/results.json and findings-estimates.json:
 ``core.findings.scoreboard`` alone (the first call, then the median of ``--repeat``), and the Overview page (the
 scoreboard, its table, nine forest plots, the model tables) and the Robustness page (Table 1) as a second visitor
 gets them (AppTest, median of ``--repeat`` new sessions). Reported as seconds and as ratios to the Robustness page.
@@ -16,7 +16,7 @@ import time
 from app_render import session  # puts the repository on sys.path
 
 from core.cache import ResultCache
-from core.catalog import list_checkpoints, zoo_results
+from core.catalog import list_checkpoints, shipped_seeds
 from core.findings import scoreboard
 
 
@@ -31,7 +31,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     args = p.parse_args()
     cache = ResultCache()
-    print(f"{cache.seed(zoo_results())} shipped entries seeded")
+    print(f"{sum(cache.seed(path) for path in shipped_seeds())} shipped entries seeded")
     entries = list_checkpoints()
     first = timed(lambda: scoreboard(cache, entries=entries))
     board = statistics.median(timed(lambda: scoreboard(cache, entries=entries)) for _ in range(args.repeat))

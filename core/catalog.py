@@ -22,6 +22,7 @@ from core.models import ModelSpec
 SOURCES = ("zoo", "upload", "trained", "snapshot")
 SHIPPED_ZOO = Path(__file__).resolve().parents[1] / "checkpoints"
 RESULTS_SEED = "results.json"  # the zoo's precomputed results, beside its checkpoints (see ResultCache.seed)
+ESTIMATES_SEED = "findings-estimates.json"  # the findings scoreboard's interval estimates of those results
 ZOO_INDEX = "zoo.json"  # the zoo's index (scripts/build_zoo.py): each model's file and comparison group
 _SAVED_KEYS = ("format", "name", "model", "code_version", "storage_dtype", "saved_at", "sha256")
 
@@ -89,6 +90,11 @@ def zoo_dir() -> Path:
 def zoo_results() -> Path:
     """The zoo's shipped precomputed results (seeded into every new cache)."""
     return zoo_dir() / RESULTS_SEED
+
+
+def shipped_seeds() -> list[Path]:
+    """What a new cache is seeded with: the zoo's results, and the scoreboard's estimates made from them."""
+    return [zoo_results(), zoo_dir() / ESTIMATES_SEED]
 
 
 def zoo_groups(folder: Path) -> dict[str, str]:

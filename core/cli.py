@@ -393,10 +393,11 @@ def cmd_features(args) -> dict | list:
 
 def cmd_findings(args) -> dict:
     """The scoreboard from the cache (the zoo's shipped results seeded first, as the dashboard does)."""
-    from core.catalog import zoo_results
+    from core.catalog import shipped_seeds
 
     cache = ResultCache()
-    cache.seed(zoo_results())
+    for shipped in shipped_seeds():
+        cache.seed(shipped)
     return {"rule": VERDICT_RULE, "findings": scoreboard(cache, tuple(args.finding), args.pair)}
 
 

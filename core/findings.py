@@ -318,9 +318,11 @@ class Context:
     pairs: list[Pair]
     entries: list[CatalogEntry]
     lookup: Lookup
+    named: bool = False  # a pair the user named is scored whatever its data
 
     def pairs_on(self, dataset_kind: str) -> list[Pair]:
-        return [p for p in self.pairs if (p.treated.dataset == "builtin") == (dataset_kind == "builtin")]
+        return self.pairs if self.named else [p for p in self.pairs
+                                              if (p.treated.dataset == "builtin") == (dataset_kind == "builtin")]
 
 
 # Findings 1-8 are about natural images: scored on the pairs trained on CIFAR-10 (or its JPEG copy); the built-in
@@ -441,11 +443,11 @@ def matched_snapshot_pairs(pairs: list[Pair], lookup: Lookup) -> list[Pair]:
     return found
 
 
-def score(findings: tuple[Finding, ...], pairs: list[Pair], entries: list[CatalogEntry],
-          cache: ResultCache) -> list[dict]:
+def score(findings: tuple[Finding, ...], pairs: list[Pair], entries: list[CatalogEntry], cache: ResultCache,
+          named: bool = False) -> list[dict]:
     """Each finding with its rows and summary verdict, as plain data (the CLI's JSON, the Overview's table)."""
     lookup = Lookup(cache)
-    ctx = Context(pairs + matched_snapshot_pairs(pairs, lookup), entries, lookup)
+    ctx = Context(pairs + matched_snapshot_pairs(pairs, lookup), entries, lookup, named)
     board = []
     for f in findings:
         rows = f.rows(ctx)
@@ -461,7 +463,7 @@ def scoreboard(cache: ResultCache | None = None, keys: tuple[str, ...] = (), pai
     entries = list_checkpoints() if entries is None else entries
     chosen = tuple(finding(k) for k in keys) or FINDINGS
     pairs = [named_pair(*pair, entries)] if pair else comparable_pairs(entries)
-    return score(chosen, pairs, entries, cache or ResultCache())
+    return score(chosen, pairs, entries, cache or ResultCache(), named=pair is not None)
 
 
 def markdown_table(board: list[dict]) -> str:

@@ -1,16 +1,15 @@
 """The findings scoreboard of the shipped zoo (core.findings): RESULTS.md's verdict table, generated, and the
-interval estimates behind it shipped in checkpoints/results.json, so that a fresh server shows the scoreboard
+interval estimates behind it shipped in checkpoints/findings-estimates.json, so that a fresh server shows the scoreboard
 without resampling.
 
     .venv/bin/python scripts/findings_table.py            # rewrite RESULTS.md's table, ship the estimates
     .venv/bin/python scripts/findings_table.py --check    # exit 1 where RESULTS.md differs from the scoreboard
 
-Run it after refilling checkpoints/results.json (scripts/precompute.py --export drops the estimates).
+Run it after refilling checkpoints/results.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -19,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.cache import ResultCache  # noqa: E402
-from core.catalog import list_checkpoints, zoo_results  # noqa: E402
+from core.catalog import ESTIMATES_SEED, list_checkpoints, shipped_seeds, zoo_dir  # noqa: E402
 from core.findings import ESTIMATE_PREFIX, markdown_table, scoreboard  # noqa: E402
 from core.io import atomic_write  # noqa: E402
 
@@ -30,7 +29,8 @@ START, END = "<!-- findings table: scripts/findings_table.py writes it -->", "<!
 def shipped_board(folder: Path) -> tuple[list[dict], ResultCache]:
     """The scoreboard from the shipped results alone, in a cache of its own (no user's uploads or results)."""
     cache = ResultCache(folder)
-    cache.seed(zoo_results())
+    for shipped in shipped_seeds():
+        cache.seed(shipped)
     return scoreboard(cache, entries=list_checkpoints(folder)), cache
 
 
@@ -39,14 +39,9 @@ def with_table(text: str, table: str) -> str:
     return f"{head}{START}\n{table}\n{END}{rest.split(END, 1)[1]}"
 
 
-def ship_estimates(cache: ResultCache, folder: Path) -> int:
-    """Replace the estimates in checkpoints/results.json with this board's."""
-    exported = Path(folder) / "estimates.json"
-    cache.export(exported, (ESTIMATE_PREFIX,))
-    estimates = json.loads(exported.read_text())
-    results = {k: v for k, v in json.loads(zoo_results().read_text()).items() if not k.startswith(ESTIMATE_PREFIX)}
-    atomic_write(zoo_results(), json.dumps({**results, **estimates}, separators=(",", ":")).encode())
-    return len(estimates)
+def ship_estimates(cache: ResultCache) -> int:
+    """Write the estimates this board used (and any others of the cache: it holds the shipped results only)."""
+    return cache.export(zoo_dir() / ESTIMATES_SEED, (ESTIMATE_PREFIX,))
 
 
 def main() -> int:
@@ -61,7 +56,7 @@ def main() -> int:
             print("RESULTS.md agrees with the scoreboard" if updated == text else "RESULTS.md differs: run this script")
             return int(updated != text)
         atomic_write(RESULTS, updated.encode())
-        print(f"RESULTS.md's findings table written; {ship_estimates(cache, Path(folder))} estimates shipped")
+        print(f"RESULTS.md's findings table written; {ship_estimates(cache)} estimates shipped in {ESTIMATES_SEED}")
     return 0
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from core.attacks import paper_spec
 from core.cache import ResultCache
-from core.catalog import CatalogEntry, zoo_results
+from core.catalog import CatalogEntry, shipped_seeds, zoo_results
 from core.experiments import DEFAULT_PER_CLASS, EvalData, get_experiment
 from core.findings import (FINDINGS, FindingError, Pair, comparable_pairs, named_pair, robustness_rows, scoreboard,
                            summary_verdict, Lookup, Row)
@@ -104,7 +104,8 @@ def test_pairs_are_the_zoos_standard_bn_models_and_their_norm_free_counterparts(
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory) -> ResultCache:
     cache = ResultCache(tmp_path_factory.mktemp("shipped"))
-    cache.seed(zoo_results())
+    for shipped in shipped_seeds():
+        cache.seed(shipped)
     return cache
 
 
@@ -154,3 +155,29 @@ def test_results_md_states_the_scoreboard():
     check = subprocess.run([sys.executable, "scripts/findings_table.py", "--check"], capture_output=True, text=True,
                            cwd=ROOT, timeout=600)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_the_cli_refuses_a_pair_on_different_images_in_one_line(tmp_path):
+    r = run_cli("findings", "--pair", "builtin-vgg11-bn", "cifar10jpeg-vgg11-none", cache=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "different images" in r.stderr
+
+
+def test_the_overview_scores_a_pair_the_user_picks_and_refuses_one_on_different_images(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from core.catalog import SHIPPED_ZOO
+
+    monkeypatch.setenv("NORMSCOPE_ZOO", str(SHIPPED_ZOO))
+    monkeypatch.setenv("NORMSCOPE_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    assert not at.exception and not at.error
+    at.selectbox(key="own_treated").set_value("cifar10jpeg-vgg11-in")  # IN against the norm-free VGG11
+    at.selectbox(key="own_control").set_value("cifar10jpeg-vgg11-none").run()
+    assert not at.exception and not at.error
+    own = next(d.value for d in at.dataframe if set(d.value.get("pair", [])) == {
+        "cifar10jpeg-vgg11-in vs cifar10jpeg-vgg11-none"})
+    assert "✅ holds" in set(own["verdict"])  # RESULTS.md: IN's PGD-l2 15.5 vs 36.5 %
+    at.selectbox(key="own_treated").set_value("builtin-vgg11-bn").run()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value.startswith("Cannot compare them:") and "different images" in error.value

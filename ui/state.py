@@ -4,7 +4,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.cache import ResultCache, default_cache_dir
-from core.catalog import list_checkpoints, zoo_results
+from core.catalog import list_checkpoints, shipped_seeds
 from core.data import available_datasets, resolve_name
 from core.data.sources import SAME_IMAGES
 
@@ -16,7 +16,8 @@ def _cache(directory: str) -> ResultCache:
     """The cache, seeded once per process with the zoo's shipped precomputed results, so the first
     start shows the paper's tables offline without computing."""
     cache = ResultCache(directory)
-    cache.seed(zoo_results())
+    for shipped in shipped_seeds():
+        cache.seed(shipped)
     return cache
 
 

@@ -9,6 +9,7 @@ import streamlit as st
 from core.attacks import ATTACKS, PRECISIONS, AttackSpec, format_eps, paper_spec
 from core.catalog import CatalogEntry
 from core.experiments import DEFAULT_PER_CLASS
+from core.findings import comparable_pairs
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.robustness import TABLE_ATTACKS
 from core.zoo import LANDSCAPE_GROUP
@@ -16,12 +17,14 @@ from ui import catalog, datasource
 
 
 def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
-    """Up to ``limit`` models, standard-trained BN and norm-free first, so the default view is the paper's
-    comparison (adversarially trained models come after; the App. I landscape runs, a few hundred steps long, last
-    of the zoo's)."""
-    ranked = sorted(entries, key=lambda e: (e.source != "zoo", e.group == LANDSCAPE_GROUP,
-                                            e.norm not in ("bn", "none"), e.adversarial, e.arch, e.norm))
-    return [e.label for e in ranked[:limit]]
+    """Up to ``limit`` models, the paper's comparisons first: the zoo's BN / norm-free pairs (core.findings), then
+    other standard-trained BN and norm-free models, adversarially trained ones, and the App. I
+    landscape runs (a few hundred steps long) last of the zoo's."""
+    paired = list(dict.fromkeys(e for p in comparable_pairs(entries) for e in (p.treated, p.control)))
+    ranked = sorted((e for e in entries if e not in paired),
+                    key=lambda e: (e.source != "zoo", e.group == LANDSCAPE_GROUP, e.norm not in ("bn", "none"),
+                                   e.adversarial, e.arch, e.norm))
+    return [e.label for e in (paired + ranked)[:limit]]
 
 
 def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", most: int | None = None,

@@ -15,6 +15,7 @@ from core.zoo import LANDSCAPE_GROUP
 from ui import catalog, compute, datasource, navigation, render, state
 from ui.scoreboard import badge, forest_figure, rows_table, scoreboard_table
 
+OWN_PAIR_FINDINGS = ("pgd", "ligs", "fgsm", "corruptions")  # what a pair of single models can be scored on
 CAVEAT = ("Paper scale this is not: the zoo is CPU-sized (width 0.25-1, 6-24 epochs, on `cifar10-jpeg`, a lossy "
           "JPEG copy of CIFAR-10) with one training seed per model, so a verdict here is about these models, and an "
           "interval covers the test images' sampling, not the seed-to-seed spread.")
@@ -42,6 +43,15 @@ if board:
             render.table(rows, f"finding-{finding['key']}-rows", f"finding_{finding['key']}_rows")
             st.page_link(navigation.st_page(finding["page"]), label="The evidence, page by page",
                          icon=":material/arrow_forward:")
+    with st.expander("Score another pair: your uploads, IN / LN / GN, any two models with cached results"):
+        labels = [e.label for e in entries]
+        c1, c2 = st.columns(2)
+        treated = c1.selectbox("Normalized model (the paper's BN side)", labels, index=None, key="own_treated")
+        control = c2.selectbox("Model to compare it with (the norm-free side)", labels, index=None, key="own_control")
+        if treated and control:
+            with render.user_errors("Cannot compare them"):
+                own = scoreboard(state.cache(), keys=OWN_PAIR_FINDINGS, pair=(treated, control), entries=entries)
+                render.table(pd.concat([rows_table(f) for f in own]), "findings-own-pair", "own_pair")
 
 
 def row(entry: CatalogEntry, data: EvalData) -> dict:
