@@ -44,7 +44,8 @@ ESTIMATE_PREFIX = "findings-estimate:"  # stored interval estimates (shipped in 
 MATCHED = 0.01  # clean accuracies within 1 point: a matched pair
 CONTROL_NORMS = ("none", "fixup")  # what the paper's "without BN" means here (Fixup: App. I)
 VERDICTS = ("holds", "reversed", "inconclusive", "not measured")
-VERDICT_RULE = ("Effects in points, signed so that positive is the paper's direction, with 95 % intervals: holds = "
+VERDICT_RULE = ("Effects in points (LIGS: hundredths of its cosine similarity), signed so that positive is the "
+                "paper's direction, with 95 % intervals: holds = "
                 "the interval lies above 0; reversed = below 0; inconclusive = it contains 0; not measured = a result "
                 "is missing. Intervals: paired bootstrap over images (McNemar's exact p where outcomes are paired), "
                 "else an unpaired bootstrap of the counts; one training seed per model unless stated.")

@@ -45,7 +45,7 @@ class LimitExceeded(ValueError):
 @dataclass(frozen=True)
 class ServingPolicy:
     """What visitors may do. The defaults of the limits are sized for a 2-core CPU server: 20,000 image passes
-    (PGD-20 on about 1,000 images) took 2-50 s on the zoo's models there, the slowest a DenseNet-BC
+    (PGD-20 on about 1,000 images) took 3-32 s on the zoo's models there, the slowest a ResNeXt-29
     (benchmarks/work_rate.py, BENCHMARKS.md)."""
 
     enabled: bool = False
