@@ -451,7 +451,8 @@ def score(findings: tuple[Finding, ...], pairs: list[Pair], entries: list[Catalo
     ctx = Context(pairs + matched_snapshot_pairs(pairs, lookup), entries, lookup, named)
     board = []
     for f in findings:
-        rows = f.rows(ctx)
+        rows = f.rows(ctx) or [Row(f.key, "no comparable pair", "", "not measured",
+                                   note="the catalog holds no BN / norm-free pair this finding is scored on")]
         board.append({"key": f.key, "number": f.number, "claim": f.claim, "source": f.source, "page": f.page,
                       "verdict": summary_verdict(rows), "rows": [r.to_dict() for r in rows]})
     return board

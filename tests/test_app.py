@@ -111,7 +111,7 @@ def test_overview_is_the_findings_scoreboard_then_the_models_behind_it():
     scoreboard = at.dataframe[0].value
     pairs = next(d.value for d in at.dataframe if "model" in d.value.columns).set_index("model")
     assert list(scoreboard["#"]) == [f.number for f in FINDINGS]
-    assert set(scoreboard["verdict"]) == {"— not measured"}  # nothing cached yet for the test zoo's pair
+    assert set(scoreboard["verdict"]) == {"not measured"}  # nothing cached yet for the test zoo's pair
     assert scoreboard.set_index("#").loc["demo", "rows"] == "1 not measured"  # the conflict split, not yet evaluated
     assert set(PAIR) == set(pairs.index) and set(pairs["dataset"]) == {"builtin"}
     assert len(at.expander) >= len(FINDINGS)  # each finding's rows and forest plot
@@ -510,7 +510,7 @@ def test_first_start_without_data_shows_the_zoos_precomputed_results(no_data):
     assert at.selectbox(key="dataset").options == ["builtin"] and "get_cifar10" in widget_keys(at)
     scoreboard = at.dataframe[0].value  # the findings, scored from the shipped results (core.findings)
     assert list(scoreboard["#"]) == [f.number for f in FINDINGS]
-    assert scoreboard.loc[0, "verdict"] == "✅ holds" and scoreboard.loc[2, "verdict"] == "❌ reversed"  # RESULTS.md
+    assert scoreboard.loc[0, "verdict"] == "holds" and scoreboard.loc[2, "verdict"] == "reversed"  # RESULTS.md
     assert scoreboard.loc[0, "clearest effect (points, 95 % CI)"].startswith("+")
     table = pd.concat([d.value for d in at.dataframe if "model" in d.value.columns]).set_index("model")
     pgd = shipped_pgd_l2()

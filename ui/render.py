@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+from pandas.io.formats.style import Styler
 import streamlit as st
 
 from core.cache import CacheWriteError
@@ -38,9 +39,10 @@ def csv_button(df: pd.DataFrame, name: str, key: str) -> None:
                        mime="text/csv", key=key, icon=":material/download:")
 
 
-def table(df: pd.DataFrame, name: str, key: str, **kwargs) -> None:
-    """A dataframe with a CSV download of exactly what is shown."""
-    st.dataframe(df, hide_index=True, key=f"{key}_table", **kwargs)
+def table(df: pd.DataFrame, name: str, key: str, style: Callable[[pd.DataFrame], Styler] | None = None,
+          **kwargs) -> None:
+    """A dataframe (drawn through ``style`` where given: colours only) with a CSV download of exactly what is shown."""
+    st.dataframe(style(df) if style else df, hide_index=True, key=f"{key}_table", **kwargs)
     csv_button(df, name, f"{key}_csv")
 
 

@@ -6,9 +6,12 @@ from collections import Counter
 
 import pandas as pd
 import plotly.graph_objects as go
+from pandas.io.formats.style import Styler
 
-BADGES = {"holds": ("green", "✅"), "reversed": ("red", "❌"), "mixed": ("orange", "⚖️"),
-          "inconclusive": ("gray", "❔"), "not measured": ("gray", "—")}
+# Each verdict's colour: Streamlit's badge colour name, and a table cell's background (text, not emoji, carries the
+# verdict: a browser without an emoji font showed empty boxes).
+BADGES = {"holds": ("green", "#d4edda"), "reversed": ("red", "#f8d7da"), "mixed": ("orange", "#ffe8cc"),
+          "inconclusive": ("gray", "#eeeeee"), "not measured": ("gray", "")}
 
 
 def badge(verdict: str) -> str:
@@ -16,9 +19,10 @@ def badge(verdict: str) -> str:
     return f":{BADGES[verdict][0]}-badge[{verdict}]"
 
 
-def labelled(verdict: str) -> str:
-    """A verdict as plain text with its mark (tables show no markdown)."""
-    return f"{BADGES[verdict][1]} {verdict}"
+def verdict_colours(table: pd.DataFrame) -> Styler:
+    """``table`` with its verdict column's cells coloured by verdict."""
+    return table.style.map(lambda v: f"background-color: {BADGES[v][1]}" if BADGES.get(v, ("", ""))[1] else "",
+                           subset=[c for c in ("verdict",) if c in table.columns])
 
 
 def points(value: float) -> str:
@@ -50,7 +54,7 @@ def scoreboard_table(board: list[dict]) -> pd.DataFrame:
     for f in board:
         counts = Counter(r["verdict"] for r in f["rows"])
         best = strongest(f)
-        records.append({"#": f["number"], "claim": f["claim"], "paper": f["source"], "verdict": labelled(f["verdict"]),
+        records.append({"#": f["number"], "claim": f["claim"], "paper": f["source"], "verdict": f["verdict"],
                         "rows": ", ".join(f"{counts[v]} {v}" for v in BADGES if counts[v]),
                         "clearest effect (points, 95 % CI)": effect_text(best) if best else "",
                         "on": f"{best['measure']}: {best['pair']}" if best else (f["rows"][0]["note"] if f["rows"]
@@ -61,8 +65,8 @@ def scoreboard_table(board: list[dict]) -> pd.DataFrame:
 def rows_table(finding: dict) -> pd.DataFrame:
     """A finding's rows: pair, measure, effect and interval in points, p, n, seeds, matched clean accuracies."""
     return pd.DataFrame([{
-        "pair": r["pair"], "measure": r["measure"], "verdict": labelled(r["verdict"]), "effect": effect_text(r),
-        "p (McNemar)": r["p_value"], "n": r["n"], "seeds": r["seeds"],
+        "pair": r["pair"], "measure": r["measure"], "verdict": r["verdict"], "effect": effect_text(r),
+        "p (McNemar)": "" if r["p_value"] is None else f"{r['p_value']:.2g}", "n": r["n"], "seeds": r["seeds"],
         "clean acc": "" if r["clean"] is None else f"{100 * r['clean'][0]:.1f} vs {100 * r['clean'][1]:.1f}",
         "matched": {True: "yes", False: "no", None: ""}[r["matched"]],
         "note": "; ".join(x for x in (r["note"], r["command"] and f"run: {r['command']}") if x)}

@@ -13,7 +13,7 @@ from core.findings import VERDICT_RULE, comparable_pairs, scoreboard
 from core.robustness import LIGSConfig, RobustnessConfig, ligs_report, robustness
 from core.zoo import LANDSCAPE_GROUP
 from ui import catalog, compute, datasource, navigation, render, state
-from ui.scoreboard import badge, forest_figure, rows_table, scoreboard_table
+from ui.scoreboard import badge, forest_figure, rows_table, scoreboard_table, verdict_colours
 
 OWN_PAIR_FINDINGS = ("pgd", "ligs", "fgsm", "corruptions")  # what a pair of single models can be scored on
 CAVEAT = ("Paper scale this is not: the zoo is CPU-sized (width 0.25-1, 6-24 epochs, on `cifar10-jpeg`, a lossy "
@@ -33,14 +33,15 @@ board = []
 with render.user_errors("Cannot score the findings"):
     board = scoreboard(state.cache(), entries=entries)
 if board:
-    render.table(scoreboard_table(board), "findings-scoreboard", "findings")
+    render.table(scoreboard_table(board), "findings-scoreboard", "findings", style=verdict_colours,
+                 column_config={"claim": st.column_config.TextColumn(width="large")})
     st.caption(VERDICT_RULE + " " + CAVEAT)
     for finding in board:
         with st.expander(f"{finding['number']}. {finding['claim']} ({finding['source']}) {badge(finding['verdict'])}"):
             figure, rows = forest_figure(finding), rows_table(finding)
             if figure is not None:
                 render.chart(figure, rows, f"finding-{finding['key']}", f"finding_{finding['key']}")
-            render.table(rows, f"finding-{finding['key']}-rows", f"finding_{finding['key']}_rows")
+            render.table(rows, f"finding-{finding['key']}-rows", f"finding_{finding['key']}_rows", style=verdict_colours)
             st.page_link(navigation.st_page(finding["page"]), label="The evidence, page by page",
                          icon=":material/arrow_forward:")
     with st.expander("Score another pair: your uploads, IN / LN / GN, any two models with cached results"):
@@ -51,7 +52,8 @@ if board:
         if treated and control:
             with render.user_errors("Cannot compare them"):
                 own = scoreboard(state.cache(), keys=OWN_PAIR_FINDINGS, pair=(treated, control), entries=entries)
-                render.table(pd.concat([rows_table(f) for f in own]), "findings-own-pair", "own_pair")
+                render.table(pd.concat([rows_table(f) for f in own], ignore_index=True), "findings-own-pair", "own_pair",
+                             style=verdict_colours)
 
 
 def row(entry: CatalogEntry, data: EvalData) -> dict:

@@ -9,6 +9,7 @@ import streamlit as st
 from core.attacks import ATTACKS, WHITE_BOX, AttackSpec, paper_spec
 from core.experiments import EvalData, Evaluation
 from core.metrics import MASKING_WARNING
+from core.stats import wilson_interval
 from core.robustness import (SWEEP_EPS, AutoAttackConfig, RobustnessConfig, autoattack, autoattack_budgets,
                              robustness)
 from ui import compute, render, state, widgets
@@ -47,6 +48,20 @@ def table1(results: dict) -> pd.DataFrame:
         evaluated_on = ", ".join(sorted({r["dataset"] for r in got.values() if r})) or None
         rows.append({"model": e.label, "arch": e.arch, "norm": e.norm, "dataset": evaluated_on, "clean acc": clean,
                      **{label: r["robust_accuracy"] if r else None for label, r in got.items()}})
+    return pd.DataFrame(rows)
+
+
+def intervals(results: dict) -> pd.DataFrame:
+    """Per model and attack: robust accuracy, its 95 % Wilson interval (as text, and as the bars' error lengths)."""
+    rows = []
+    for e in models:
+        for s in specs:
+            if (r := results.get((e.label, s))) is not None:
+                low, high = wilson_interval(round(r["robust_accuracy"] * r["n"]), r["n"])
+                rows.append({"model": e.label, "attack": column(s), "robust accuracy": r["robust_accuracy"],
+                             "95 % CI": f"{r['robust_accuracy']:.3f} [{low:.3f}, {high:.3f}]", "n": r["n"],
+                             "CI below": r["robust_accuracy"] - low, "CI above": high - r["robust_accuracy"],
+                             "dataset": r["dataset"]})
     return pd.DataFrame(rows)
 
 
@@ -91,12 +106,15 @@ if models and specs:
         st.caption("Share of images with an exactly zero input gradient at the start of each attack:")
         render.table(zero_gradients(results), f"zero-gradients-{dataset}", "rob_zero")
         warn_masking({f"{m} under {column(s)}": r.get("zero_gradient") for (m, s), r in results.items()})
-    long = df.melt(id_vars=["model", "norm", "dataset"], value_vars=[column(s) for s in specs], var_name="attack",
-                   value_name="robust accuracy").dropna()
+    long = intervals(results)
     if not long.empty:
+        with st.expander("95 % intervals of every robust accuracy (Wilson; the Overview compares pairs image by image)"):
+            render.table(long.pivot(index="model", columns="attack", values="95 % CI").reset_index(),
+                         f"robustness-intervals-{dataset}", "rob_ci")
         fig = px.bar(long, x="attack", y="robust accuracy", color="model", barmode="group",
+                     error_y="CI above", error_y_minus="CI below",
                      title=f"Robust accuracy on {', '.join(sorted(set(long['dataset'])))} ({data.per_class} images "
-                           "per class; steps in parentheses)")
+                           "per class; steps in parentheses; bars: 95 % Wilson intervals)")
         fig.update_yaxes(range=[0, 1])
         render.chart(fig, long, f"robustness-bars-{dataset}", "rob_bars")
     render.dataset_caption({r["dataset"] for r in results.values()} or {data.dataset})
