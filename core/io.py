@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
+
+import numpy as np
 
 FILE_MODE = 0o644  # mkstemp's 0600 would hide a shared cache's files from the server's other users
+# CPython 3.11 (seen on 3.11.7) can raise a spurious "SystemError: AST constructor recursion depth mismatch" when two
+# threads parse at once (python/cpython#106905). numpy parses every .npy header with ast.literal_eval, so two
+# sessions of one server reading arrays at once failed (tests/test_io.py). Every array core reads is read under it.
+NUMPY_READS = threading.RLock()
 
 
 @contextmanager
@@ -36,3 +43,15 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through :func:`atomic_writer`."""
     with atomic_writer(path) as f:
         f.write(data)
+
+
+def read_npz(path: str | os.PathLike, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays ``names`` (default: every one) of an ``.npz`` file, read whole and never unpickled."""
+    with NUMPY_READS, np.load(path, allow_pickle=False) as z:
+        return {name: z[name] for name in (z.files if names is None else names)}
+
+
+def read_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
+    """An ``.npy`` array (memory-mapped read-only with ``mmap``), never unpickled."""
+    with NUMPY_READS:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)

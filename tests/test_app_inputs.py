@@ -39,7 +39,7 @@ def test_every_number_field_at_its_bounds(page):
 def raw_options(widget) -> list:
     """The values a selector returns: its labels, or for one shown through a format_func, the values it labels
     (AppTest sets a value, not a label, and cannot read the values back from the page)."""
-    if widget.value in widget.options:
+    if widget.value is None or widget.value in widget.options:  # None: nothing chosen yet (index=None)
         return list(widget.options)
     if widget.key.startswith("aa_budget_"):
         return list(autoattack_budgets(widget.key.removeprefix("aa_budget_")))

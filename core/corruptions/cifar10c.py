@@ -16,6 +16,7 @@ from core.corruptions.transforms import CORRUPTIONS, NOT_PROVIDED, check_severit
 from core.data import DataError, Dataset, register_source
 from core.data.dataset import channel_stats
 from core.data.sources import CIFAR10_CLASSES, data_root
+from core.io import read_npy
 
 PUBLISHED = (*CORRUPTIONS, *NOT_PROVIDED)  # the published arrays hold every corruption, ImageMagick's too
 
@@ -29,7 +30,7 @@ def read_array(path: Path, shape_tail: tuple[int, ...]) -> np.ndarray:
     if not path.is_file():
         raise DataError(f"{path} is missing: CIFAR-10-C's arrays go in {path.parent} (set NORMSCOPE_CIFAR10C)")
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        array = read_npy(path, mmap=True)
     except (ValueError, OSError) as e:
         raise DataError(f"{path} is not a readable .npy array ({e})") from None
     if array.dtype != np.uint8 or tuple(array.shape[1:]) != shape_tail or len(array) % 5:

@@ -20,7 +20,7 @@ import torch
 
 from core.cache import MISSING, Missing, default_cache_dir, make_key
 from core.checkpoints import Checkpoint
-from core.io import atomic_write
+from core.io import atomic_write, read_npy
 from core.corruptions.cifar10c import PUBLISHED, load_cifar10c
 from core.corruptions.transforms import CORRUPTIONS, SEVERITIES, check_severity, corrupt, corruption_def, quantized
 from core.data import DataError, balanced_subset, load_dataset, to_float
@@ -63,7 +63,7 @@ def generated_images(config: CorruptionConfig, x: torch.Tensor, progress: Progre
     if made before, else made (``CHUNK`` images at a time, one seeded stream) and written there atomically."""
     path = corrupted_dir() / f"{make_key('corrupted', '', replace(config, source='generated'))}.npy"
     if path.is_file():
-        return torch.from_numpy(np.load(path, allow_pickle=False))
+        return torch.from_numpy(read_npy(path))
     spec, g = CORRUPTIONS[config.corruption], torch.Generator().manual_seed(config.seed)
     parts = []
     for start in range(0, len(x), CHUNK):

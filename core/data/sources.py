@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 import zipfile
 from pathlib import Path
 
@@ -21,11 +22,12 @@ import numpy as np
 import torch
 
 from core.data.dataset import DataError, Dataset, channel_stats, check_arrays
-from core.io import atomic_writer
+from core.io import atomic_writer, read_npz
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 JPEG_FILE = "cifar10_jpeg.npz"
+DECODING = threading.Lock()
 SAME_IMAGES = {"cifar10": "cifar10", "cifar10-jpeg": "cifar10"}  # dataset -> the images it holds
 
 
@@ -90,7 +92,9 @@ def load_cifar10_jpeg(root: str | os.PathLike | None = None, cache_dir: Path | N
     source = folder / JPEG_FILE
     decoded = _decoded_path(source, cache_dir)
     if not decoded.is_file():
-        _decode_to(source, decoded)
+        with DECODING:  # one decode per process: the sessions that asked meanwhile read its file
+            if not decoded.is_file():
+                _decode_to(source, decoded)
     splits = _read_npz_splits(decoded, ("train", "test"))
     return Dataset("cifar10-jpeg", splits, CIFAR10_CLASSES, *channel_stats(splits["train"][0]),
                    description="CIFAR-10 decoded from a public per-image JPEG copy (lossy, not bit-exact)",
@@ -107,9 +111,9 @@ def _decoded_path(source: Path, cache_dir: Path | None) -> Path:
 
 def _decode_to(source: Path, target: Path) -> None:
     try:
-        with np.load(source, allow_pickle=False) as z:
-            arrays = {f"x_{s}": decode_jpegs(z[f"{s}_jpeg"], z[f"{s}_offsets"]) for s in ("train", "test")}
-            arrays |= {f"y_{s}": z[f"{s}_labels"].astype(np.int64) for s in ("train", "test")}
+        z = read_npz(source)
+        arrays = {f"x_{s}": decode_jpegs(z[f"{s}_jpeg"], z[f"{s}_offsets"]) for s in ("train", "test")}
+        arrays |= {f"y_{s}": z[f"{s}_labels"].astype(np.int64) for s in ("train", "test")}
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"{source} is unreadable or corrupt ({e}); check it with `sha256sum -c SHA256SUMS`") from e
     with atomic_writer(target) as f:  # two sessions decoding at once each rename their own complete file
@@ -117,22 +121,22 @@ def _decode_to(source: Path, target: Path) -> None:
 
 
 def _read_npz_splits(path: Path, splits: tuple[str, ...]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    with np.load(path, allow_pickle=False) as z:
-        return {s: (torch.from_numpy(z[f"x_{s}"]).permute(0, 3, 1, 2).contiguous(),
-                    torch.from_numpy(z[f"y_{s}"].astype(np.int64))) for s in splits}
+    z = read_npz(path, [f"{xy}_{s}" for s in splits for xy in "xy"])
+    return {s: (torch.from_numpy(z[f"x_{s}"]).permute(0, 3, 1, 2).contiguous(),
+                torch.from_numpy(z[f"y_{s}"].astype(np.int64))) for s in splits}
 
 
 def load_npz(path: str | os.PathLike) -> Dataset:
     """A user's arrays: ``x`` uint8 NHWC and ``y`` int64 (one split, 'test'), or ``x_train``/``y_train``/... ."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            pairs = {"test": ("x", "y")} if {"x", "y"} <= keys else \
-                {s: (f"x_{s}", f"y_{s}") for s in ("train", "test") if {f"x_{s}", f"y_{s}"} <= keys}
-            if not pairs:
-                raise DataError(f"{path}: needs arrays 'x' and 'y' (or x_train/y_train, x_test/y_test); has {sorted(keys)}")
-            splits = {s: _npz_split(z[xk], z[yk], f"{path}:{s}") for s, (xk, yk) in pairs.items()}
+        z = read_npz(path)
+        keys = set(z)
+        pairs = {"test": ("x", "y")} if {"x", "y"} <= keys else \
+            {s: (f"x_{s}", f"y_{s}") for s in ("train", "test") if {f"x_{s}", f"y_{s}"} <= keys}
+        if not pairs:
+            raise DataError(f"{path}: needs arrays 'x' and 'y' (or x_train/y_train, x_test/y_test); has {sorted(keys)}")
+        splits = {s: _npz_split(z[xk], z[yk], f"{path}:{s}") for s, (xk, yk) in pairs.items()}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz file ({e})") from e
     ys = torch.cat([y for _, y in splits.values()])

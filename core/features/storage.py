@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from core.cache import default_cache_dir
-from core.io import atomic_write
+from core.io import atomic_write, read_npz
 from core.data import DataError, Dataset, load_dataset, register_source
 from core.features.config import HOLDOUT_KINDS
 
@@ -42,9 +42,9 @@ def save_part(folder: Path, index: int, part: Part) -> None:
 
 
 def load_part(path: Path) -> Part:
-    with np.load(path, allow_pickle=False) as z:
-        return Part(torch.from_numpy(z["x"]).float(), torch.from_numpy(z["labels"]),
-                    torch.from_numpy(z["original"]), torch.from_numpy(z["sanity"]), z["trace"].tolist())
+    z = read_npz(path)
+    return Part(torch.from_numpy(z["x"]).float(), torch.from_numpy(z["labels"]),
+                torch.from_numpy(z["original"]), torch.from_numpy(z["sanity"]), z["trace"].tolist())
 
 
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -73,8 +73,8 @@ def read_meta(dataset: str) -> dict:
 def load_feature_dataset(dataset: str) -> Dataset:
     """``features:<id>``: the extracted images as ``train`` (and ``conflict``), the source's real ``test`` split."""
     meta, folder = read_meta(dataset), features_dir() / dataset
-    with np.load(folder / "images.npz", allow_pickle=False) as z:
-        x, labels, original = (torch.from_numpy(z[k]) for k in ("x", "labels", "original"))
+    z = read_npz(folder / "images.npz", ("x", "labels", "original"))
+    x, labels, original = (torch.from_numpy(z[k]) for k in ("x", "labels", "original"))
     origin = load_dataset(meta["source_dataset"])
     held = int(round(meta["config"]["holdout"] * len(x))) if meta["kind"] in HOLDOUT_KINDS else 0
     splits = {"train": (x[:len(x) - held], labels[:len(x) - held]), "test": origin.split("test")}
