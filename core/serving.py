@@ -110,9 +110,10 @@ def from_file(path: Path) -> dict[str, object]:
 
 def replaced(settings: Mapping[str, object], source: str) -> None:
     """Refuse a setting of an earlier version, naming the one that replaced it."""
-    for old in set(settings) & set(REPLACED):
-        raise ServingError(f"{source}: {old} is replaced by {REPLACED[old]}, a limit on work in image passes (images x "
-                           "attack steps; README, Serving it)")
+    old = sorted(set(settings) & set(REPLACED))
+    if old:
+        raise ServingError(f"{source}: {old[0]} is replaced by {REPLACED[old[0]]}, a limit on work in image passes "
+                           "(images x attack steps; README, Serving it)")
 
 
 def from_environment(environ: Mapping[str, str]) -> dict[str, object]:

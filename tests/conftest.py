@@ -35,7 +35,7 @@ def builtin():
 TRAINED_FIXTURES = {"trained_pair"}  # vgg_bn and the like take it, so count too
 # Modules whose checks do not depend on which kernels trained the pair: pages rendering (AppTest, the browser),
 # and a path compared with a second run of itself on the same machine (the CUDA suite's CPU cases).
-NOT_NUMERICS = {"test_app", "test_app_robustness", "test_browser", "test_cuda", "test_cuda_paths"}
+NOT_NUMERICS = {"test_app", "test_app_inputs", "test_app_robustness", "test_browser", "test_cuda", "test_cuda_paths"}
 
 
 def pytest_collection_modifyitems(items):
