@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -24,6 +25,7 @@ SHIPPED_ZOO = Path(__file__).resolve().parents[1] / "checkpoints"
 RESULTS_SEED = "results.json"  # the zoo's precomputed results, beside its checkpoints (see ResultCache.seed)
 ESTIMATES_SEED = "findings-estimates.json"  # the findings scoreboard's interval estimates of those results
 ZOO_INDEX = "zoo.json"  # the zoo's index (scripts/build_zoo.py): each model's file and comparison group
+STORING = threading.Lock()
 _SAVED_KEYS = ("format", "name", "model", "code_version", "storage_dtype", "saved_at", "sha256")
 
 
@@ -142,12 +144,15 @@ def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, data
     asked about again).
     """
     out = uploads_dir(root) / f"{sha256_bytes(data)[:16]}-{safe_stem(filename)}"
-    if not out.with_suffix(".safetensors").is_file():
+    weights = out.with_suffix(".safetensors")
+    if not weights.is_file():
         checkpoint = load_checkpoint_bytes(data, filename, spec, normalization=normalization)
         meta = {k: v for k, v in checkpoint.meta.items() if k not in _SAVED_KEYS}
         meta |= {"dataset": dataset or checkpoint.meta.get("dataset", fallback_dataset), "source": "upload",
                  "original_filename": filename, "upload_sha256": checkpoint.sha256}
-        save_checkpoint(checkpoint.model, out, meta)
+        with STORING:  # the first of two sessions storing one file at once writes it; else their weights and
+            if not weights.is_file():  # sidecars (each with its own save time) would interleave
+                save_checkpoint(checkpoint.model, out, meta)
     entry = entry_from_file(out.with_suffix(".safetensors"), "upload")
     assert entry is not None  # just written by save_checkpoint, which always writes model and sha256
     return entry

@@ -93,7 +93,7 @@ def test_sessions_uploading_the_same_checkpoint_at_once_store_one_intact_copy(tm
     save_checkpoint(build("vgg11", "bn", width=0.125), tmp_path / "m", {"dataset": "builtin"})
     data = (tmp_path / "m.safetensors").read_bytes()
     root = tmp_path / "uploads"
-    for _ in range(ROUNDS // 3):
+    for _ in range(ROUNDS):
         for stored in root.rglob("*.*"):
             stored.unlink()
         entries = at_once(lambda: store_upload(data, "m.safetensors", root=root))
