@@ -20,7 +20,6 @@ model matches the other, that comparison is scored too.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
@@ -30,7 +29,6 @@ from core.attacks import format_eps, paper_spec
 from core.cache import MISSING, ResultCache
 from core.catalog import CatalogEntry, list_checkpoints, snapshots
 from core.corruptions.evaluation import CorruptionConfig
-from core.corruptions.transforms import CORRUPTIONS
 from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, get_experiment
 from core.features.reliance import RelianceConfig, seed_spread
 from core.robustness import LIGSConfig, RobustnessConfig
@@ -40,7 +38,7 @@ from core.transfer import TRANSFER_ATTACKS, TransferCellConfig
 from core.zoo import LANDSCAPE_GROUP
 
 SCOREBOARD_VERSION = 1  # part of the stored estimates' keys: bump when a statistic changes
-ESTIMATE_PREFIX = "findings-estimate:"  # stored interval estimates (shipped in results.json beside the results)
+ESTIMATE_PREFIX = "findings-estimate:"  # stored interval estimates (shipped in checkpoints/findings-estimates.json)
 MATCHED = 0.01  # clean accuracies within 1 point: a matched pair
 CONTROL_NORMS = ("none", "fixup")  # what the paper's "without BN" means here (Fixup: App. I)
 VERDICTS = ("holds", "reversed", "inconclusive", "not measured")

@@ -14,8 +14,8 @@ from core.attacks import paper_spec
 from core.cache import ResultCache
 from core.catalog import CatalogEntry, shipped_seeds, zoo_results
 from core.experiments import DEFAULT_PER_CLASS, EvalData, get_experiment
-from core.findings import (FINDINGS, FindingError, Pair, comparable_pairs, named_pair, robustness_rows, scoreboard,
-                           summary_verdict, Lookup, Row)
+from core.findings import (FINDING_VERDICTS, FINDINGS, VERDICTS, FindingError, Lookup, Pair, Row, comparable_pairs,
+                           named_pair, robustness_rows, scoreboard, summary_verdict)
 from core.robustness import RobustnessConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +125,8 @@ def test_the_scoreboard_of_the_shipped_zoo_scores_every_finding(shipped):
     assert [f["key"] for f in board] == [f.key for f in FINDINGS]
     by_key = {f["key"]: f for f in board}
     assert by_key["pgd"]["verdict"] in ("holds", "mixed")  # RESULTS.md: ResNet18 and ResNet20 hold by 8-13 points
+    assert {f["verdict"] for f in board} <= set(FINDING_VERDICTS)
+    assert {r["verdict"] for f in board for r in f["rows"]} <= set(VERDICTS)
     measured = [r for f in board for r in f["rows"] if r["verdict"] != "not measured"]
     assert len(measured) >= 30
     for r in measured:
