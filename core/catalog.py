@@ -153,7 +153,7 @@ def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, data
         with STORING:  # the first of two sessions storing one file at once writes it; else their weights and
             if not weights.is_file():  # sidecars (each with its own save time) would interleave
                 save_checkpoint(checkpoint.model, out, meta)
-    entry = entry_from_file(out.with_suffix(".safetensors"), "upload")
+    entry = entry_from_file(weights, "upload")
     assert entry is not None  # just written by save_checkpoint, which always writes model and sha256
     return entry
 

@@ -34,7 +34,7 @@ from core.experiments import EvalData, RunContext, get_experiment, registry
 from core.features import FEATURE_ARCH, PAPER_NORMS, FeatureConfig, feature_train_config
 from core.features import KINDS as FEATURE_KINDS
 from core.features import PRESETS as FEATURE_PRESETS
-from core.findings import FINDINGS, VERDICT_RULE, scoreboard
+from core.findings import FINDINGS, VERDICT_RULE, effect_text, row_note, scoreboard
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.models import list_models, model_entry
 from core.progress import ConsoleProgress
@@ -539,12 +539,9 @@ def render_findings(payload: dict) -> str:
     for f in payload["findings"]:
         lines.append(f"[{f['verdict']}] {f['number']}. {f['claim']} ({f['source']})")
         for r in f["rows"]:
-            effect = r["effect"]
-            measured = "" if effect is None else (f"{100 * effect['value']:+.1f} [{100 * effect['ci'][0]:+.1f}, "
-                                                  f"{100 * effect['ci'][1]:+.1f}]")
-            extra = "; ".join(x for x in (r["note"], r["command"] and f"run: {r['command']}") if x)
-            lines.append(f"    {r['verdict']:<13} {measured:<22} {r['measure']}: {r['pair']}" + (f" ({extra})" if extra
-                                                                                                  else ""))
+            extra = row_note(r)
+            lines.append(f"    {r['verdict']:<13} {effect_text(r):<22} {r['measure']}: {r['pair']}" +
+                         (f" ({extra})" if extra else ""))
     return "\n".join(lines + ["", payload["rule"]])
 
 

@@ -466,6 +466,20 @@ def scoreboard(cache: ResultCache | None = None, keys: tuple[str, ...] = (), pai
     return score(chosen, pairs, entries, cache or ResultCache(), named=pair is not None)
 
 
+def effect_text(row: dict) -> str:
+    """A row's effect as every view writes it: '+12.8 [+10.3, +15.8]' (points), or '' where it is not measured."""
+    effect = row["effect"]
+    if effect is None:
+        return ""
+    value, (low, high) = effect["value"], effect["ci"]
+    return f"{100 * value:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def row_note(row: dict, command: str = "run: {}") -> str:
+    """A row's note, then what to run where it is not measured (``command``: how to write it)."""
+    return "; ".join(x for x in (row["note"], row["command"] and command.format(row["command"])) if x)
+
+
 def markdown_table(board: list[dict]) -> str:
     """The scoreboard as RESULTS.md shows it (scripts/findings_table.py writes it there; a test compares)."""
     lines = ["| # | claim (paper) | verdict | pair | measure | effect, points (95 % CI) | p | n | matched clean acc |",
@@ -473,13 +487,10 @@ def markdown_table(board: list[dict]) -> str:
     for f in board:
         lines.append(f"| {f['number']} | {f['claim']} ({f['source']}) | **{f['verdict']}** | | | | | | |")
         for r in f["rows"]:
-            effect = r["effect"]
-            shown = "" if effect is None else (f"{100 * effect['value']:+.1f} [{100 * effect['ci'][0]:+.1f}, "
-                                               f"{100 * effect['ci'][1]:+.1f}]")
             clean = "" if r["clean"] is None else (f"{'yes' if r['matched'] else 'no'}: {100 * r['clean'][0]:.1f} vs "
                                                    f"{100 * r['clean'][1]:.1f}")
             p = "" if r["p_value"] is None else f"{r['p_value']:.2g}"
-            extra = "; ".join(x for x in (r["note"], r["command"] and f"run `{r['command']}`") if x)
+            extra = row_note(r, "run `{}`")
             lines.append(f"| | | {r['verdict']} | {r['pair']} | {r['measure']}" + (f" ({extra})" if extra else "") +
-                         f" | {shown} | {p} | {r['n'] or ''} | {clean} |")
+                         f" | {effect_text(r)} | {p} | {r['n'] or ''} | {clean} |")
     return "\n".join(lines)

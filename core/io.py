@@ -1,4 +1,5 @@
-"""Files that readers never see half-written, even with several writers at once.
+"""Files that readers never see half-written, even with several writers at once; and array reads that several
+threads may make at once (see :data:`NUMPY_READS`).
 
 Every write goes to a temporary file that only its writer names (``tempfile.mkstemp`` in the target's folder, so
 the rename stays on one file system) and is then renamed over the target. Two sessions of one server (threads of

@@ -8,6 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from pandas.io.formats.style import Styler
 
+from core.findings import effect_text, row_note
+
 # Each verdict's colour: Streamlit's badge colour name, and a table cell's background (text, not emoji, carries the
 # verdict: a browser without an emoji font showed empty boxes).
 BADGES = {"holds": ("green", "#d4edda"), "reversed": ("red", "#f8d7da"), "mixed": ("orange", "#ffe8cc"),
@@ -23,19 +25,6 @@ def verdict_colours(table: pd.DataFrame) -> Styler:
     """``table`` with its verdict column's cells coloured by verdict."""
     return table.style.map(lambda v: f"background-color: {BADGES[v][1]}" if BADGES.get(v, ("", ""))[1] else "",
                            subset=[c for c in ("verdict",) if c in table.columns])
-
-
-def points(value: float) -> str:
-    return f"{100 * value:+.1f}"
-
-
-def effect_text(row: dict) -> str:
-    """'+12.8 [+10.3, +15.8]' (points), or '' where the row is not measured."""
-    effect = row["effect"]
-    if effect is None:
-        return ""
-    low, high = effect["ci"]
-    return f"{points(effect['value'])} [{points(low)}, {points(high)}]"
 
 
 def strongest(finding: dict) -> dict | None:
@@ -69,7 +58,7 @@ def rows_table(finding: dict) -> pd.DataFrame:
         "p (McNemar)": "" if r["p_value"] is None else f"{r['p_value']:.2g}", "n": r["n"], "seeds": r["seeds"],
         "clean acc": "" if r["clean"] is None else f"{100 * r['clean'][0]:.1f} vs {100 * r['clean'][1]:.1f}",
         "matched": {True: "yes", False: "no", None: ""}[r["matched"]],
-        "note": "; ".join(x for x in (r["note"], r["command"] and f"run: {r['command']}") if x)}
+        "note": row_note(r)}
         for r in finding["rows"]])
 
 
