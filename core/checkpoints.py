@@ -38,7 +38,7 @@ from core.models.layouts import NATIVE, Layout, read_layout
 
 FORMAT = "normscope-checkpoint/1"
 MAX_CHECKPOINT_BYTES = 512 * 2 ** 20
-SUFFIXES = (".safetensors", ".pt", ".pth")
+SUFFIXES = (".safetensors", ".pt", ".pth")  # a saved checkpoint's name; loading reads the content (file_format)
 
 
 class CheckpointError(ValueError):
@@ -191,7 +191,7 @@ def read_sidecar(path: Path) -> dict:
 def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = None, meta: dict | None = None,
                           name: str | None = None, path: Path | None = None,
                           normalization: InputNormalization | None = None) -> Checkpoint:
-    """Load a checkpoint from bytes (an upload); ``filename``'s suffix picks the format.
+    """Load a checkpoint from bytes (an upload); its first bytes tell the format (:func:`file_format`).
 
     The input normalization comes from the metadata or the state dict's mean/std buffers; ``normalization`` is
     used where the file records none (it must agree where the file does), else :class:`NormalizationUnknown`.
@@ -207,15 +207,34 @@ def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = N
         raise CheckpointError(f"{filename}: weights do not match the sha256 in their metadata "
                               "(the file was modified, or the .json belongs to another checkpoint)")
     recorded = ModelSpec.from_dict(meta["model"]) if "model" in meta else None
-    layout = NATIVE if recorded else read_layout(state)
+    layout = NATIVE if recorded else published_layout(state, filename)
     state, buffers = split_normalization(layout.apply(state), filename)
+    state, counters = with_batchnorm_counters(state)
     spec = spec or recorded or infer_spec(state, layout)
     model = model_from_state(state, spec, filename)  # a file that cannot load fails before any question is asked
     found = InputNormalization(recorded.mean, recorded.std) if recorded else buffers
     with_normalization(model, resolve_normalization(found, normalization, filename, layout))
-    provenance = {} if recorded else {"layout": layout.source,
+    provenance = {} if recorded else {"layout": layout.source, "file_format": file_format(data),
                                       "input_normalization": "from the file" if found else "given by the user"}
+    if counters:
+        provenance["legacy_batchnorm"] = (f"{counters} BatchNorm layers saved before PyTorch 0.4.1, without "
+                                          "num_batches_tracked: filled with 0 (eval mode does not read it)")
     return Checkpoint(name or Path(filename).stem, model, {**meta, **provenance, "sha256": digest}, digest, path)
+
+
+def published_layout(state: dict[str, torch.Tensor], filename: str) -> Layout:
+    try:
+        return read_layout(state)
+    except ValueError as e:
+        raise CheckpointError(f"{filename}: {e}") from e
+
+
+def with_batchnorm_counters(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
+    """The state dict with the ``num_batches_tracked`` counter that BatchNorm layers saved before PyTorch 0.4.1
+    lack (0, as torch's own loading of such files fills it), and how many were filled."""
+    layers = [k.removesuffix(".running_var") for k in state if k.endswith(".running_var")]
+    missing = [f"{layer}.num_batches_tracked" for layer in layers if f"{layer}.num_batches_tracked" not in state]
+    return {**state, **{k: torch.tensor(0) for k in missing}}, len(missing)
 
 
 def with_normalization(model: NormScopeModel, norm: InputNormalization) -> NormScopeModel:
@@ -254,13 +273,36 @@ def resolve_normalization(found: InputNormalization | None, given: InputNormaliz
 
 
 def parse_weights(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], dict]:
-    """A flat state dict and any embedded metadata, from safetensors or a weights-only torch file."""
-    suffix = Path(filename).suffix.lower()
-    if suffix == ".safetensors":
+    """A flat state dict and any embedded metadata, from safetensors or a weights-only torch file, told apart by
+    their first bytes whatever the file's name (``.th``, ``.pth.tar``, ``.ckpt``, ``.bin``, none)."""
+    kind = file_format(data)
+    if kind == "safetensors":
         return _parse_safetensors(data, filename)
-    if suffix in (".pt", ".pth"):
-        return _parse_torch(data, filename), {}
-    raise CheckpointError(f"{filename}: unsupported file type {suffix!r}; use .safetensors, .pt or .pth")
+    if kind == TORCH_TAR:
+        raise CheckpointError(f"{filename}: a torch.save file in the tar format of PyTorch before 0.1.10, which torch "
+                              "loads only by running its pickles (never done here). " + RESAVE)
+    if kind is None:
+        raise CheckpointError(f"{filename}: not a checkpoint: neither safetensors nor a torch.save file (zip or "
+                              f"legacy pickle); it starts with {data[:8]!r}")
+    return _parse_torch(data, filename), {}
+
+
+TORCH_ZIP, TORCH_LEGACY, TORCH_TAR = "torch.save (zip)", "torch.save (legacy, before PyTorch 1.6)", "torch.save (tar)"
+
+
+def file_format(data: bytes) -> str | None:
+    """Which format ``data`` is in, from its first bytes: safetensors, a torch.save zip, a legacy torch.save
+    pickle, or the tar of PyTorch < 0.1.10; None if none of them."""
+    if data.startswith(b"PK\x03\x04"):
+        return TORCH_ZIP
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):  # a pickle (PROTO 2-5): torch checks its magic number
+        return TORCH_LEGACY
+    if data[257:262] == b"ustar":
+        return TORCH_TAR
+    header = int.from_bytes(data[:8], "little") if len(data) >= 9 else 0
+    if 2 <= header <= len(data) - 8 and data[8:9] == b"{":
+        return "safetensors"
+    return None
 
 
 def _parse_safetensors(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], dict]:
@@ -295,19 +337,24 @@ def _parse_torch(data: bytes, filename: str) -> dict[str, torch.Tensor]:
     return strip_prefixes(obj)
 
 
-# where training scripts put the state dict: kuangliu's {'net': ..., 'acc': ..., 'epoch': ...}, MadryLab's
-# {'model': ..., 'optimizer': ...}, Lightning-style {'state_dict': ...}, {'model_state_dict': ...}
+# where training scripts put the state dict: kuangliu's {'net': ..., 'acc': ..., 'epoch': ...}, MadryLab's and
+# many trainers' {'model': ..., 'optimizer': ..., 'epoch': ...} (the optimizer's state is not read), akamaster's and
+# PyTorch Lightning's {'state_dict': ...}, {'model_state_dict': ...}
 WRAPPERS = ("state_dict", "model", "model_state_dict", "net")
+# the attribute a training module keeps its network in (Lightning: self.model / self.net), prefixed to every key
+MODULE_PREFIXES = ("model.", "net.")
 
 
 def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Keys without DataParallel's ``module.`` or torch.compile's ``_orig_mod.``; of a MadryLab robustness model
-    (``model.*``, ``normalizer.*`` and the attacker's copy ``attacker.*``), the model's keys and normalizer."""
+    (``model.*``, ``normalizer.*`` and the attacker's copy ``attacker.*``), the model's keys and normalizer; of a
+    Lightning module, its network's keys (``model.*`` or ``net.*``)."""
     state = {re.sub(r"^(module\.|_orig_mod\.)", "", k): v for k, v in state.items()}
     if any(k.startswith("attacker.") for k in state):
         state = {k: v for k, v in state.items() if not k.startswith("attacker.")}
-    if state and all(k.startswith(("model.", "normalizer.")) for k in state):
-        state = {k.removeprefix("model."): v for k, v in state.items()}
+    for prefix in MODULE_PREFIXES:
+        if state and all(k.startswith((prefix, "normalizer.")) for k in state):
+            state = {k.removeprefix(prefix): v for k, v in state.items()}
     return state
 
 

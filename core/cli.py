@@ -28,7 +28,7 @@ from core.checkpoints import CheckpointError, InputNormalization, load_checkpoin
 from core.config import config_dict, configure, field_default
 from core.corruptions import CORRUPTIONS, SEVERITIES, CorruptionConfig
 from core.corruptions.evaluation import IMAGE_SOURCES
-from core.data import DATASETS, DataError, available_datasets, load_dataset
+from core.data import DATASETS, DataError, available_datasets, data_shift, load_dataset
 from core.device import describe_device, resolve_device
 from core.experiments import EvalData, RunContext, get_experiment, registry
 from core.features import FEATURE_ARCH, PAPER_NORMS, FeatureConfig, feature_train_config
@@ -131,10 +131,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
 
     for command in (info, ev, lg, tf, ls_, cr, rn):  # every command that loads checkpoints
-        command.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
-                             help="input normalization mean, for checkpoints that do not record theirs (with --std)")
-        command.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
-                             help="input normalization std, for checkpoints that do not record theirs (with --mean)")
+        checkpoint_flags(command)
 
     tr = sub.add_parser("train", help="train a model in the foreground (same runner as background jobs)")
     tr.add_argument("--preset", default="cpu")
@@ -156,6 +153,7 @@ def parser() -> argparse.ArgumentParser:
 
     fe = sub.add_parser("features", help="feature datasets (App. C, F): extract, train on one, cross-evaluate, list")
     fe.add_argument("action", choices=["extract", "train", "cross-eval", "list"])
+    checkpoint_flags(fe)
     fe.add_argument("checkpoints", nargs="*", metavar="CKPT", help="source checkpoint files or catalog names")
     option(fe, "--kind", FeatureConfig, "kind", "D_R needs an adversarially trained source", choices=FEATURE_KINDS)
     fe.add_argument("--preset", default="cpu", choices=list(FEATURE_PRESETS),
@@ -169,8 +167,6 @@ def parser() -> argparse.ArgumentParser:
     fe.add_argument("--norms", nargs="+", default=list(PAPER_NORMS), help="cross-eval: the target normalizations")
     fe.add_argument("--epochs", type=int, help="override the preset's training epochs")
     fe.add_argument("--no-cache", action="store_true", help="recompute instead of reading the cache")
-    fe.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="as for eval")
-    fe.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="as for eval")
 
     fi = sub.add_parser("findings", help="the paper's findings scored on the zoo's comparable pairs, each with its "
                                          "effect, 95 %% interval and verdict (cached results only)")
@@ -207,6 +203,17 @@ def attack_specs(args) -> list[AttackSpec]:
     return [base.with_eps(e) for e in (args.eps or [base.eps])]
 
 
+def checkpoint_flags(command: argparse.ArgumentParser) -> None:
+    """The flags of every command that loads checkpoints (read by :func:`checkpoint_arg`)."""
+    command.add_argument("--trained-on", metavar="DATASET", choices=DATASETS,
+                         help="what the model was trained on, for checkpoints that do not record it (e.g. cifar10 "
+                              "for published weights); numbers read on other images than those are marked")
+    command.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"),
+                         help="input normalization mean, for checkpoints that do not record theirs (with --std)")
+    command.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"),
+                         help="input normalization std, for checkpoints that do not record theirs (with --mean)")
+
+
 def input_normalization(args) -> InputNormalization | None:
     """``--mean``/``--std``: used where a checkpoint records no normalization, checked where it does."""
     if (args.mean is None) != (args.std is None):
@@ -215,12 +222,16 @@ def input_normalization(args) -> InputNormalization | None:
 
 
 def cmd_info(args) -> dict:
-    ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
+    ckpt = checkpoint_arg(args)
     entry = model_entry(ckpt.spec.arch)
     return {"name": ckpt.name, "sha256": ckpt.sha256, "model": ckpt.spec.to_dict(), "family": entry.family,
             "parameters": sum(p.numel() for p in ckpt.model.parameters()), "dataset": ckpt.dataset,
             "train_config": ckpt.meta.get("train_config"), "final_metrics": ckpt.meta.get("final_metrics"),
-            "epochs": len(ckpt.history), "history": ckpt.history, "metadata_code_version": ckpt.meta.get("code_version")}
+            "epochs": len(ckpt.history), "history": ckpt.history, "metadata_code_version": ckpt.meta.get("code_version"),
+            "loaded": {k: ckpt.meta[k] for k in LOADED if k in ckpt.meta}}
+
+
+LOADED = ("file_format", "layout", "input_normalization", "legacy_batchnorm")  # how a file without metadata was read
 
 
 def run_context(args) -> RunContext:
@@ -234,7 +245,7 @@ def cmd_eval(args) -> dict:
     if args.attack == "autoattack":
         return cmd_autoattack(args)
     specs, data = attack_specs(args), EvalData(args.dataset, "test", args.per_class)
-    ckpt, run = load_checkpoint(args.checkpoint, normalization=input_normalization(args)), run_context(args)
+    ckpt, run = checkpoint_arg(args), run_context(args)
     runs = [robustness(ckpt, RobustnessConfig(spec, data), run) for spec in specs]
     results = [{**{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")},
                 "zero_gradient": r.get("zero_gradient")} for r in runs]  # None: cached before it was measured
@@ -253,7 +264,7 @@ def cmd_autoattack(args) -> dict:
     steps = field_default(AutoAttackConfig, "steps") if args.steps is None else args.steps
     configs = [AutoAttackConfig(args.threat, eps, steps, args.seed, EvalData(args.dataset, "test", args.per_class))
                for eps in (args.eps or [None])]
-    ckpt, run = load_checkpoint(args.checkpoint, normalization=input_normalization(args)), run_context(args)
+    ckpt, run = checkpoint_arg(args), run_context(args)
     runs = [autoattack(ckpt, config, run) for config in configs]
     results = [{**{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "n", "per_attack", "zero_gradient")},
                 "target_success": None} for r in runs]
@@ -269,7 +280,7 @@ def cmd_ligs(args) -> dict:
 
     spec = LIGSSpec(args.kind, args.size, seed=args.seed, precision=args.precision)
     data = EvalData(args.dataset, "test", args.per_class)
-    ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
+    ckpt = checkpoint_arg(args)
     r = ligs_report(ckpt, LIGSConfig(spec, data), run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"],
             "perturbation": {**config_dict(spec), "precision": spec.precision},
@@ -282,8 +293,7 @@ def cmd_transfer(args) -> dict:
     spec = paper_spec(args.attack, seed=args.seed)
     spec = replace(spec, eps=spec.eps if args.eps is None else args.eps,
                    steps=spec.steps if args.steps is None else args.steps)
-    norm = input_normalization(args)
-    sources, targets = ([find_checkpoint(a, norm) for a in names] for names in (args.sources, args.targets))
+    sources, targets = ([checkpoint_arg(args, a) for a in names] for names in (args.sources, args.targets))
     m = transfer_matrix(sources, targets, spec, EvalData(args.dataset, "test", args.per_class), run_context(args))
     cells = [[{k: m.cells[i, j][k] for k in ("success_rate", "error_rate", "n", "n_images")} | {
         "white_box": (i, j) in m.white_box} for j in range(len(targets))] for i in range(len(sources))]
@@ -297,7 +307,7 @@ def cmd_landscape(args) -> dict:
 
     config = LossSurfaceConfig(args.image, args.plane, args.threat, args.radius, args.resolution, args.seed,
                                data=EvalData(args.dataset, "test", 1))
-    ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
+    ckpt = checkpoint_arg(args)
     r = loss_surface(ckpt, config, run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "surface": config_dict(config),
             **{k: r[k] for k in ("image_index", "label", "axes", "coords", "loss", "pred", "centre_loss",
@@ -307,7 +317,7 @@ def cmd_landscape(args) -> dict:
 def cmd_corruptions(args) -> dict:
     from core.corruptions import corruption_sweep
 
-    ckpt = load_checkpoint(args.checkpoint, normalization=input_normalization(args))
+    ckpt = checkpoint_arg(args)
     r = corruption_sweep(ckpt, tuple(args.corruptions), tuple(args.severities), EvalData(args.dataset, "test",
                          args.per_class), args.seed, args.source, run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), **{k: v for k, v in r.items() if k != "checkpoint"}}
@@ -331,10 +341,22 @@ def cmd_run(args) -> dict:
     """``run EXPERIMENT CKPT [--set ...]``: the experiment's cached result, computed on a miss."""
     experiment = get_experiment(args.experiment)
     config = configure(experiment.config_type, settings(args.set))
-    ckpt = find_checkpoint(args.checkpoint, input_normalization(args))
+    ckpt = checkpoint_arg(args)
     result = experiment(ckpt, config, run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), "experiment": experiment.name,
             "config": config_dict(experiment.resolved(ckpt, config)), "result": result}
+
+
+def checkpoint_arg(args, name: str | None = None):
+    """The command's checkpoint (``name``, else its ``checkpoint`` argument): a file or a catalog name, with the
+    shared flags applied (``--mean``/``--std``, ``--trained-on``)."""
+    ckpt = find_checkpoint(name or args.checkpoint, input_normalization(args))
+    if args.trained_on and ckpt.dataset not in ("unknown", args.trained_on):
+        raise ValueError(f"{ckpt.name}: its metadata records training on {ckpt.dataset}, not {args.trained_on}; "
+                         "leave out --trained-on")
+    if args.trained_on:
+        ckpt.meta["dataset"] = args.trained_on
+    return ckpt
 
 
 def find_checkpoint(name: str, normalization: InputNormalization | None = None):
@@ -370,7 +392,7 @@ def cmd_features(args) -> dict | list:
         return features.list_feature_datasets()
     if not args.checkpoints:
         raise ValueError(f"features {args.action} needs at least one source checkpoint")
-    sources, run = [find_checkpoint(c, input_normalization(args)) for c in args.checkpoints], run_context(args)
+    sources, run = [checkpoint_arg(args, c) for c in args.checkpoints], run_context(args)
     config = features.feature_config(args.kind, args.preset, start=args.start)
     if args.action == "extract":
         results = [features.feature_dataset(s, config, run) for s in sources]
@@ -451,6 +473,14 @@ class _NoCache(ResultCache):
         return MISSING
 
 
+def with_data_shift(payload):
+    """A single checkpoint's result with ``data_shift``: what differs between its training data and the data its
+    numbers were read on (null where nothing does, :func:`core.data.data_shift`)."""
+    if isinstance(payload, dict) and "checkpoint" in payload and "dataset" in payload:
+        payload = {**payload, "data_shift": data_shift(payload["checkpoint"]["dataset"], payload["dataset"])}
+    return payload
+
+
 def _ckpt_summary(ckpt) -> dict:
     return {"name": ckpt.name, "sha256": ckpt.sha256, "arch": ckpt.spec.arch, "norm": ckpt.spec.norm,
             "dataset": ckpt.dataset}
@@ -477,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.download:
             name = getattr(args, "dataset", None)
             load_dataset(name if name not in (None, "auto") else "cifar10", download=True)
-        payload = COMMANDS[args.command](args)
+        payload = with_data_shift(COMMANDS[args.command](args))
     except (CheckpointError, DataError, ValueError, OSError) as e:
         message = str(e)
         print(json.dumps({"schema": schema("error"), "error": message}) if args.json else f"error: {message}",
@@ -489,6 +519,8 @@ def main(argv: list[str] | None = None) -> int:
                           "device": describe_device(resolve_device(args.device)), **body}))
     else:
         print(render_text(args.command, payload))
+        if isinstance(payload, dict) and payload.get("data_shift"):
+            print(f"note: {payload['data_shift']}")
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Hashable, Iterable
 
 from core.cache import MISSING
-from core.data import available_datasets, evaluation_datasets
+from core.data import available_datasets, data_shift, evaluation_datasets
 from core.experiments import EvalData, Evaluation, RunContext, Subject, data_of, get_experiment, on_dataset
 
 Requests = dict[Hashable, Evaluation]
@@ -42,6 +42,14 @@ class Plan:
         """The images the requests are read on (one dataset when planned ``together``); ``default`` if none."""
         first = next(iter(self.requests.values()), None)
         return (data_of(first.config) if first is not None else None) or default
+
+    @property
+    def data_shifts(self) -> dict[str, str]:
+        """Each model whose numbers here are read on other pixels than its training data's (genuine CIFAR-10 and
+        its JPEG copy) -> what differs (:func:`core.data.data_shift`), for the page to say beside them."""
+        shifts = {r.name: data_shift(r.dataset, data.dataset) for r in self.requests.values()
+                  if (data := data_of(r.config)) is not None}
+        return {name: shift for name, shift in shifts.items() if shift}
 
     @property
     def work(self) -> int:

@@ -307,11 +307,11 @@ def test_bad_uploads_show_readable_errors(tmp_path, monkeypatch, zoo):
     state = load_checkpoint(zoo / "builtin-vgg11-bn.safetensors").model.state_dict()
     nan = {k: (torch.full_like(v, float("nan")) if k.endswith("head.weight") else v) for k, v in state.items()}
     marker = tmp_path / "pwned"
-    cases = {"corrupt.safetensors": (b"\x00not a checkpoint" * 8, "not a valid safetensors"),
+    cases = {"corrupt.safetensors": (b"\x00not a checkpoint" * 8, "not a checkpoint: neither"),
              "truncated.safetensors": (good[: len(good) // 2], "not a valid safetensors"),
              "nan.pt": (state_dict_bytes(nan), "NaN"),
              "evil.pt": (evil_pickle(marker), "never run"),
-             "notes.txt.pt": (b"hello", "weights-only")}
+             "notes.txt.pt": (b"hello", "not a checkpoint")}
     at = open_page("models")
     for name, (data, message) in cases.items():
         at = upload(at, name, data)
@@ -356,6 +356,32 @@ def test_torchvision_upload_asks_the_normalization_and_records_no_dataset_it_was
     (stored,) = (load_checkpoint(p) for p in cache_dir.glob("uploads/*.safetensors"))
     assert stored.spec.mean == (0.5, 0.5, 0.5) and stored.spec.std == (0.25, 0.25, 0.25)
     assert stored.dataset == "unknown" and stored.meta["input_normalization"] == "given by the user"
+
+
+def test_a_published_legacy_file_uploads_under_its_own_name_and_its_data_shift_is_said(cache_dir):
+    """akamaster's resnet20-12fca82f.th as its trainer saved it (made here from its own resnet.py): the page names the
+    ImageNet mean/std its trainer used as a choice, and its numbers read on cifar10-jpeg say it was trained on
+    genuine CIFAR-10."""
+    from reference_models.akamaster import resnet
+    from test_layouts import akamaster_file, randomized
+
+    at = open_page("models")
+    at.selectbox(key="upload_dataset").set_value("cifar10").run()
+    at = upload(at, "resnet20-12fca82f.th", akamaster_file(randomized(resnet(20))))
+    assert not at.success and "akamaster" in at.warning[0].value and "ImageNet" in at.warning[0].value
+    question = at.radio[0]
+    question.set_value(next(o for o in question.options if o.startswith("ImageNet mean/std (akamaster's trainer)"))).run()
+    assert_clean(at)
+    assert "resnet20a (norm=bn" in at.success[0].value and "trained on **cifar10**" in at.success[0].value
+    (stored,) = (load_checkpoint(p) for p in cache_dir.glob("uploads/*.safetensors"))
+    assert stored.meta["legacy_batchnorm"].startswith("19 BatchNorm") and stored.spec.mean == (0.485, 0.456, 0.406)
+    at = open_page("robustness", dataset="cifar10-jpeg")
+    label = next(o for o in at.multiselect(key="rob_models").options if o.startswith("resnet20-12fca82f"))
+    at.multiselect(key="rob_models").set_value([label]).run()
+    assert_clean(at)
+    from core.data import available_datasets
+    said = any("trained on genuine CIFAR-10, evaluated on cifar10-jpeg" in i.value for i in at.info)
+    assert said == ("cifar10-jpeg" in available_datasets())  # without the copy, nothing is read on it
 
 
 def test_training_job_starts_shows_progress_cancels_and_resumes():

@@ -182,12 +182,12 @@ def test_sha_mismatch_and_bad_sidecar(tmp_path, model):
         load_checkpoint(tmp_path / "m.safetensors")
 
 
-def test_huge_file_and_wrong_suffix(tmp_path, model, monkeypatch):
+def test_huge_file_and_a_file_of_no_format(tmp_path, model, monkeypatch):
     save_checkpoint(model, tmp_path / "m")
     monkeypatch.setattr(checkpoints, "MAX_CHECKPOINT_BYTES", 1000)
     with pytest.raises(CheckpointError, match="limit"):
         load_checkpoint(tmp_path / "m.safetensors")
-    with pytest.raises(CheckpointError, match="unsupported file type"):
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
         load_checkpoint_bytes(b"x", "model.onnx")
 
 
@@ -203,3 +203,74 @@ def test_malformed_pickle_memo_is_a_checkpoint_error():
     bad = b"\x80\x04h\x05."  # protocol 4: BINGET of a memo slot that was never stored
     with pytest.raises(CheckpointError, match="never run"):
         load_checkpoint_bytes(bad, "memo.pt")
+
+
+def torch_file(obj, legacy: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer, _use_new_zipfile_serialization=not legacy)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+@pytest.mark.parametrize("name", ["m.th", "m.pth.tar", "m.tar", "m.ckpt", "m.bin", "m.pt", "m.pth", "m.safetensors",
+                                  "m"])
+def test_the_format_is_read_from_the_bytes_whatever_the_name(tmp_path, model, name, legacy):
+    """A torch.save file (zip, or the legacy pickle of PyTorch < 1.6) and safetensors load under any name."""
+    from safetensors.torch import save
+    state = model.backbone.state_dict()
+    for data, kind in ((torch_file(state, legacy), "legacy" if legacy else "zip"), (save(state), "safetensors")):
+        (tmp_path / name).write_bytes(data)
+        ckpt = load_checkpoint(tmp_path / name, normalization=INPUT_NORMALIZATIONS["cifar10"])
+        assert same_weights(ckpt.model.backbone, model.backbone) and kind in ckpt.meta["file_format"]
+
+
+@pytest.mark.parametrize("data,what", [(b"GIF89a" + bytes(200), "not a checkpoint"),
+                                       (b"{\"weights\": [1, 2]}", "not a checkpoint"),
+                                       (b"\x80", "not a checkpoint"), (b"\x80\x02K", "weights-only")])
+def test_a_file_of_no_known_format_gets_one_line(data, what):
+    with pytest.raises(CheckpointError, match=what) as info:
+        load_checkpoint_bytes(data, "model.th")
+    assert "\n" not in str(info.value)
+
+
+def test_the_pre_0_1_10_tar_format_is_refused_without_running_it(tmp_path):
+    """torch loads it only with weights_only=False: its pickles would run."""
+    import tarfile
+    with tarfile.open(tmp_path / "old.tar", "w", format=tarfile.PAX_FORMAT) as tar:
+        for member in ("sys_info", "pickle", "storages", "tensors"):
+            (tmp_path / member).write_bytes(pickle.dumps({"weight": Exploit(tmp_path / "pwned")}))
+            tar.add(tmp_path / member, arcname=member)
+    assert checkpoints.file_format((tmp_path / "old.tar").read_bytes()) == checkpoints.TORCH_TAR
+    with pytest.raises(CheckpointError, match=r"tar format .* \(never done here\)") as info:
+        load_checkpoint(tmp_path / "old.tar")
+    assert "\n" not in str(info.value) and not (tmp_path / "pwned").exists()
+
+
+def test_a_truncated_legacy_file_is_one_clear_line(model):
+    data = torch_file({"state_dict": model.backbone.state_dict(), "best_prec1": 91.0}, legacy=True)
+    for cut in (len(data) // 2, 40, len(data) - 3):
+        with pytest.raises(CheckpointError, match="Was it truncated") as info:
+            load_checkpoint_bytes(data[:cut], "resnet20.th")
+        assert "\n" not in str(info.value)
+
+
+def test_a_pickled_module_in_a_ckpt_is_refused_and_named(tmp_path, model):
+    marker = tmp_path / "pwned"
+    data = torch_file({"state_dict": model.backbone.state_dict(), "module": model, "hook": Exploit(marker)})
+    with pytest.raises(CheckpointError, match="would import") as info:
+        load_checkpoint_bytes(data, "epoch=3-step=100.ckpt")
+    assert "\n" not in str(info.value) and not marker.exists()
+
+
+def test_legacy_batchnorm_without_counters_loads_and_says_so(model):
+    """BatchNorm state saved before PyTorch 0.4.1 has no num_batches_tracked."""
+    state = {k: v for k, v in model.backbone.state_dict().items() if not k.endswith("num_batches_tracked")}
+    ckpt = load_checkpoint_bytes(torch_file(state, legacy=True), "old.pth", normalization=INPUT_NORMALIZATIONS["cifar10"])
+    layers = sum(k.endswith("running_var") for k in state)
+    assert ckpt.meta["legacy_batchnorm"].startswith(f"{layers} BatchNorm layers") and layers == 8
+    assert all(v == 0 for k, v in ckpt.model.state_dict().items() if k.endswith("num_batches_tracked"))
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(ckpt.model(x), model.eval()(x))
+    whole = load_checkpoint_bytes(torch_file(model.backbone.state_dict()), "new.pth",
+                                  normalization=INPUT_NORMALIZATIONS["cifar10"])
+    assert "legacy_batchnorm" not in whole.meta

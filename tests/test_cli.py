@@ -33,7 +33,7 @@ def test_info_json(checkpoint, tmp_path):
     out = json.loads(r.stdout)
     assert r.returncode == 0 and out["schema"] == "normscope.info/1"
     assert out["model"]["arch"] == "vgg11" and out["dataset"] == "builtin" and len(out["sha256"]) == 64
-    assert out["epochs"] == 1 and out["history"][0]["epoch"] == 1
+    assert out["epochs"] == 1 and out["history"][0]["epoch"] == 1 and out["loaded"] == {}  # NormScope's own file
 
 
 def test_eval_json_with_an_eps_list(checkpoint, tmp_path):
@@ -41,7 +41,7 @@ def test_eval_json_with_an_eps_list(checkpoint, tmp_path):
             "--json", env_cache=tmp_path)
     out = json.loads(r.stdout)
     assert r.returncode == 0 and out["schema"] == "normscope.eval/1" and out["dataset"] == "builtin"
-    assert out["attack"]["name"] == "pgd_linf" and out["attack"]["steps"] == 3
+    assert out["attack"]["name"] == "pgd_linf" and out["attack"]["steps"] == 3 and out["data_shift"] is None
     first, second = out["results"]
     assert set(first) == {"eps", "clean_accuracy", "robust_accuracy", "target_success", "n", "zero_gradient"}
     assert first["eps"] == 0 and first["robust_accuracy"] == first["clean_accuracy"] and first["n"] == 30
@@ -56,7 +56,7 @@ def test_ligs_json(checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("info", "missing.safetensors"), "no such file"), (("eval", "README.md"), "unsupported file type"),
+    (("info", "missing.safetensors"), "no such file"), (("eval", "README.md"), "not a checkpoint"),
     (("eval", "CKPT", "--eps", "nan"), "eps must be"), (("eval", "CKPT", "--dataset", "imagenet-21k"), "unknown dataset"),
     (("eval", "CKPT", "--per-class", "0"), "images per class must be at least 1"),
     (("eval", "CKPT", "--steps", "-2"), "steps must be 0 or more"),
@@ -68,6 +68,7 @@ def test_ligs_json(checkpoint, tmp_path):
     (("corruptions", "CKPT", "--severities", "6"), "severity must be 1-5"),
     (("corruptions", "CKPT", "--source", "cifar10c", "--corruptions", "fog", "--severities", "1"), "CIFAR-10"),
     (("run", "fourier_heatmap", "CKPT", "--set", "eps=0"), "must be positive"),
+    (("eval", "CKPT", "--trained-on", "cifar10"), "records training on builtin, not cifar10"),
 ])
 def test_errors_are_one_json_line_and_exit_2(checkpoint, tmp_path, args, message):
     args = [str(checkpoint) if a == "CKPT" else str(tmp_path / "m") if a == "OUT" else a for a in args]

@@ -248,3 +248,14 @@ def test_download_into_a_read_only_folder_says_so(tmp_path, fake_cifar10, monkey
     monkeypatch.setattr(download.tempfile, "TemporaryDirectory", read_only)  # a volume mounted :ro (Docker)
     with pytest.raises(DataError, match="cannot write CIFAR-10 into .*Read-only"):
         download_cifar10(tmp_path, fetch=served(fake_cifar10))
+
+
+@pytest.mark.parametrize("trained_on,evaluated_on,expected", [
+    ("cifar10", "cifar10-jpeg", "lossy JPEG copy"), ("cifar10-jpeg", "cifar10", "pixels differ"),
+    ("cifar10-jpeg", "cifar10-jpeg", None), ("cifar10", "cifar10", None), ("unknown", "cifar10-jpeg", None),
+    ("builtin", "builtin", None)])
+def test_data_shift_is_said_where_the_pixels_differ(trained_on, evaluated_on, expected):
+    from core.data import data_shift
+
+    note = data_shift(trained_on, evaluated_on)
+    assert (note is None) if expected is None else (expected in note)

@@ -719,3 +719,125 @@ def test_cli_asks_for_mean_and_std_and_takes_them(tmp_path, capsys):
     assert info["model"]["arch"] == "resnet20" and info["model"]["std"] == [0.25] * 3 and info["dataset"] == "unknown"
     assert main(["info", str(path), "--json", "--mean", "0.5", "0.5", "0.5"]) == 2  # one without the other
     assert "--std" in json.loads(capsys.readouterr().out)["error"]
+
+
+# ---- akamaster/pytorch_resnet_cifar10 (tests/reference_models/akamaster.py) ----------------------------------
+IMAGENET = INPUT_NORMALIZATIONS["imagenet"]
+
+
+def akamaster_file(original: nn.Module, legacy: bool = True) -> bytes:
+    """As its trainer.py saves: {'state_dict', 'best_prec1'} of a DataParallel model; the published files were saved
+    before PyTorch 0.4.1 (legacy format, BatchNorm without num_batches_tracked)."""
+    state = {k: v for k, v in with_module_prefix(original.state_dict()).items()
+             if not (legacy and k.endswith("num_batches_tracked"))}
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state, "best_prec1": 91.78}, buffer, _use_new_zipfile_serialization=not legacy)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
+def test_akamaster_option_a_resnets_load_and_compute_the_original(depth):
+    from reference_models.akamaster import resnet
+    original = randomized(resnet(depth))
+    data = akamaster_file(original)
+    with pytest.raises(NormalizationUnknown, match=r"akamaster.*ImageNet's mean \(0.485"):
+        load_checkpoint_bytes(data, f"resnet{depth}-12fca82f.th")
+    ckpt = load_checkpoint_bytes(data, f"resnet{depth}-12fca82f.th", normalization=IMAGENET)
+    assert (ckpt.spec.arch, ckpt.spec.norm, ckpt.spec.num_classes) == (f"resnet{depth}a", "bn", 10)
+    assert ckpt.meta["layout"] == "akamaster/pytorch_resnet_cifar10 ResNet (option-A shortcuts)"
+    assert ckpt.meta["legacy_batchnorm"].startswith(f"{3 * (depth - 2) // 6 * 2 + 1} BatchNorm layers")
+    assert_same_outputs(ckpt.model, original, IMAGENET)
+    assert sum(p.numel() for p in ckpt.model.parameters()) == sum(p.numel() for p in original.parameters())
+
+
+def test_akamaster_option_b_is_the_plain_resnet():
+    from reference_models.akamaster import BlockB, ResNet
+    original = randomized(ResNet(BlockB, [3, 3, 3]))
+    ckpt = load_checkpoint_bytes(akamaster_file(original, legacy=False), "resnet20b.th", normalization=IMAGENET)
+    assert ckpt.spec.arch == "resnet20" and "option-B" in ckpt.meta["layout"]
+    assert_same_outputs(ckpt.model, original, IMAGENET)
+
+
+def test_an_option_a_file_with_a_block_missing_is_one_clear_line():
+    from reference_models.akamaster import resnet
+    state = randomized(resnet(20)).state_dict()
+    cut = {k: v for k, v in state.items() if not k.startswith("layer3.2.")}
+    with pytest.raises(CheckpointError, match=r"\[3, 3, 2\] blocks per stage .* is a block missing") as info:
+        load_checkpoint_bytes(torch_bytes({"state_dict": with_module_prefix(cut)}), "resnet20.th", normalization=IMAGENET)
+    assert "\n" not in str(info.value)
+    del state["layer3.2.bn2.weight"]
+    with pytest.raises(CheckpointError, match="1 missing keys"):
+        load_checkpoint_bytes(torch_bytes(state), "resnet20.th", normalization=IMAGENET)
+
+
+def test_option_a_and_no_shortcuts_are_not_told_apart_from_native_keys():
+    """Neither has shortcut weights: the user chooses, and each choice computes its own model."""
+    from core.models import build
+    model = build("resnet20a", norm="bn", width=0.5)
+    randomized(model)
+    data = torch_bytes(model.backbone.state_dict())
+    with pytest.raises(CheckpointError, match="resnet20 with no shortcuts .* or resnet20a"):
+        load_checkpoint_bytes(data, "mine.pt", normalization=CIFAR)
+    chosen = load_checkpoint_bytes(data, "mine.pt", ModelSpec("resnet20a", "bn", width=0.5), normalization=CIFAR)
+    plain = load_checkpoint_bytes(data, "mine.pt", ModelSpec("resnet20", "bn", width=0.5, shortcut=False),
+                                  normalization=CIFAR)
+    x = torch.rand(2, 3, 32, 32)
+    torch.testing.assert_close(chosen.model(x), model(x))
+    assert not torch.allclose(plain.model(x), model(x))
+
+
+# ---- other wrappers people save ------------------------------------------------------------------------------
+def test_lightning_checkpoints_load_with_model_or_net_prefix():
+    """A LightningModule's .ckpt: its network under self.model or self.net, optimizer and scheduler states beside."""
+    original = randomized(KLResNet(KLBasicBlock, [2, 2, 2, 2]))
+    optimizer = torch.optim.SGD(original.parameters(), lr=0.1, momentum=0.9)
+    original(torch.rand(2, 3, 32, 32)).sum().backward()
+    optimizer.step()
+    original.eval()
+    for prefix in ("model.", "net."):
+        ckpt_obj = {"epoch": 9, "global_step": 3910, "pytorch-lightning_version": "2.4.0",
+                    "state_dict": {prefix + k: v for k, v in original.state_dict().items()},
+                    "loops": {"fit_loop": {"epoch_progress": {"current": {"completed": 9}}}}, "callbacks": {},
+                    "optimizer_states": [optimizer.state_dict()], "lr_schedulers": [{"last_epoch": 9}],
+                    "hparams_name": "kwargs", "hyper_parameters": {"lr": 0.1, "arch": "resnet18"}}
+        ckpt = load_checkpoint_bytes(torch_bytes(ckpt_obj), "epoch=9-step=3910.ckpt", normalization=KUANGLIU_STATS)
+        assert ckpt.spec.arch == "resnet18"
+        assert_same_outputs(ckpt.model, original, KUANGLIU_STATS)
+
+
+def test_training_checkpoints_load_their_model_and_ignore_the_optimizer():
+    original = randomized(CifarResNet(CYBasicBlock, [3, 3, 3]))
+    optimizer = torch.optim.Adam(original.parameters())
+    original(torch.rand(2, 3, 32, 32)).sum().backward()
+    optimizer.step()
+    original.eval()
+    data = torch_bytes({"model": original.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 120,
+                        "scheduler": {"last_epoch": 120}})
+    ckpt = load_checkpoint_bytes(data, "checkpoint_120.pth.tar", normalization=CIFAR)
+    assert ckpt.spec.arch == "resnet20"
+    assert_same_outputs(ckpt.model, original, CIFAR)
+
+
+def test_hugging_face_style_pytorch_model_bin(tmp_path):
+    from core.checkpoints import load_checkpoint
+    original = randomized(KLVGG("VGG16"))
+    (tmp_path / "pytorch_model.bin").write_bytes(torch_bytes(original.state_dict()))
+    ckpt = load_checkpoint(tmp_path / "pytorch_model.bin", normalization=KUANGLIU_STATS)
+    assert ckpt.spec.arch == "vgg16" and ckpt.meta["file_format"] == "torch.save (zip)"
+    assert_same_outputs(ckpt.model, original, KUANGLIU_STATS)
+
+
+def test_cli_reads_a_published_file_under_its_own_name(tmp_path, capsys):
+    from core.cli import main
+    from reference_models.akamaster import resnet
+    path = tmp_path / "resnet56-4bfd9763.th"
+    path.write_bytes(akamaster_file(randomized(resnet(56))))
+    flags = ["--mean", "0.485", "0.456", "0.406", "--std", "0.229", "0.224", "0.225"]
+    assert main(["info", str(path), "--json", *flags, "--trained-on", "cifar10"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"]["arch"] == "resnet56a" and info["dataset"] == "cifar10"
+    assert info["loaded"]["legacy_batchnorm"].startswith("55 BatchNorm layers") and "legacy" in info["loaded"]["file_format"]
+    broken = tmp_path / "resnet56-broken.th"
+    broken.write_bytes(path.read_bytes()[:5000])
+    assert main(["info", str(broken), "--json", *flags]) == 2
+    assert "truncated" in json.loads(capsys.readouterr().out)["error"]

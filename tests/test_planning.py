@@ -52,3 +52,16 @@ def test_remaining_work_run_as_a_job_fills_the_plan(pair, tmp_path):
 def test_a_prerequisite_on_a_checkpoint_not_given_is_a_clear_error(pair, tmp_path):
     with pytest.raises(ValueError, match="not among the models given"):
         plan(matrix_requests(pair[:1], pair[1:], ATTACK, DATA), RunContext(ResultCache(tmp_path)))
+
+
+def test_a_plan_names_the_models_read_on_other_pixels_than_they_were_trained_on():
+    from core.experiments import Evaluation
+    from core.planning import Plan
+    from core.robustness import RobustnessConfig
+
+    def request(name: str, trained_on: str, read_on: str) -> Evaluation:
+        return Evaluation("robustness", RobustnessConfig(ATTACK, EvalData(read_on)), f"up/{name}.safetensors", name * 8,
+                          trained_on)
+    work = Plan({"a": request("published", "cifar10", "cifar10-jpeg"), "b": request("zoo", "cifar10-jpeg", "cifar10-jpeg"),
+                 "c": request("mine", "unknown", "cifar10-jpeg")}, {}, [])
+    assert list(work.data_shifts) == ["published"] and "91.8" in work.data_shifts["published"]

@@ -46,6 +46,8 @@ def settle(work: Plan, key: str, what: str = "results") -> dict[Hashable, dict]:
     for dataset, count in work.unreachable.items():
         st.warning(f"{count} result(s) for models trained on **{dataset}** are not precomputed, and {dataset} is not "
                    f"on this machine, so they cannot be computed here: {datasource.how_to_get(dataset)}.")
+    for name, shift in work.data_shifts.items():
+        st.info(f"**{name}**: {shift}.", icon=":material/compare:")
     found = dict(work.found)
     if work.missing and state.demo_mode():
         render.not_precomputed(len(work.missing))

@@ -13,7 +13,7 @@ from core.cache import default_cache_dir
 from core.catalog import CatalogEntry, safe_stem, store_upload
 from core.checkpoints import (INPUT_NORMALIZATIONS, InputNormalization, NormalizationUnknown,
                               sha256_bytes)
-from core.data import available_datasets
+from core.data import DATASETS, available_datasets
 from core.device import describe_device
 from core.models import ModelSpec, list_models, model_entry
 from core.train import PRESETS, TrainConfig, preset, read_history
@@ -24,7 +24,7 @@ CUSTOM = "custom"
 NORMALIZATION_CHOICES = {f"CIFAR-10: {INPUT_NORMALIZATIONS['cifar10']}": "cifar10",
                          f"CIFAR-10 as kuangliu/pytorch-cifar and MadryLab robustness train it: "
                          f"{INPUT_NORMALIZATIONS['cifar10-kuangliu']}": "cifar10-kuangliu",
-                         f"ImageNet: {INPUT_NORMALIZATIONS['imagenet']}": "imagenet",
+                         f"ImageNet mean/std (akamaster's trainer): {INPUT_NORMALIZATIONS['imagenet']}": "imagenet",
                          "none: the model takes [0, 1] pixels as they are (mean 0, std 1)": "none",
                          CUSTOM: CUSTOM}
 
@@ -78,11 +78,12 @@ def three_numbers(text: str, what: str) -> tuple[float, ...]:
     return values
 
 
-def normalization_question(filename: str, key: str) -> InputNormalization | None:
+def normalization_question(filename: str, key: str, unknown: NormalizationUnknown) -> InputNormalization | None:
     """Ask for the mean/std a file does not record (never assumed); None until answered."""
+    hint = f" Its keys read as {unknown.layout.source}: {unknown.layout.hint}." if unknown.layout.hint else ""
     st.warning(f"**{filename}** does not record the input normalization (mean/std) its model was trained behind. "
                "A wrong one silently changes every accuracy and robustness number, so NormScope does not guess: "
-               "which one did its training script use?")
+               f"which one did its training script use?{hint}")
     label = st.radio("Input normalization", list(NORMALIZATION_CHOICES), index=None, key=key)
     if label is None:
         return None
@@ -102,28 +103,31 @@ def store(data: bytes, filename: str, spec: ModelSpec | None, dataset: str | Non
     root = serving.upload_root()
     try:
         return store_upload(data, filename, spec, dataset, root=root)
-    except NormalizationUnknown:
-        normalization = normalization_question(filename, f"upload_input_norm_{sha256_bytes(data)[:12]}")
+    except NormalizationUnknown as unknown:
+        normalization = normalization_question(filename, f"upload_input_norm_{sha256_bytes(data)[:12]}", unknown)
         return None if normalization is None else store_upload(data, filename, spec, dataset, root=root,
                                                                 normalization=normalization)
 
 
 def upload_tab_body() -> None:
-    st.markdown("Upload a NormScope `.safetensors` checkpoint (metadata included) or a `.pt`/`.pth` state dict, "
-                "also as saved by kuangliu/pytorch-cifar, chenyaofo/pytorch-cifar-models, RobustBench or torchvision "
+    st.markdown("Upload a NormScope `.safetensors` checkpoint (metadata included) or a `torch.save` state dict under "
+                "any name (`.pt`, `.pth`, `.th`, `.pth.tar`, `.ckpt`, `.bin`; the format is read from the file), "
+                "also as saved by kuangliu/pytorch-cifar, chenyaofo/pytorch-cifar-models, akamaster/pytorch_resnet_cifar10, "
+                "RobustBench, PyTorch Lightning or torchvision "
                 "(see the README's table of layouts). Files are loaded weights-only (no code runs), checked for shape "
                 "and NaN/inf, and " + ("kept for this browser session only: no other visitor sees them, and they "
                                        "are deleted when the session ends." if serving.public() else
                                        f"stored under `{default_cache_dir() / 'uploads'}` so every page and session "
                                        "can use them.") +
                 " Choose what the model was trained on before uploading: the first upload of a file is its record.")
-    choice = st.selectbox("Trained on", [FROM_FILE, *available_datasets()], key="upload_dataset",
-                          help=f"'{FROM_FILE}': the file's metadata, or 'unknown' where it records none.")
+    choice = st.selectbox("Trained on", [FROM_FILE, *DATASETS], key="upload_dataset",
+                          help=f"'{FROM_FILE}': the file's metadata, or 'unknown' where it records none. cifar10 is "
+                               "the genuine CIFAR-10 (published weights); its numbers read on cifar10-jpeg are marked.")
     manual = st.checkbox("Set the architecture by hand (needed for IN/LN/GN state dicts without metadata)",
                          key="upload_manual")
     spec = spec_input() if manual else None
     limit = serving.upload_limit_mib()
-    file = st.file_uploader(f"Checkpoint (at most {limit} MiB)", type=["safetensors", "pt", "pth"], key="upload_file",
+    file = st.file_uploader(f"Checkpoint (at most {limit} MiB)", key="upload_file",
                             max_upload_size=limit)
     st.caption(f"A file larger than {limit} MiB ({limit / 1024:g} GB) is refused by the browser before it is sent: it is "
                "marked in red, and pointing at the mark says so.")

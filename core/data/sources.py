@@ -57,6 +57,25 @@ def evaluation_datasets(trained_on: str, source: str) -> list[str]:
     return [source, trained_on] if same else [trained_on]
 
 
+# Measured 2026-12-05 (closing note of issue 27): akamaster/pytorch_resnet_cifar10's published weights, loaded through
+# core.checkpoints with its trainer's ImageNet mean/std, on all 10,000 test images; its own files record the first pair
+JPEG_SHIFT = ("akamaster's published ResNet20 and ResNet56 score 91.8 and 93.6 % on genuine CIFAR-10 and 81.0 and "
+              "83.2 % on cifar10-jpeg")
+
+
+def data_shift(trained_on: str, evaluated_on: str) -> str | None:
+    """What a reader must know beside a model's numbers read on other images than its training images' kind: the
+    genuine CIFAR-10 and its lossy JPEG copy hold the same images, but not the same pixels. None where nothing
+    differs (the same dataset, an unknown one, or datasets that share no images, which are never mixed)."""
+    if (trained_on, evaluated_on) == ("cifar10", "cifar10-jpeg"):
+        return ("trained on genuine CIFAR-10, evaluated on cifar10-jpeg (a lossy JPEG copy of its images): its accuracy "
+                f"here is lower than on the data it was trained on ({JPEG_SHIFT})")
+    if (trained_on, evaluated_on) == ("cifar10-jpeg", "cifar10"):
+        return ("trained on cifar10-jpeg (a lossy JPEG copy), evaluated on genuine CIFAR-10: the pixels differ from its "
+                "training images (the shift's effect in this direction is not measured)")
+    return None
+
+
 def find_cifar10_jpeg(root: str | os.PathLike | None = None) -> Path | None:
     return next((p for p in cifar10_jpeg_candidates(root) if (p / JPEG_FILE).is_file()), None)
 

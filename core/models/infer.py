@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from core.models import ModelSpec
+from core.models import ModelSpec, list_models
 from core.models.layouts import read_layout
 
 VGG_DEPTHS = {8: "vgg11", 10: "vgg13", 13: "vgg16", 16: "vgg19"}
@@ -77,20 +77,34 @@ def _cifar_resnet(keys: set[str], shapes: dict) -> ModelSpec | None:
         return None
     blocks = [len({k.split(".")[2] for k in keys if k.startswith(f"stages.{s}.")}) for s in range(4)]
     blocks = [b for b in blocks if b]
+    norm = "fixup" if "stem.2.bias" in keys else _layer_norm(keys, "stem.1")
+    width = shapes["stem.0.weight"][0] / (64 if len(blocks) == 4 else 16)
+    shortcut = any(k.startswith("stages.1.0.shortcut.") for k in keys)
+    arch = _resnet_arch(keys, shapes, blocks, shortcut)
+    option_a = arch.endswith("a")  # shortcuts without weights
+    return ModelSpec(arch, norm, shapes["head.weight"][0], width, shortcut or option_a)
+
+
+def _resnet_arch(keys: set[str], shapes: dict, blocks: list[int], shortcut: bool) -> str:
+    """The registry ResNet with these blocks; without shortcut weights a 6n+2 ResNet may have option-A shortcuts
+    or none at all, which the keys cannot tell apart (unless only one of the two is registered)."""
+    arch = RESNET_BLOCKS.get(tuple(blocks))
+    padded = f"resnet{6 * blocks[0] + 2}a" if len(set(blocks)) == 1 and len(blocks) == 3 else ""
+    padded = padded if padded in list_models() and not shortcut else ""
+    if arch is None:
+        if padded:
+            return padded
+        raise ValueError(f"a ResNet with blocks {blocks} is not one of {', '.join(sorted(RESNET_BLOCKS.values()))}, "
+                         f"resnet50 or {', '.join(list_models('resnet*a'))}")
+    if padded:
+        raise ValueError(f"without shortcut weights these keys are {arch} with no shortcuts (App. I's ablation) or "
+                         f"{padded} (option A: parameter-free shortcuts), which compute different outputs from the "
+                         "same weights; choose the architecture")
     bottleneck = any(k.startswith("stages.0.0.branch.") and ".weight" in k and len(shapes[k]) == 4
                      and shapes[k][-1] == 1 for k in keys)
-    arch = RESNET_BLOCKS.get(tuple(blocks))
-    if arch is None:
-        raise ValueError(f"a ResNet with blocks {blocks} is not one of {', '.join(sorted(RESNET_BLOCKS.values()))}"
-                         " or resnet50")
-    if bottleneck:
-        if arch != "resnet34":
-            raise ValueError(f"bottleneck blocks {blocks} do not make resnet50 (3, 4, 6, 3)")
-        arch = "resnet50"
-    norm = "fixup" if "stem.2.bias" in keys else _layer_norm(keys, "stem.1")
-    base = 64 if len(blocks) == 4 else 16
-    shortcut = any(k.startswith("stages.1.0.shortcut.") for k in keys)
-    return ModelSpec(arch, norm, shapes["head.weight"][0], shapes["stem.0.weight"][0] / base, shortcut)
+    if bottleneck and arch != "resnet34":
+        raise ValueError(f"bottleneck blocks {blocks} do not make resnet50 (3, 4, 6, 3)")
+    return "resnet50" if bottleneck else arch
 
 
 def _cifar_alexnet(keys: set[str], shapes: dict) -> ModelSpec | None:

@@ -5,6 +5,7 @@ model's (one implementation of each architecture):
 
 - kuangliu/pytorch-cifar ResNet18/34/50 (also RobustBench's and MadryLab robustness' CIFAR ResNet) -> resnet18/34/50
 - chenyaofo/pytorch-cifar-models ResNet20/32/44/56 -> resnet20/32/44/56
+- akamaster/pytorch_resnet_cifar10 ResNet20/32/44/56/110/1202 (option-A shortcuts) -> resnet20a ... resnet1202a
 - kuangliu/pytorch-cifar VGG11/13/16/19 (BN) -> vgg11/13/16/19
 - RobustBench's / TRADES' WideResNet-28-10 and 34-10 -> wrn28_10 / wrn34_10 (TRADES' unused ``sub_block1`` dropped)
 
@@ -20,8 +21,10 @@ from collections.abc import Callable
 
 import torch
 
-from core.models import ModelSpec
+from core.models import ModelSpec, list_models
 
+AKAMASTER_HINT = ("akamaster/pytorch_resnet_cifar10's trainer.py trains behind ImageNet's mean (0.485, 0.456, 0.406), "
+                  "std (0.229, 0.224, 0.225)")
 KUANGLIU_HINT = ("kuangliu/pytorch-cifar's main.py trains behind mean (0.4914, 0.4822, 0.4465), "
                  "std (0.2023, 0.1994, 0.2010)")
 
@@ -98,11 +101,29 @@ def _conv_count(keys: set[str], shapes: dict) -> int:
 def _resnet(keys: set[str], shapes: dict) -> Layout | None:
     if not {"conv1.weight", "bn1.weight", "layer1.0.conv1.weight"} <= keys:
         return None
+    if "linear.weight" in keys and "layer4.0.conv1.weight" not in keys:
+        return _akamaster(keys)
     if "linear.weight" in keys:
         return Layout("kuangliu/pytorch-cifar ResNet", resnet_key, hint=KUANGLIU_HINT)
     if "fc.weight" in keys and "layer4.0.conv1.weight" not in keys and shapes["conv1.weight"][-1] == 3:
         return Layout("chenyaofo/pytorch-cifar-models ResNet", resnet_key)
     return None  # torchvision's ResNet: NormScope keeps its keys
+
+
+def _akamaster(keys: set[str]) -> Layout:
+    """Three stages and ``linear``: akamaster's CIFAR ResNet. Without shortcut weights its blocks use option A (the
+    repository's default); a file of its option B has them and is the plain ``resnet*``, inferred from the keys."""
+    source = "akamaster/pytorch_resnet_cifar10 ResNet"
+    if any(k.startswith("layer2.0.shortcut.") for k in keys):
+        return Layout(f"{source} (option-B shortcuts)", resnet_key, hint=AKAMASTER_HINT)
+    blocks = [len({k.split(".")[1] for k in keys if k.startswith(f"layer{s}.")}) for s in (1, 2, 3)]
+    arch = f"resnet{6 * blocks[0] + 2}a"
+    known = len(set(blocks)) == 1 and arch in list_models()
+    if not known:  # a block missing, or a depth without a registry model: the error names what was found
+        raise ValueError(f"its keys read as {source} with option-A shortcuts, but {blocks} blocks per stage make none "
+                         f"of its ResNets ({', '.join(list_models('resnet*a'))}: n, n, n blocks); is a block missing?")
+    return Layout(f"{source} (option-A shortcuts)", resnet_key, archs=(arch,), head="head.weight",
+                  hint=AKAMASTER_HINT)
 
 
 def _vgg(keys: set[str], shapes: dict) -> Layout | None:
