@@ -46,6 +46,7 @@ class CatalogEntry:
     history: tuple = field(default=(), compare=False, hash=False)
     preset: str = ""
     group: str = ""  # a zoo model's comparison group (core.zoo.ZooEntry.group, from the zoo's index); else ""
+    seed: int = 0  # its training seed (TrainConfig.seed; 0 where the file does not say)
 
     @property
     def adversarial(self) -> bool:
@@ -81,7 +82,8 @@ def entry_from_file(path: Path, source: str) -> CatalogEntry | None:
                         norm=model.get("norm", "?"), width=float(model.get("width", 1.0)), sha256=meta["sha256"],
                         num_classes=int(model.get("num_classes", 10)),
                         final_metrics=meta.get("final_metrics", {}), history=tuple(meta.get("history", [])),
-                        preset=meta.get("train_config", {}).get("preset", ""))
+                        preset=meta.get("train_config", {}).get("preset", ""),
+                        seed=int(meta.get("train_config", {}).get("seed", 0)))
 
 
 def zoo_dir() -> Path:

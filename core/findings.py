@@ -68,6 +68,12 @@ class Pair:
     def label(self) -> str:
         return f"{self.treated.label} vs {self.control.label}"
 
+    @property
+    def family(self) -> tuple:
+        """What its seed replicas share: the same comparison trained again at another seed."""
+        t, c = self.treated, self.control
+        return t.source, t.dataset, t.arch, t.width, t.preset, t.norm, c.norm, c.width, c.preset
+
 
 @dataclass(frozen=True)
 class Row:
@@ -404,12 +410,13 @@ def finding(key: str) -> Finding:
 # -- pairs and the scoreboard -----------------------------------------------------------------------------------
 
 def comparable_pairs(entries: list[CatalogEntry]) -> list[Pair]:
-    """The zoo's standard-trained BN models and their norm-free (or Fixup) counterparts: same dataset and
-    architecture; App. I landscape runs and adversarially trained models left out."""
+    """The zoo's standard-trained BN models and their norm-free (or Fixup) counterparts: same dataset, architecture
+    and training seed; App. I landscape runs and adversarially trained models left out."""
     kept = [e for e in entries if e.source == "zoo" and not e.adversarial and e.group != LANDSCAPE_GROUP]
     pairs = []
     for treated in (e for e in kept if e.norm == "bn"):
-        controls = [e for e in kept if e.norm in CONTROL_NORMS and (e.dataset, e.arch) == (treated.dataset, treated.arch)]
+        controls = [e for e in kept if e.norm in CONTROL_NORMS
+                    and (e.dataset, e.arch, e.seed) == (treated.dataset, treated.arch, treated.seed)]
         pairs += [Pair(treated, c) for c in controls]
     return pairs
 
@@ -442,6 +449,42 @@ def matched_snapshot_pairs(pairs: list[Pair], lookup: Lookup) -> list[Pair]:
     return found
 
 
+def with_seed_spread(rows: list[Row], pairs: list[Pair]) -> list[Row]:
+    """Rows of a pair trained at several seeds become its first seed's row and one row over the seeds: the mean
+    effect with a t-interval over seeds, each seed's effect and verdict in its note (so a claim that holds on one
+    seed and not another says so). Rows of other pairs are kept as they are."""
+    by_label = {p.label: p for p in pairs}
+    groups: dict[tuple, list[Row]] = {}
+    for i, row in enumerate(rows):
+        pair = by_label.get(row.pair)  # rows of one model (its training probes) are kept as they are
+        groups.setdefault((row.measure, pair.family) if pair else (i,), []).append(row)
+    kept = []
+    for group in groups.values():
+        measured = [r for r in group if r.effect is not None]
+        if len(measured) < 2:
+            kept += group
+            continue
+        measured.sort(key=lambda r: seed_of(r, by_label))
+        kept += [r for r in group if r.effect is None or r is measured[0]] + [seed_row(measured, by_label)]
+    return kept
+
+
+def seed_of(row: Row, by_label: dict[str, Pair]) -> int:
+    return by_label[row.pair].treated.seed
+
+
+def seed_row(rows: list[Row], by_label: dict[str, Pair]) -> Row:
+    """One comparison over its seeds (see :func:`with_seed_spread`)."""
+    effect = seed_interval([r.effect.value for r in rows])
+    first = by_label[rows[0].pair]
+    each = ", ".join(f"seed {seed_of(r, by_label)}: {100 * r.effect.value:+.1f} ({r.verdict})" for r in rows)
+    agree = len({r.verdict for r in rows}) == 1
+    matched = None if any(r.matched is None for r in rows) else all(r.matched for r in rows)
+    return Row(rows[0].finding, f"{first.treated.arch} {first.treated.norm} vs {first.control.norm}, "
+               f"{len(rows)} seeds", rows[0].measure, verdict_of(effect), effect, None, rows[0].n, len(rows), matched,
+               note=f"mean over seeds, t-interval; {each}" + ("" if agree else "; the seeds disagree"))
+
+
 def score(findings: tuple[Finding, ...], pairs: list[Pair], entries: list[CatalogEntry], cache: ResultCache,
           named: bool = False) -> list[dict]:
     """Each finding with its rows and summary verdict, as plain data (the CLI's JSON, the Overview's table)."""
@@ -449,8 +492,9 @@ def score(findings: tuple[Finding, ...], pairs: list[Pair], entries: list[Catalo
     ctx = Context(pairs + matched_snapshot_pairs(pairs, lookup), entries, lookup, named)
     board = []
     for f in findings:
-        rows = f.rows(ctx) or [Row(f.key, "no comparable pair", "", "not measured",
-                                   note="the catalog holds no BN / norm-free pair this finding is scored on")]
+        rows = with_seed_spread(f.rows(ctx), ctx.pairs) or [
+            Row(f.key, "no comparable pair", "", "not measured",
+                note="the catalog holds no BN / norm-free pair this finding is scored on")]
         board.append({"key": f.key, "number": f.number, "claim": f.claim, "source": f.source, "page": f.page,
                       "verdict": summary_verdict(rows), "rows": [r.to_dict() for r in rows]})
     return board

@@ -183,3 +183,26 @@ def test_the_overview_scores_a_pair_the_user_picks_and_refuses_one_on_different_
     assert not at.exception
     (error,) = at.error
     assert error.value.startswith("Cannot compare them:") and "different images" in error.value
+
+
+def test_seed_replicas_pair_by_seed_and_are_scored_over_their_seeds():
+    """Three seeds of one BN / norm-free comparison: each BN model pairs with the norm-free model of its own seed;
+    the board keeps seed 0's row and adds one row over the seeds (t-interval), naming each seed's verdict."""
+    from dataclasses import replace as with_
+    from core.findings import with_seed_spread
+    from core.stats import Estimate, seed_interval
+
+    models = [with_(entry(f"m-{norm}-{seed}", norm, str(seed) + norm[0]), seed=seed)
+              for seed in (0, 1, 2) for norm in ("bn", "none")]
+    pairs = comparable_pairs(models)
+    assert sorted((p.treated.seed, p.control.seed) for p in pairs) == [(0, 0), (1, 1), (2, 2)]
+    effects = {0: Estimate(0.05, 0.02, 0.08), 1: Estimate(0.04, 0.01, 0.07), 2: Estimate(-0.01, -0.04, 0.02)}
+    rows = [Row("pgd", p.label, "PGD robust accuracy", "holds" if effects[p.treated.seed].low > 0 else "inconclusive",
+                effects[p.treated.seed], 0.01, 1000, 1, True) for p in pairs]
+    first, spread = with_seed_spread(rows, pairs)
+    assert first.pair == pairs[0].label and first.seeds == 1
+    assert spread.seeds == 3 and spread.pair == "vgg11 bn vs none, 3 seeds"
+    assert spread.effect == seed_interval([0.05, 0.04, -0.01]) and spread.verdict == "inconclusive"
+    assert "seed 2: -1.0 (inconclusive)" in spread.note and "the seeds disagree" in spread.note
+    lone = [r for r in rows if r.pair == pairs[0].label]
+    assert with_seed_spread(lone, pairs) == lone  # one seed: nothing to spread
