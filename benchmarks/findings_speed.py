@@ -2,7 +2,7 @@
 
     NORMSCOPE_CACHE=$(mktemp -d) .venv/bin/python benchmarks/findings_speed.py [--repeat 5]
 
-Times, in one process on a cache seeded with checkpoints/results.json and findings-estimates.json:
+Times, in one process on a cache seeded with checkpoints/results.json.xz and findings-estimates.json:
 ``core.findings.scoreboard`` alone (the first call, then the median of ``--repeat``), and the Overview page (the
 scoreboard, its table, nine forest plots, the model tables) and the Robustness page (Table 1) as a second visitor
 gets them (AppTest, median of ``--repeat`` new sessions). Reported as seconds and as ratios to the Robustness page.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import lzma
 import os
 import sqlite3
 from pathlib import Path
@@ -18,7 +19,7 @@ import diskcache
 
 from core._version import CODE_VERSION
 from core.config import config_dict
-from core.io import atomic_write
+from core.io import read_json, write_json
 
 DEFAULT_SIZE_LIMIT = 2 ** 30  # bytes; diskcache evicts least-recently-stored entries beyond it
 
@@ -85,7 +86,7 @@ class ResultCache:
         entries = {k: self.get(k) for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefixes)}
         entries = {k: v for k, v in entries.items() if v is not MISSING and (
             checkpoints is None or (v.get("checkpoint") or {}).get("sha256") in checkpoints)}
-        atomic_write(path, json.dumps(entries, separators=(",", ":")).encode())
+        write_json(path, entries)
         return len(entries)
 
     def seed(self, path: str | os.PathLike) -> int:
@@ -95,8 +96,8 @@ class ResultCache:
         for other weights are never hit; an unreadable file seeds nothing.
         """
         try:
-            entries = json.loads(Path(path).read_text())
-        except (OSError, ValueError):
+            entries = read_json(path)
+        except (OSError, ValueError, lzma.LZMAError):
             return 0
         missing = {k: v for k, v in entries.items() if self._cache.get(k) is None}
         for key, value in missing.items():

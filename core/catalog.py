@@ -22,7 +22,7 @@ from core.models import ModelSpec
 
 SOURCES = ("zoo", "upload", "trained", "snapshot")
 SHIPPED_ZOO = Path(__file__).resolve().parents[1] / "checkpoints"
-RESULTS_SEED = "results.json"  # the zoo's precomputed results, beside its checkpoints (see ResultCache.seed)
+RESULTS_SEED = "results.json.xz"  # the zoo's precomputed results (xz-compressed JSON), beside its checkpoints (see ResultCache.seed)
 ESTIMATES_SEED = "findings-estimates.json"  # the findings scoreboard's interval estimates of those results
 ZOO_INDEX = "zoo.json"  # the zoo's index (scripts/build_zoo.py): each model's file and comparison group
 STORING = threading.Lock()

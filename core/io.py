@@ -7,6 +7,8 @@ one process) or two processes writing the same target each rename their own comp
 """
 from __future__ import annotations
 
+import json
+import lzma
 import os
 import tempfile
 import threading
@@ -56,3 +58,15 @@ def read_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     """An ``.npy`` array (memory-mapped read-only with ``mmap``), never unpickled."""
     with NUMPY_READS:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+def read_json(path: str | os.PathLike):
+    """A JSON file, xz-compressed where its name ends in ``.xz`` (the shipped results: a fifth of the bytes)."""
+    raw = Path(path).read_bytes()
+    return json.loads(lzma.decompress(raw) if str(path).endswith(".xz") else raw)
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    """``obj`` as compact JSON, atomically; xz-compressed where the name ends in ``.xz``."""
+    data = json.dumps(obj, separators=(",", ":")).encode()
+    atomic_write(path, lzma.compress(data) if str(path).endswith(".xz") else data)

@@ -2,7 +2,7 @@
 
     python scripts/build_features.py                      # standard table, trends, robust table (cpu preset)
     python scripts/build_features.py --only standard robust --targets none bn   # a busy machine: two columns
-    python scripts/precompute.py --export-only --export checkpoints/results.json   # then ship them
+    python scripts/precompute.py --export-only --export checkpoints/results.json.xz   # then ship them
 
 Every cell is the registered ``feature_training`` experiment, so the Non-robust features page finds it under
 the same cache key; extraction and training resume after a kill.

@@ -5,7 +5,7 @@ without resampling.
     .venv/bin/python scripts/findings_table.py            # rewrite RESULTS.md's table, ship the estimates
     .venv/bin/python scripts/findings_table.py --check    # exit 1 where RESULTS.md differs from the scoreboard
 
-Run it after refilling checkpoints/results.json.
+Run it after refilling checkpoints/results.json.xz.
 """
 from __future__ import annotations
 

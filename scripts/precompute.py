@@ -2,7 +2,7 @@
 
     python scripts/precompute.py                       # every zoo checkpoint, 100 images per class
     python scripts/precompute.py --only builtin --per-class 10 --no-transfer
-    python scripts/precompute.py --only vgg16 --export checkpoints/results.json   # tables for new models, then
+    python scripts/precompute.py --only vgg16 --export checkpoints/results.json.xz   # tables for new models, then
                                                                                 # the transfer matrices, then export
 
 Uses exactly the core calls and default settings the pages use (paper specs, EvalData of each
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="only checkpoints whose name contains this text")
     parser.add_argument("--cache", default=None, help="cache directory (default: NORMSCOPE_CACHE or ~/.cache/normscope)")
     parser.add_argument("--export", default=None, help="then write these checkpoints' cached results to this JSON "
-                        "file, e.g. checkpoints/results.json (what the app seeds its cache with)")
+                        "file, e.g. checkpoints/results.json.xz (what the app seeds its cache with)")
     parser.add_argument("--no-transfer", action="store_true", help="skip the zoo's transfer matrices")
     parser.add_argument("--export-only", action="store_true", help="compute nothing; with --export, write what the "
                         "cache holds (e.g. after scripts/build_features.py)")

@@ -1,6 +1,6 @@
 """After retraining zoo models: recompute every shipped result of theirs on the new weights, and replace them.
 
-    python scripts/reship_results.py builtin-vgg11-none builtin-vgg11-bn [--results checkpoints/results.json]
+    python scripts/reship_results.py builtin-vgg11-none builtin-vgg11-bn [--results checkpoints/results.json.xz]
 
 Each shipped result records its experiment (the key's prefix) and config; the same experiment and config run on
 the model's current file (found in the zoo by name), and the old weights' entries leave the file, so the shipped
@@ -9,7 +9,6 @@ set stays the same views, now of the weights that ship.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -20,6 +19,7 @@ from core.cache import ResultCache  # noqa: E402
 from core.catalog import list_checkpoints, zoo_results  # noqa: E402
 from core.config import config_from_dict  # noqa: E402
 from core.experiments import RunContext, get_experiment  # noqa: E402
+from core.io import read_json, write_json  # noqa: E402
 from core.progress import ConsoleProgress  # noqa: E402
 
 
@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=str(zoo_results()))
     args = parser.parse_args(argv)
     path, names = Path(args.results), set(args.names)
-    entries = json.loads(path.read_text())
+    entries = read_json(path)
     with tempfile.TemporaryDirectory() as tmp:
         fresh = recompute(entries, names, ResultCache(tmp))
     kept = {k: v for k, v in entries.items() if v["checkpoint"]["name"] not in names}
-    path.write_text(json.dumps(kept | fresh, separators=(",", ":")))
+    write_json(path, kept | fresh)
     print(f"{len(entries) - len(kept)} results of {len(names)} models replaced by {len(fresh)}; {path}")
     return 0
 

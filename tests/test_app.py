@@ -519,12 +519,13 @@ def no_data(tmp_path, monkeypatch) -> Path:
 
 def shipped_pgd_l2() -> dict[str, float]:
     """The shipped l2-PGD robust accuracy at the paper's settings on cifar10-jpeg, by checkpoint name, read straight
-    from checkpoints/results.json: the truth the pages must show."""
+    from checkpoints/results.json.xz: the truth the pages must show."""
     from core.attacks import paper_spec
     from core.catalog import RESULTS_SEED, SHIPPED_ZOO
+    from core.io import read_json
     from core.config import config_dict
 
-    found, paper = json.loads((SHIPPED_ZOO / RESULTS_SEED).read_text()), config_dict(paper_spec("pgd_l2"))
+    found, paper = read_json(SHIPPED_ZOO / RESULTS_SEED), config_dict(paper_spec("pgd_l2"))
     return {r["checkpoint"]["name"]: r["robust_accuracy"] for k, r in found.items() if k.startswith("robustness:")
             and r["dataset"] == "cifar10-jpeg" and r["config"]["data"]["per_class"] == 100
             and r["config"]["attack"] == paper}

@@ -44,7 +44,7 @@ def test_results_cached_before_the_gradient_check_show_not_measured(zoo):  # noq
     assert_clean(at)
     assert all(v.endswith(" %") for v in zero_gradient_table(at)["FGSM 4/255"])
     cache, config = ResultCache(), RobustnessConfig(paper_spec("fgsm"), EvalData("builtin", per_class=1))
-    for name in PAIR:  # as the shipped results.json entries, made before the field existed
+    for name in PAIR:  # as the shipped results.json.xz entries, made before the field existed
         key = robustness.key(load_checkpoint(zoo / f"{name}.safetensors"), config)
         old = cache.get(key)
         old.pop("zero_gradient")

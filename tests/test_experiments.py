@@ -11,6 +11,7 @@ from core import jobs
 from core.attacks import paper_spec
 from core.cache import MISSING, ResultCache, make_key
 from core.catalog import list_checkpoints, zoo_results
+from core.io import read_json
 from core.experiments import (EXPERIMENTS, EvalData, Evaluation, RunContext, experiment, get_experiment, registry,
                               run_evaluations)
 from core.metrics import LIGSSpec
@@ -156,7 +157,7 @@ def test_a_job_runs_a_registered_experiment_by_name(trained_pair, tmp_path):
 def test_shipped_results_are_found_under_the_catalogs_keys():
     """The zoo's precomputed results seed the cache: every cifar10-jpeg zoo model's Table 1 row is there (the
     App. I runs, 300 steps each, are shipped for their training landscape, not as Table 1 models)."""
-    shipped = json.loads(zoo_results().read_text())
+    shipped = read_json(zoo_results())
     zoo = [e for e in list_checkpoints() if e.source == "zoo" and e.dataset == "cifar10-jpeg"
            and e.group != LANDSCAPE_GROUP]
     assert zoo
@@ -171,7 +172,7 @@ def test_every_shipped_result_is_keyed_by_the_config_it_records():
     must leave every key made before them unchanged, or the shipped results would never be found."""
     from core.config import config_from_dict
 
-    shipped, experiments = json.loads(zoo_results().read_text()), registry()
+    shipped, experiments = read_json(zoo_results()), registry()
     for key, result in shipped.items():
         name = key.split(":")[0]
         config = config_from_dict(experiments[name].config_type, result["config"])

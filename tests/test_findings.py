@@ -13,6 +13,7 @@ import pytest
 from core.attacks import paper_spec
 from core.cache import ResultCache
 from core.catalog import CatalogEntry, shipped_seeds, zoo_results
+from core.io import read_json
 from core.experiments import DEFAULT_PER_CLASS, EvalData, get_experiment
 from core.findings import (FINDING_VERDICTS, FINDINGS, VERDICTS, FindingError, Lookup, Pair, Row, comparable_pairs,
                            named_pair, robustness_rows, scoreboard, summary_verdict)
@@ -110,7 +111,7 @@ def shipped(tmp_path_factory) -> ResultCache:
 
 
 def test_the_shipped_per_image_outcomes_reaggregate_to_the_shipped_accuracies():
-    results = json.loads(zoo_results().read_text())
+    results = read_json(zoo_results())
     robustness = [r for k, r in results.items() if k.startswith("robustness:")]
     assert robustness
     for r in robustness:

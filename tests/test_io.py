@@ -119,3 +119,20 @@ def test_every_temporary_file_is_named_by_tempfile_alone():
     assert not [p for p in python_files() if PID_NAMES.search(p.read_text())]
     assert "mkstemp(dir=path.parent" in (ROOT / "core/io.py").read_text()
     assert "TemporaryDirectory(dir=target" in (ROOT / "core/data/download.py").read_text()
+
+
+def test_json_files_round_trip_plain_and_xz_and_a_corrupt_xz_seeds_nothing(tmp_path):
+    from core.cache import ResultCache
+    from core.io import read_json, write_json
+    record = {"robustness:abc": {"robust_accuracy": 0.25, "robust_correct": [1, 0, 1]}}
+    for name in ("r.json", "r.json.xz"):
+        write_json(tmp_path / name, record)
+        assert read_json(tmp_path / name) == record
+    assert (tmp_path / "r.json.xz").read_bytes().startswith(b"\xfd7zXZ")  # compressed, not plain text
+    source = ResultCache(tmp_path / "a")
+    source.set("robustness:abc", record["robustness:abc"])
+    assert source.export(tmp_path / "shipped.json.xz", ("robustness:",)) == 1
+    fresh = ResultCache(tmp_path / "b")
+    assert fresh.seed(tmp_path / "shipped.json.xz") == 1 and fresh.get("robustness:abc") == record["robustness:abc"]
+    (tmp_path / "broken.json.xz").write_bytes(b"\xfd7zXZ\x00garbage")
+    assert ResultCache(tmp_path / "c").seed(tmp_path / "broken.json.xz") == 0

@@ -1,13 +1,12 @@
 """The zoo's shipped numbers reproduce on this machine, whatever its CPU kernels, within the stated tolerance.
 
-``checkpoints/results.json`` was computed once, on one machine. Re-evaluated here (a fresh cache, so nothing is
+``checkpoints/results.json.xz`` was computed once, on one machine. Re-evaluated here (a fresh cache, so nothing is
 read back): clean accuracy on the paper's 1,000 images, and l2-PGD (eps 0.25, 20 steps) on the first 20 test
 images of each class, compared image for image with the shipped result's per-image record of those 200 images
 (they are the first 200 of its balanced subset). README ("Reproducibility across machines") states the tolerance.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import torch
 from core.attacks import paper_spec
 from core.cache import ResultCache, make_key
 from core.catalog import list_checkpoints, zoo_results
+from core.io import read_json
 from core.data import available_datasets, balanced_subset, load_dataset
 from core.checkpoints import load_checkpoint
 from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, eval_tensors
@@ -31,7 +31,7 @@ MODELS = {"builtin-vgg11-none": "builtin", "cifar10jpeg-vgg11-bn": "cifar10-jpeg
 
 
 def shipped(entry, config: RobustnessConfig) -> dict:
-    results = json.loads(zoo_results().read_text())
+    results = read_json(zoo_results())
     return results[make_key("robustness", entry.sha256, config)]
 
 

@@ -13,7 +13,7 @@ from typing import Hashable
 import streamlit as st
 
 from core import jobs
-from core.cache import MISSING, default_cache_dir
+from core.cache import default_cache_dir
 from core import planning
 from core.experiments import Evaluation, RunContext
 from core.planning import Plan
