@@ -44,12 +44,16 @@ class Plan:
         return (data_of(first.config) if first is not None else None) or default
 
     @property
-    def data_shifts(self) -> dict[str, str]:
-        """Each model whose numbers here are read on other pixels than its training data's (genuine CIFAR-10 and
-        its JPEG copy) -> what differs (:func:`core.data.data_shift`), for the page to say beside them."""
-        shifts = {r.name: data_shift(r.dataset, data.dataset) for r in self.requests.values()
-                  if (data := data_of(r.config)) is not None}
-        return {name: shift for name, shift in shifts.items() if shift}
+    def data_shifts(self) -> dict[str, list[str]]:
+        """What differs where models' numbers here are read on other pixels than their training data's (genuine
+        CIFAR-10 and its JPEG copy; :func:`core.data.data_shift`) -> the sha256s of those models, for the page to
+        say beside them."""
+        shifts: dict[str, list[str]] = {}
+        for r in self.requests.values():
+            shift = data_shift(r.dataset, data.dataset) if (data := data_of(r.config)) is not None else None
+            if shift and r.sha256 not in shifts.get(shift, []):
+                shifts.setdefault(shift, []).append(r.sha256)
+        return shifts
 
     @property
     def work(self) -> int:

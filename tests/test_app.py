@@ -302,6 +302,20 @@ def evil_pickle(marker: Path) -> bytes:
     return pickle.dumps(Evil())
 
 
+def published_bad_files() -> dict[str, tuple[bytes, str]]:
+    """Issue 27's bad inputs: a truncated legacy-format file, a .ckpt holding a pickled module, an option-A file
+    with one block missing."""
+    from reference_models.akamaster import resnet
+    from test_layouts import akamaster_file, randomized, torch_bytes, with_module_prefix
+
+    net = randomized(resnet(20))
+    cut = {k: v for k, v in net.state_dict().items() if not k.startswith("layer3.2.")}
+    return {"resnet20-12fca82f.th": (akamaster_file(net)[:5000], "Was it truncated"),
+            "epoch=3.ckpt": (torch_bytes({"state_dict": net.state_dict(), "module": torch.nn.Linear(64, 10)}),
+                             "would import"),
+            "resnet20-cut.th": (torch_bytes({"state_dict": with_module_prefix(cut)}), "is a block missing")}
+
+
 def test_bad_uploads_show_readable_errors(tmp_path, monkeypatch, zoo):
     good = (zoo / "builtin-vgg11-bn.safetensors").read_bytes()
     state = load_checkpoint(zoo / "builtin-vgg11-bn.safetensors").model.state_dict()
@@ -311,7 +325,8 @@ def test_bad_uploads_show_readable_errors(tmp_path, monkeypatch, zoo):
              "truncated.safetensors": (good[: len(good) // 2], "not a valid safetensors"),
              "nan.pt": (state_dict_bytes(nan), "NaN"),
              "evil.pt": (evil_pickle(marker), "never run"),
-             "notes.txt.pt": (b"hello", "not a checkpoint")}
+             "notes.txt.pt": (b"hello", "not a checkpoint"),
+             **published_bad_files()}
     at = open_page("models")
     for name, (data, message) in cases.items():
         at = upload(at, name, data)

@@ -46,8 +46,9 @@ def settle(work: Plan, key: str, what: str = "results") -> dict[Hashable, dict]:
     for dataset, count in work.unreachable.items():
         st.warning(f"{count} result(s) for models trained on **{dataset}** are not precomputed, and {dataset} is not "
                    f"on this machine, so they cannot be computed here: {datasource.how_to_get(dataset)}.")
-    for name, shift in work.data_shifts.items():
-        st.info(f"**{name}**: {shift}.", icon=":material/compare:")
+    labels = {e.sha256: e.label for e in catalog.entries()}
+    for shift, models in work.data_shifts.items():
+        st.info(f"**{', '.join(labels.get(m, m[:12]) for m in models)}**: {shift}.", icon=":material/compare:")
     found = dict(work.found)
     if work.missing and state.demo_mode():
         render.not_precomputed(len(work.missing))
