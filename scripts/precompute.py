@@ -27,15 +27,23 @@ from core.progress import ConsoleProgress  # noqa: E402
 from core.robustness import SWEEP_EPS, TABLE_ATTACKS, paper_table_row, robustness_sweep  # noqa: E402
 from core.transfer import TRANSFER_ATTACKS, transfer_matrix, transferability_over_training  # noqa: E402
 from core.zoo import LANDSCAPE_GROUP, TRANSFER_SOURCES, TRANSFER_TARGETS  # noqa: E402
+from core.corruptions import corruption_sweep  # noqa: E402
+from core.findings import CORRUPTION_FAMILIES  # noqa: E402
 
 
-def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache) -> None:
-    """The pages' default views: Table 1 + A6 and LIGS, the l2 sweep, and the gallery."""
+def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache, tables_only: bool = False) -> None:
+    """The pages' default views: Table 1 + A6 and LIGS, the l2 sweep, and the gallery (``tables_only``: the
+    findings scoreboard's results: Table 1 + A6, LIGS and the corruption families it scores)."""
     checkpoint, data = load_checkpoint(entry.path), EvalData(entry.dataset, per_class=per_class)
     run = RunContext(cache, progress=ConsoleProgress())
     row = paper_table_row(checkpoint, data, run)
     print(f"  clean {row['clean_accuracy']:.3f}; robust " + ", ".join(f"{a} {row[a]:.3f}" for a in TABLE_ATTACKS)
           + f"; LIGS {row['ligs']:.3f} (n={row['n']})")
+    if tables_only:
+        names = tuple(n for family in CORRUPTION_FAMILIES.values() for n in family)
+        sweep = corruption_sweep(checkpoint, names, data=data, run=run)
+        print(f"  corruptions {', '.join(names)}: mCE {sweep['mean_corruption_error']:.3f}")
+        return
     curve = robustness_sweep(checkpoint, paper_spec("pgd_l2"), list(SWEEP_EPS["l2"]), data, run)
     print("  l2 sweep  " + ", ".join(f"{p['eps']:g}: {p['robust_accuracy']:.2f}" for p in curve))
     gallery_report(checkpoint, GalleryConfig(paper_spec(DEFAULT_ATTACK)), run)
@@ -67,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export", default=None, help="then write these checkpoints' cached results to this JSON "
                         "file, e.g. checkpoints/results.json.xz (what the app seeds its cache with)")
     parser.add_argument("--no-transfer", action="store_true", help="skip the zoo's transfer matrices")
+    parser.add_argument("--tables-only", action="store_true", help="only what the findings scoreboard reads: Table 1 + "
+                        "A6, LIGS and its corruption families (the seed replicas' results)")
     parser.add_argument("--export-only", action="store_true", help="compute nothing; with --export, write what the "
                         "cache holds (e.g. after scripts/build_features.py)")
     args = parser.parse_args(argv)
@@ -79,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     for entry in chosen:
         start = time.perf_counter()
         print(f"{entry.name} ({entry.dataset}):")
-        precompute(entry, args.per_class, cache)
+        precompute(entry, args.per_class, cache, args.tables_only)
         print(f"  done in {time.perf_counter() - start:.1f} s")
     if not (args.no_transfer or args.export_only):
         precompute_transfer(zoo, args.per_class, cache)

@@ -246,6 +246,8 @@ def test_transfer_matrix_computes_then_shows_heatmap_average_and_examples():
     table = at.dataframe[0].value.set_index("source")
     assert list(table.columns) == ["norm", *PAIR, "Avg"] and table[PAIR].notna().all().all()
     assert table.loc[PAIR[0], "Avg"] == pytest.approx(table.loc[PAIR[0], PAIR].mean())
+    cis = at.dataframe[1].value.set_index("source")  # every cell's 95 % Wilson interval, as text
+    assert all(str(cis.loc[s, t]).startswith(f"{table.loc[s, t]:.3f} [") for s in PAIR for t in PAIR)
     heatmap = at.get("plotly_chart")[0].proto.spec
     assert "*" in heatmap  # the white-box diagonal is marked
     assert len(at.image) == 2 * 5  # clean + adversarial for the 5 images shown

@@ -9,10 +9,10 @@ import streamlit as st
 from core.attacks import ATTACKS, WHITE_BOX, AttackSpec, paper_spec
 from core.experiments import EvalData, Evaluation
 from core.metrics import MASKING_WARNING
-from core.stats import wilson_interval
 from core.robustness import (SWEEP_EPS, AutoAttackConfig, RobustnessConfig, autoattack, autoattack_budgets,
                              robustness)
 from ui import compute, render, state, widgets
+from ui.intervals import HIGH, LOW, TEXT, error_bars, with_wilson
 
 st.title("Robustness")
 st.markdown("""Robust accuracy under white-box attacks, at the paper's settings by default:
@@ -53,16 +53,9 @@ def table1(results: dict) -> pd.DataFrame:
 
 def intervals(results: dict) -> pd.DataFrame:
     """Per model and attack: robust accuracy, its 95 % Wilson interval (as text, and as the bars' error lengths)."""
-    rows = []
-    for e in models:
-        for s in specs:
-            if (r := results.get((e.label, s))) is not None:
-                low, high = wilson_interval(round(r["robust_accuracy"] * r["n"]), r["n"])
-                rows.append({"model": e.label, "attack": column(s), "robust accuracy": r["robust_accuracy"],
-                             "95 % CI": f"{r['robust_accuracy']:.3f} [{low:.3f}, {high:.3f}]", "n": r["n"],
-                             "CI below": r["robust_accuracy"] - low, "CI above": high - r["robust_accuracy"],
-                             "dataset": r["dataset"]})
-    return pd.DataFrame(rows)
+    rows = [{"model": e.label, "attack": column(s), "robust accuracy": r["robust_accuracy"], "n": r["n"],
+             "dataset": r["dataset"]} for e in models for s in specs if (r := results.get((e.label, s))) is not None]
+    return with_wilson(pd.DataFrame(rows), "robust accuracy") if rows else pd.DataFrame()
 
 
 def share(value: float | None) -> str:
@@ -77,12 +70,14 @@ def zero_gradients(results: dict) -> pd.DataFrame:
 
 
 def autoattack_table(found: dict[str, dict], names: list[str]) -> pd.DataFrame:
-    """Per model: clean accuracy, each attack's accuracy, the worst case per image, and each zero-gradient share."""
-    return pd.DataFrame([{"model": m, "dataset": r["dataset"], "clean acc": r["clean_accuracy"],
-                          **{ATTACKS[a].title: r["per_attack"][a] for a in names},
-                          "worst case": r["robust_accuracy"],
-                          **{f"{ATTACKS[a].title} zero grad.": share(r["zero_gradient"][a]) for a in names},
-                          "n": r["n"]} for m, r in found.items()])
+    """Per model: clean accuracy, each attack's accuracy, the worst case per image (with its 95 % Wilson interval),
+    and each zero-gradient share."""
+    table = pd.DataFrame([{"model": m, "dataset": r["dataset"], "clean acc": r["clean_accuracy"],
+                           **{ATTACKS[a].title: r["per_attack"][a] for a in names},
+                           "worst case": r["robust_accuracy"],
+                           **{f"{ATTACKS[a].title} zero grad.": share(r["zero_gradient"][a]) for a in names},
+                           "n": r["n"]} for m, r in found.items()])
+    return with_wilson(table, "worst case").drop(columns=[LOW, HIGH]).rename(columns={TEXT: "worst case, 95 % CI"})
 
 
 def warn_masking(shares: dict[str, float | None]) -> None:
@@ -109,10 +104,9 @@ if models and specs:
     long = intervals(results)
     if not long.empty:
         with st.expander("95 % intervals of every robust accuracy (Wilson; the Overview compares pairs image by image)"):
-            render.table(long.pivot(index="model", columns="attack", values="95 % CI").reset_index(),
+            render.table(long.pivot(index="model", columns="attack", values=TEXT).reset_index(),
                          f"robustness-intervals-{dataset}", "rob_ci")
-        fig = px.bar(long, x="attack", y="robust accuracy", color="model", barmode="group",
-                     error_y="CI above", error_y_minus="CI below",
+        fig = px.bar(long, x="attack", y="robust accuracy", color="model", barmode="group", **error_bars(long),
                      title=f"Robust accuracy on {', '.join(sorted(set(long['dataset'])))} ({data.per_class} images "
                            "per class; steps in parentheses; bars: 95 % Wilson intervals)")
         fig.update_yaxes(range=[0, 1])
@@ -135,13 +129,13 @@ if models:
         eps = sorted({x for _, x in sweep_requests})
         points = compute.gather(sweep_requests, "sweep_run", "curve points")
         complete = [e.label for e in models if all((e.label, x) in points for x in eps)]  # a curve shows whole
-        rows = [{"model": m, "eps": p["eps"], "robust accuracy": p["robust_accuracy"], "dataset": p["dataset"]}
-                for (m, _), p in points.items() if m in complete]
+        rows = [{"model": m, "eps": p["eps"], "robust accuracy": p["robust_accuracy"], "n": p["n"],
+                 "dataset": p["dataset"]} for (m, _), p in points.items() if m in complete]
         if rows:
-            sweep = pd.DataFrame(rows).sort_values(["model", "eps"])
-            fig = px.line(sweep, x="eps", y="robust accuracy", color="model", markers=True,
+            sweep = with_wilson(pd.DataFrame(rows).sort_values(["model", "eps"]), "robust accuracy")
+            fig = px.line(sweep, x="eps", y="robust accuracy", color="model", markers=True, **error_bars(sweep),
                           title=f"{ATTACKS[name].title} ({base.steps} steps) on "
-                                f"{', '.join(sorted(set(sweep['dataset'])))}")
+                                f"{', '.join(sorted(set(sweep['dataset'])))} (bars: 95 % Wilson intervals)")
             fig.update_yaxes(range=[0, 1])
             render.chart(fig, sweep, f"sweep-{name}-{dataset}", "sweep")
 

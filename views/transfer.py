@@ -14,6 +14,7 @@ from core.transfer import (TRANSFER_ATTACKS, TransferMatrix, assembled, examples
                            transferred_gallery)
 from core.zoo import TRANSFER_SOURCES, TRANSFER_TARGETS
 from ui import compute, render, state, widgets
+from ui.intervals import TEXT, with_wilson
 
 WIDTH = 128  # one display width, so the clean and adversarial images line up
 
@@ -49,6 +50,14 @@ def matrix_frame(matrix: TransferMatrix) -> pd.DataFrame:
              "Avg": matrix.row_average(i)} for i, s in enumerate(matrix.sources)]
     order = sorted(range(len(rows)), key=lambda i: (sources[i].arch, sources[i].norm != "bn", rows[i]["source"]))
     return pd.DataFrame([rows[i] for i in order])
+
+
+def interval_frame(matrix: TransferMatrix) -> pd.DataFrame:
+    """Each computed cell's success rate with its 95 % Wilson interval, out of the images the target gets right."""
+    rows = [{"source": s, "target": t, "success rate": matrix.value(i, j), "n": matrix.value(i, j, "n")}
+            for i, s in enumerate(matrix.sources) for j, t in enumerate(matrix.targets)
+            if matrix.value(i, j) is not None]
+    return with_wilson(pd.DataFrame(rows), "success rate")
 
 
 def heatmap(matrix: TransferMatrix) -> None:
@@ -90,6 +99,10 @@ if sources and targets:
             frame = matrix_frame(matrix)
             render.table(frame, f"transfer-table-{name}-{dataset}", "tr_table", column_config={
                 c: st.column_config.NumberColumn(format="%.3f") for c in frame.columns[2:]})
+            with st.expander("95 % intervals of every cell (Wilson, out of the n images the target gets right)"):
+                cis = interval_frame(matrix)
+                render.table(cis.pivot(index="source", columns="target", values=TEXT).reset_index(),
+                             f"transfer-intervals-{name}-{dataset}", "tr_ci")
             render.dataset_caption({matrix.data.dataset})
             st.subheader("Transferred examples")
             gallery(matrix, int(st.slider("Images shown", 1, 20, 5, key="tr_shown")))
