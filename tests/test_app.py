@@ -215,6 +215,9 @@ def test_corruptions_page_computes_cells_fourier_maps_and_spectra():
     assert_clean(at)
     summary = at.dataframe[0].value
     assert list(summary["model"]) == PAIR and summary["mean_corruption_error"].between(0, 1).all()
+    at.select_slider(key="cor_shown").set_value(5).run()  # one severity: each bar's 95 % Wilson interval
+    assert_clean(at)
+    assert "Wilson" in at.get("plotly_chart")[0].proto.spec and '"error_y"' in at.get("plotly_chart")[0].proto.spec
     at.button(key="cor_fourier_run").click().run()
     at.button(key="cor_spectrum_run").click().run()
     assert_clean(at)

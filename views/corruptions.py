@@ -14,6 +14,7 @@ from core.experiments import EvalData, Evaluation
 from core.frequency import YIN_EPS, FourierConfig, SpectrumConfig, fourier_heatmap, perturbation_spectrum
 from core.zoo import CORRUPTION_PAIRS
 from ui import compute, render, state, widgets
+from ui.intervals import error_bars, with_wilson
 
 SOURCES = {"generated": "made here (CIFAR-10-C parameters, seed 0)", "cifar10c": "the published CIFAR-10-C arrays"}
 
@@ -38,7 +39,7 @@ def cell_frame(cells: dict, models: list) -> pd.DataFrame:
     norms = {e.label: e.norm for e in models}
     return pd.DataFrame([{"model": m, "norm": norms[m], "corruption": CORRUPTIONS[c].title, "family":
                           CORRUPTIONS[c].family, "severity": s, "error": 1 - r["accuracy"],
-                          "clean error": 1 - r["clean_accuracy"], "dataset": r["dataset"]}
+                          "clean error": 1 - r["clean_accuracy"], "n": r["n"], "dataset": r["dataset"]}
                          for (m, c, s), r in cells.items()])
 
 
@@ -46,9 +47,14 @@ def corruption_charts(frame: pd.DataFrame) -> None:
     """Grouped bars per corruption at one severity (or their mean), a model x corruption heatmap, a summary."""
     shown = st.select_slider("Severity shown", ["mean", *sorted(frame["severity"].unique())], key="cor_shown")
     at = frame if shown == "mean" else frame[frame["severity"] == shown]
-    bars = at.groupby(["model", "corruption"], as_index=False, sort=False)["error"].mean()
-    fig = px.bar(bars, x="corruption", y="error", color="model", barmode="group", range_y=[0, 1],
-                 title=f"Error under each corruption (severity {shown})")
+    if shown == "mean":  # one mean over severities of the same images: no binomial interval
+        bars, intervals = at.groupby(["model", "corruption"], as_index=False, sort=False)["error"].mean(), {}
+    else:
+        bars = with_wilson(at[["model", "corruption", "error", "n"]], "error")
+        intervals = error_bars(bars)
+    fig = px.bar(bars, x="corruption", y="error", color="model", barmode="group", range_y=[0, 1], **intervals,
+                 title=f"Error under each corruption (severity {shown}" +
+                       (")" if shown == "mean" else "; bars: 95 % Wilson intervals)"))
     render.chart(fig, bars, f"corruptions-bars-{shown}-{dataset}", "cor_bars")
     grid = frame.groupby(["model", "corruption"], sort=False)["error"].mean().unstack()
     fig = px.imshow(100 * grid, zmin=0, zmax=100, color_continuous_scale="Viridis", aspect="auto", text_auto=".0f",
