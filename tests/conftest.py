@@ -38,11 +38,20 @@ TRAINED_FIXTURES = {"trained_pair"}  # vgg_bn and the like take it, so count too
 NOT_NUMERICS = {"test_app", "test_app_inputs", "test_app_robustness", "test_browser", "test_cuda", "test_cuda_paths"}
 
 
+# The slow tier (``-m slow``; the quick one is ``-m "not slow"``): tests that drive the app (AppTest, a browser), start
+# processes (the CLI, jobs, a Ray cluster), read the real data, or train models (the trained pair, once per session).
+SLOW_MODULES = {"test_app", "test_app_inputs", "test_app_robustness", "test_browser", "test_cluster", "test_cli",
+                "test_jobs", "test_zoo"}
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
+        module = item.module.__name__.rpartition(".")[2]
         trained = TRAINED_FIXTURES & set(getattr(item, "fixturenames", ()))
-        if trained and item.module.__name__.rpartition(".")[2] not in NOT_NUMERICS:
+        if trained and module not in NOT_NUMERICS:
             item.add_marker(pytest.mark.numerics)
+        if trained or module in SLOW_MODULES or item.get_closest_marker("numerics"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -17,10 +17,11 @@ from ui import catalog, datasource
 
 
 def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
-    """Up to ``limit`` models, the paper's comparisons first: the zoo's BN / norm-free pairs (core.findings), then
-    other standard-trained BN and norm-free models, adversarially trained ones, and the App. I
-    landscape runs (a few hundred steps long) last of the zoo's."""
-    paired = list(dict.fromkeys(e for p in comparable_pairs(entries) for e in (p.treated, p.control)))
+    """Up to ``limit`` models, the paper's comparisons first: the zoo's BN / norm-free pairs (core.findings; their
+    seed replicas after every first seed), then other standard-trained BN and norm-free models, adversarially trained
+    ones, and the App. I landscape runs (a few hundred steps long) last of the zoo's."""
+    paired = sorted(dict.fromkeys(e for p in comparable_pairs(entries) for e in (p.treated, p.control)),
+                    key=lambda e: e.seed)
     ranked = sorted((e for e in entries if e not in paired),
                     key=lambda e: (e.source != "zoo", e.group == LANDSCAPE_GROUP, e.norm not in ("bn", "none"),
                                    e.adversarial, e.arch, e.norm))
