@@ -142,7 +142,9 @@ def parser() -> argparse.ArgumentParser:
     tr.add_argument("--dataset")
     tr.add_argument("--seed", type=int)
     tr.add_argument("--landscape-every", type=int, help="record the optimization landscape every k steps (App. I)")
-    tr.add_argument("--precision", choices=PRECISIONS, help="bf16: train under bf16 autocast (default: the preset's)")
+    tr.add_argument("--precision", choices=PRECISIONS, help="bf16: train under bf16 autocast (default: the preset's); "
+                    "faster only where the hardware has native bf16: python -m core list precisions measures this "
+                    "machine")
     tr.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="torch.compile the model (CUDA graphs on a GPU; default: the preset's)")
     tr.add_argument("--deterministic", action="store_true", default=None,
@@ -174,8 +176,9 @@ def parser() -> argparse.ArgumentParser:
     fi.add_argument("--pair", nargs=2, metavar=("TREATED", "CONTROL"),
                     help="score one pair of catalog names (the normalized model first) instead of the zoo's pairs")
 
-    ls = sub.add_parser("list", help="list registries: models, attacks, experiments, datasets, presets")
-    ls.add_argument("what", choices=["models", "attacks", "experiments", "datasets", "presets"])
+    ls = sub.add_parser("list", help="list registries: models, attacks, experiments, datasets, presets; precisions "
+                                     "(each one's training speed here, probed once per machine)")
+    ls.add_argument("what", choices=["models", "attacks", "experiments", "datasets", "presets", "precisions"])
 
     dt = sub.add_parser("data", help="get a dataset: `data get cifar10` downloads torchvision's CIFAR-10 (md5-checked)")
     dt.add_argument("action", choices=["get"])
@@ -437,6 +440,10 @@ def cmd_list(args) -> dict | list:
     if args.what == "datasets":
         present = available_datasets()
         return [{"name": n, "available": n in present} for n in DATASETS]
+    if args.what == "precisions":
+        from core.speed import precision_speed, speed_note
+        return [{"name": p, "speed_vs_fp32": v, "note": speed_note(p, args.device)}
+                for p, v in precision_speed(args.device).items()]
     return [{"name": n, **{k: config_dict(v) for k, v in p.items()}} for n, p in PRESETS.items()]
 
 

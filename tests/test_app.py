@@ -412,6 +412,7 @@ def test_training_job_starts_shows_progress_cancels_and_resumes():
     at.button(key="train_start").click().run()
     assert_clean(at)
     assert "Started job" in at.success[0].value
+    assert any("bf16 trains" in c.value and "fp32's images per second" in c.value for c in at.caption)  # measured
     (job,) = jobs.list_jobs()
     config = job.spec["params"]["config"]
     assert config["preset"] == "tiny" and config["epochs"] == 200 and config["precision"] == "bf16"

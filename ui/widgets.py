@@ -7,6 +7,7 @@ import re
 import streamlit as st
 
 from core.attacks import ATTACKS, PRECISIONS, AttackSpec, format_eps, paper_spec
+from core.speed import speed_note
 from core.catalog import CatalogEntry
 from core.experiments import DEFAULT_PER_CLASS
 from core.findings import comparable_pairs
@@ -79,8 +80,11 @@ def attacks_input(prefix: str, defaults: tuple[str, ...] = TABLE_ATTACKS) -> lis
     with st.expander("Attack settings (paper defaults)"):
         precision = st.radio("Precision", PRECISIONS, horizontal=True, key=f"{prefix}_precision",
                              help="bf16: the model's forward and backward under bf16 autocast, the perturbation in "
-                                  "fp32 (PGD 1.5-1.9x fp32's speed on the project's CPU, within 0.2 points of its "
-                                  "accuracy on the zoo); cached apart from fp32's results (the shipped ones are fp32)")
+                                  "fp32 (within 0.2 points of fp32's accuracy on the zoo). Faster only where the "
+                                  "hardware has native bf16: choosing it measures this machine once. Cached apart "
+                                  "from fp32's results (the shipped ones are fp32)")
+        if precision != "fp32":
+            st.caption(speed_note(precision))
         return [attack_spec_input(n, prefix, precision) for n in names]
 
 

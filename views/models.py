@@ -15,6 +15,7 @@ from core.checkpoints import (INPUT_NORMALIZATIONS, InputNormalization, Normaliz
                               sha256_bytes)
 from core.data import DATASETS, available_datasets
 from core.device import describe_device
+from core.speed import speed_note
 from core.models import ModelSpec, list_models, model_entry
 from core.train import PRESETS, TrainConfig, preset, read_history
 from ui import catalog, compute, render, serving, state, widgets
@@ -169,8 +170,10 @@ def train_form() -> TrainConfig | None:
                                          "each measurement costs about 5 training steps. See the Loss landscape page."))
     precision = c2.selectbox("Precision", PRECISIONS, index=PRECISIONS.index(base.precision),
                              key=f"train_precision_{name}",
-                             help="bf16: autocast; 1.7-1.9x fp32's speed on the project's 2-core CPU (BENCHMARKS.md); "
-                                  "recorded with the model")
+                             help="bf16: autocast, recorded with the model. Faster only where the hardware has "
+                                  "native bf16 (recent GPUs, some CPUs): choosing it measures this machine once")
+    if precision != "fp32":
+        c2.caption(speed_note(precision))
     compiled = c3.checkbox("Compile (torch.compile)", base.compile, key=f"train_compile_{name}",
                            help="Meant for GPUs (CUDA graphs; not measured there yet); on the project's CPU it "
                                 "compiled for a minute and then ran slower than without")
