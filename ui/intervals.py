@@ -12,6 +12,12 @@ from core.stats import wilson_interval
 LOW, HIGH, TEXT = "CI below", "CI above", "95 % CI"  # error-bar lengths (plotly's error_y_minus / error_y), and text
 
 
+def interval_text(share: float, n: int) -> str:
+    """``share [low, high]``: a share of ``n`` images and its 95 % Wilson interval."""
+    low, high = wilson_interval(round(share * n), n)
+    return f"{share:.3f} [{low:.3f}, {high:.3f}]"
+
+
 def with_wilson(frame: pd.DataFrame, value: str, n: str = "n") -> pd.DataFrame:
     """``frame`` with its ``value`` column's Wilson interval: the error bars' lengths and ``value [low, high]``."""
     bounds = [wilson_interval(round(v * k), k) if pd.notna(v) and k else (float("nan"),) * 2

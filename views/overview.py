@@ -13,6 +13,7 @@ from core.findings import VERDICT_RULE, comparable_pairs, scoreboard
 from core.robustness import LIGSConfig, RobustnessConfig, ligs_report, robustness
 from core.zoo import LANDSCAPE_GROUP
 from ui import catalog, compute, datasource, navigation, render, state
+from ui.intervals import interval_text
 from ui.scoreboard import badge, forest_figure, rows_table, scoreboard_table, verdict_colours
 
 OWN_PAIR_FINDINGS = ("pgd", "ligs", "fgsm", "corruptions")  # what a pair of single models can be scored on
@@ -66,6 +67,7 @@ def row(entry: CatalogEntry, data: EvalData) -> dict:
             "adversarially trained": "yes" if entry.adversarial else "", "clean acc": probes.get("test_accuracy"),
             "l2-PGD acc (probe)": probes.get("robust_accuracy"), "LIGS (probe)": probes.get("ligs"),
             "l2-PGD acc (20 steps)": None if rob is MISSING else rob["robust_accuracy"],
+            "l2-PGD acc, 95 % CI": "" if rob is MISSING else interval_text(rob["robust_accuracy"], rob["n"]),
             "LIGS (cached)": None if lig is MISSING else lig["ligs"]}
 
 
