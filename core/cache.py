@@ -19,6 +19,7 @@ import diskcache
 
 from core._version import CODE_VERSION
 from core.config import config_dict
+from core.errors import NormScopeError
 from core.io import read_json, write_json
 
 DEFAULT_SIZE_LIMIT = 2 ** 30  # bytes; diskcache evicts least-recently-stored entries beyond it
@@ -28,7 +29,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("NORMSCOPE_CACHE") or Path.home() / ".cache" / "normscope")
 
 
-class CacheWriteError(OSError):
+class CacheWriteError(NormScopeError, OSError):
     """A result could not be stored (a full disk, a read-only folder): it was computed, but is not kept."""
 
 

@@ -30,6 +30,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from core._version import CODE_VERSION
+from core.errors import ParameterError
 from core.io import atomic_write
 from core.models import (CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD, ModelSpec, NormScopeModel,
                          build_from_spec)
@@ -41,7 +42,7 @@ MAX_CHECKPOINT_BYTES = 512 * 2 ** 20
 SUFFIXES = (".safetensors", ".pt", ".pth")  # a saved checkpoint's name; loading reads the content (file_format)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ParameterError):
     """A checkpoint cannot be used; the message says why and what to do."""
 
 
@@ -59,9 +60,9 @@ class InputNormalization:
     def __post_init__(self) -> None:
         mean, std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
         if len(mean) != 3 or len(std) != 3:
-            raise ValueError(f"mean and std need 3 values each (R, G, B), got {len(mean)} and {len(std)}")
+            raise ParameterError(f"mean and std need 3 values each (R, G, B), got {len(mean)} and {len(std)}")
         if not all(math.isfinite(v) for v in mean + std) or min(std) <= 0:
-            raise ValueError(f"mean must be finite and std positive, got mean {mean}, std {std}")
+            raise ParameterError(f"mean must be finite and std positive, got mean {mean}, std {std}")
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
 

@@ -28,8 +28,9 @@ from core.checkpoints import CheckpointError, InputNormalization, load_checkpoin
 from core.config import config_dict, configure, field_default
 from core.corruptions import CORRUPTIONS, SEVERITIES, CorruptionConfig
 from core.corruptions.evaluation import IMAGE_SOURCES
-from core.data import DATASETS, DataError, available_datasets, data_shift, load_dataset
+from core.data import DATASETS, available_datasets, data_shift, load_dataset
 from core.device import describe_device, resolve_device
+from core.errors import NormScopeError, ParameterError
 from core.experiments import EvalData, RunContext, get_experiment, registry
 from core.features import FEATURE_ARCH, PAPER_NORMS, FeatureConfig, feature_train_config
 from core.features import KINDS as FEATURE_KINDS
@@ -196,6 +197,7 @@ def parser() -> argparse.ArgumentParser:
         command.add_argument("--data-root", help="folder of torchvision datasets (sets NORMSCOPE_DATA)")
         command.add_argument("--download", action="store_true",
                              help="download the named torchvision dataset into --data-root if missing")
+        command.add_argument("--debug", action="store_true", help="a user error's traceback too (bugs always show one)")
     return p
 
 
@@ -220,7 +222,7 @@ def checkpoint_flags(command: argparse.ArgumentParser) -> None:
 def input_normalization(args) -> InputNormalization | None:
     """``--mean``/``--std``: used where a checkpoint records no normalization, checked where it does."""
     if (args.mean is None) != (args.std is None):
-        raise ValueError("give --mean and --std together (3 values each), or neither")
+        raise ParameterError("give --mean and --std together (3 values each), or neither")
     return None if args.mean is None else InputNormalization(tuple(args.mean), tuple(args.std))
 
 
@@ -262,7 +264,7 @@ def cmd_autoattack(args) -> dict:
     from core.robustness import AUTOATTACK_ATTACKS, AutoAttackConfig, autoattack
 
     if args.step_size is not None or args.random_start or args.target != "untargeted" or args.precision != "fp32":
-        raise ValueError("autoattack sets its own step size, random start and targets and runs in fp32: "
+        raise ParameterError("autoattack sets its own step size, random start and targets and runs in fp32: "
                          "leave out --step-size, --random-start, --target and --precision")
     steps = field_default(AutoAttackConfig, "steps") if args.steps is None else args.steps
     configs = [AutoAttackConfig(args.threat, eps, steps, args.seed, EvalData(args.dataset, "test", args.per_class))
@@ -332,7 +334,7 @@ def settings(pairs: list[str]) -> dict:
     for pair in pairs:
         name, sep, text = pair.partition("=")
         if not sep or not name:
-            raise ValueError(f"--set takes FIELD=VALUE, got {pair!r}")
+            raise ParameterError(f"--set takes FIELD=VALUE, got {pair!r}")
         try:
             out[name] = json.loads(text)
         except ValueError:
@@ -355,7 +357,7 @@ def checkpoint_arg(args, name: str | None = None):
     shared flags applied (``--mean``/``--std``, ``--trained-on``)."""
     ckpt = find_checkpoint(name or args.checkpoint, input_normalization(args))
     if args.trained_on and ckpt.dataset not in ("unknown", args.trained_on):
-        raise ValueError(f"{ckpt.name}: its metadata records training on {ckpt.dataset}, not {args.trained_on}; "
+        raise ParameterError(f"{ckpt.name}: its metadata records training on {ckpt.dataset}, not {args.trained_on}; "
                          "leave out --trained-on")
     if args.trained_on:
         ckpt.meta["dataset"] = args.trained_on
@@ -394,7 +396,7 @@ def cmd_features(args) -> dict | list:
     if args.action == "list":
         return features.list_feature_datasets()
     if not args.checkpoints:
-        raise ValueError(f"features {args.action} needs at least one source checkpoint")
+        raise ParameterError(f"features {args.action} needs at least one source checkpoint")
     sources, run = [checkpoint_arg(args, c) for c in args.checkpoints], run_context(args)
     config = features.feature_config(args.kind, args.preset, start=args.start)
     if args.action == "extract":
@@ -462,7 +464,7 @@ def cmd_jobs(args) -> dict | list:
     if args.action == "list":
         return [{"id": j.id, **j.spec, **j.status} for j in jobs.list_jobs(root)]
     if not args.job_id:
-        raise ValueError(f"jobs {args.action} needs a job id")
+        raise ParameterError(f"jobs {args.action} needs a job id")
     job = jobs.get(args.job_id, root)
     if args.action == "cancel":
         job.cancel()
@@ -515,7 +517,9 @@ def main(argv: list[str] | None = None) -> int:
             name = getattr(args, "dataset", None)
             load_dataset(name if name not in (None, "auto") else "cifar10", download=True)
         payload = with_data_shift(COMMANDS[args.command](args))
-    except (CheckpointError, DataError, ValueError, OSError) as e:
+    except NormScopeError as e:  # anything else is a bug: its traceback shows
+        if args.debug:
+            raise
         message = str(e)
         print(json.dumps({"schema": schema("error"), "error": message}) if args.json else f"error: {message}",
               file=sys.stdout if args.json else sys.stderr)

@@ -19,12 +19,14 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable, Iterator
 
+from core.errors import NormScopeError
+
 RETRIES = 3
 SHARED_ENVIRONMENT = ("NORMSCOPE_CACHE", "NORMSCOPE_DATA", "NORMSCOPE_ZOO", "NORMSCOPE_CIFAR10_JPEG",
                       "NORMSCOPE_CIFAR10C", "NORMSCOPE_PER_CLASS", "ATEN_CPU_CAPABILITY", "PYTHONPATH")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(NormScopeError, RuntimeError):
     """Ray is configured but cannot be used (not installed, no cluster at the address)."""
 
 

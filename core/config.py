@@ -9,6 +9,8 @@ import dataclasses
 import typing
 from typing import Any
 
+from core.errors import ParameterError
+
 
 def later_option(default: Any) -> Any:
     """A config field added after results were keyed by its config: left out of :func:`config_dict` while it
@@ -21,7 +23,7 @@ def field_default(config_type: type, name: str) -> Any:
     that the CLI's options and help texts state."""
     found = {f.name: f for f in dataclasses.fields(config_type)}[name]
     if not has_default(found):
-        raise ValueError(f"{config_type.__name__}.{name} has no default")
+        raise ParameterError(f"{config_type.__name__}.{name} has no default")
     return found.default if found.default is not dataclasses.MISSING else found.default_factory()
 
 
@@ -49,7 +51,7 @@ def config_dict(config: Any, typed: bool = True) -> Any:
 def config_from_dict(cls: type, d: dict) -> Any:
     """Rebuild a ``cls`` from :func:`config_dict`'s output (nested configs by their field types)."""
     if d.get("__type__", cls.__qualname__) != cls.__qualname__:
-        raise ValueError(f"expected a {cls.__qualname__} config, got {d['__type__']}")
+        raise ParameterError(f"expected a {cls.__qualname__} config, got {d['__type__']}")
     hints = typing.get_type_hints(cls)
     return cls(**{f.name: _decode(hints[f.name], d[f.name]) for f in dataclasses.fields(cls) if f.name in d})
 
@@ -59,7 +61,7 @@ def _decode(kind: Any, value: Any) -> Any:
         options = [t for t in typing.get_args(kind) or (kind,) if dataclasses.is_dataclass(t)]
         match = next((t for t in options if t.__qualname__ == value["__type__"]), None)
         if match is None:
-            raise ValueError(f"a {value['__type__']} config does not fit a field of type {kind}")
+            raise ParameterError(f"a {value['__type__']} config does not fit a field of type {kind}")
         return config_from_dict(match, value)
     return tuple(_decode(Any, v) for v in value) if isinstance(value, list) else value
 
@@ -75,7 +77,7 @@ def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> 
         head, _, rest = path.partition(".")
         if head not in hints:
             known = ", ".join(f.name for f in dataclasses.fields(config_type))
-            raise ValueError(f"{config_type.__name__} has no field {head!r}; its fields: {known}")
+            raise ParameterError(f"{config_type.__name__} has no field {head!r}; its fields: {known}")
         groups.setdefault(head, {})[rest] = value
     values = {name: sub[""] if "" in sub else configure(_dataclass_of(hints[name]), sub, _current(base, config_type, name))
               for name, sub in groups.items()}
@@ -83,7 +85,7 @@ def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> 
         return dataclasses.replace(base, **values)
     required = [f.name for f in dataclasses.fields(config_type) if not has_default(f) and f.name not in values]
     if required:
-        raise ValueError(f"{config_type.__name__} has no default for {', '.join(required)}: set "
+        raise ParameterError(f"{config_type.__name__} has no default for {', '.join(required)}: set "
                          f"{' and '.join(required)} (dotted below the field that holds it)")
     return config_type(**values)
 
@@ -91,7 +93,7 @@ def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> 
 def _dataclass_of(kind: Any) -> type:
     found = [t for t in typing.get_args(kind) or (kind,) if dataclasses.is_dataclass(t)]
     if not found:
-        raise ValueError(f"a field of type {kind} has no sub-fields to set")
+        raise ParameterError(f"a field of type {kind} has no sub-fields to set")
     return found[0]
 
 

@@ -9,6 +9,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from core.errors import ParameterError
+
 
 def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -22,20 +24,20 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError) as e:
-        raise ValueError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from e
+        raise ParameterError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from e
     if resolved.type == "cuda":
         check_cuda(resolved)
     elif resolved.type != "cpu":
-        raise ValueError(f"device {device!r} is not supported; use 'cpu', 'cuda' or 'cuda:N'")
+        raise ParameterError(f"device {device!r} is not supported; use 'cpu', 'cuda' or 'cuda:N'")
     return resolved
 
 
 def check_cuda(device: torch.device) -> None:
     if not torch.cuda.is_available():
-        raise ValueError(f"CUDA was asked for but is not available on this machine (device {str(device)!r}); "
+        raise ParameterError(f"CUDA was asked for but is not available on this machine (device {str(device)!r}); "
                          "use --device cpu, or leave the device out to use what is there")
     if device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"{device} was asked for but this machine has {torch.cuda.device_count()} CUDA "
+        raise ParameterError(f"{device} was asked for but this machine has {torch.cuda.device_count()} CUDA "
                          f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 

@@ -31,6 +31,7 @@ from core.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from core.config import config_dict, config_from_dict
 from core.data import DataError, balanced_subset, class_names, load_dataset, resolve_name, to_float
 from core.device import on_device, resolve_device
+from core.errors import ParameterError
 from core.progress import Progress, scaled
 
 # Test images per class of every evaluation by default: the paper's 1000 samples (100 per class).
@@ -59,7 +60,7 @@ class EvalData:
 
     def __post_init__(self) -> None:
         if self.per_class < 1:
-            raise ValueError(f"images per class must be at least 1, got {self.per_class}")
+            raise ParameterError(f"images per class must be at least 1, got {self.per_class}")
 
 
 def load_verified(path: str, sha256: str) -> Checkpoint:
@@ -104,7 +105,7 @@ class RunContext:
         """The cached result of a prerequisite; a clear error if it was not computed first."""
         found = self.results.get(make_key(need.experiment, need.sha256, need.config))
         if found is MISSING:
-            raise ValueError(f"{need.experiment} of checkpoint {need.sha256[:12]} is not computed yet: it is needed "
+            raise ParameterError(f"{need.experiment} of checkpoint {need.sha256[:12]} is not computed yet: it is needed "
                              "first (core.planning.plan lists it before what needs it)")
         return found
 
@@ -202,7 +203,7 @@ def experiment(name: str, config_type: type, description: str, current: Callable
     ``requires`` and ``work``: see :class:`Experiment`)."""
     def declare(compute: Callable[[Checkpoint, Any, RunContext], dict]) -> Experiment:
         if name in EXPERIMENTS:
-            raise ValueError(f"experiment {name!r} is declared twice")
+            raise ParameterError(f"experiment {name!r} is declared twice")
         EXPERIMENTS[name] = Experiment(name, config_type, compute, description, current, requires, work)
         return EXPERIMENTS[name]
     return declare
@@ -215,7 +216,7 @@ def registry() -> dict[str, Experiment]:
 
 def get_experiment(name: str) -> Experiment:
     if name not in registry():
-        raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+        raise ParameterError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     return EXPERIMENTS[name]
 
 

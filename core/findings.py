@@ -29,6 +29,7 @@ from core.attacks import format_eps, paper_spec
 from core.cache import MISSING, ResultCache
 from core.catalog import CatalogEntry, list_checkpoints, snapshots
 from core.corruptions.evaluation import CorruptionConfig
+from core.errors import ParameterError
 from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, get_experiment
 from core.features.reliance import RelianceConfig, seed_spread
 from core.robustness import LIGSConfig, RobustnessConfig
@@ -53,7 +54,7 @@ CORRUPTION_FAMILIES = {"noise": ("gaussian_noise", "shot_noise", "impulse_noise"
                        "contrast and fog": ("contrast", "fog")}  # RFs corrupted
 
 
-class FindingError(ValueError):
+class FindingError(ParameterError):
     """A comparison that cannot be made: an unknown model, or results on different images."""
 
 

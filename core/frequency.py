@@ -18,6 +18,7 @@ import torch
 
 from core.attacks import AttackSpec, paper_spec
 from core.checkpoints import Checkpoint
+from core.errors import ParameterError
 from core.experiments import EvalData, RunContext, attack_work, eval_tensors, experiment, images_in
 from core.metrics import adversarial_examples, predict
 
@@ -32,7 +33,7 @@ class FourierConfig:
 
     def __post_init__(self) -> None:
         if not self.eps > 0:
-            raise ValueError(f"the Fourier perturbation's l2 norm must be positive, got {self.eps}")
+            raise ParameterError(f"the Fourier perturbation's l2 norm must be positive, got {self.eps}")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from core.cache import default_cache_dir
 from core.cluster import ray_address
 from core.checkpoints import weights_file
+from core.errors import ParameterError
 from core.io import atomic_write
 from core.progress import Cancelled
 
@@ -161,7 +162,7 @@ def jobs_dir(root: Path | None = None) -> Path:
 
 def create(kind: str, params: dict, root: Path | None = None, title: str = "") -> Job:
     if kind not in _KINDS:
-        raise ValueError(f"unknown job kind {kind!r}; known: {sorted(_KINDS)}")
+        raise ParameterError(f"unknown job kind {kind!r}; known: {sorted(_KINDS)}")
     job = Job(f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}", jobs_dir(root))
     job.directory = job.directory / job.id
     job.directory.mkdir(parents=True)
@@ -193,7 +194,7 @@ def resume(job: Job) -> Job:
     its last finished epoch, an evaluation computes what the cache still lacks."""
     state = job.status["state"]
     if state in ("queued", "running", "done"):
-        raise ValueError(f"job {job.id} is {state}: only a failed or cancelled job resumes")
+        raise ParameterError(f"job {job.id} is {state}: only a failed or cancelled job resumes")
     (job.directory / "cancel").unlink(missing_ok=True)
     job.write_status(state="queued", message="resuming", error=None, pid=None)
     start(job)
@@ -240,10 +241,10 @@ JOB_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")  # what create() names them: not
 
 def get(job_id: str, root: Path | None = None) -> Job:
     if not JOB_ID.fullmatch(job_id):
-        raise ValueError(f"{job_id!r} is not a job id (they look like 20261203-101500-3fa2c1)")
+        raise ParameterError(f"{job_id!r} is not a job id (they look like 20261203-101500-3fa2c1)")
     directory = jobs_dir(root) / job_id
     if not (directory / "spec.json").is_file():
-        raise ValueError(f"no job {job_id!r} under {jobs_dir(root)}")
+        raise ParameterError(f"no job {job_id!r} under {jobs_dir(root)}")
     return Job(job_id, directory)
 
 

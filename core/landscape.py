@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from core.device import model_device
+from core.errors import ParameterError
 
 # Step sizes of the optimization landscape, as multiples of the configured (peak) learning rate: a log range
 # around it. Santurkar et al. move "in the gradient direction" over a range of steps; NOTES.md fixes no grid.
@@ -115,7 +116,7 @@ def landscape_step(model: nn.Module, loss_fn: Callable[[], torch.Tensor], etas: 
     ``gradient`` is given).
     """
     if not etas or any(not (eta > 0) for eta in etas):
-        raise ValueError(f"step sizes must be positive, got {tuple(etas)}")
+        raise ParameterError(f"step sizes must be positive, got {tuple(etas)}")
     params = [p for p in model.parameters() if p.requires_grad]
     with preserved(model):
         device = model_device(model)
@@ -158,7 +159,7 @@ def landscape_summary(records: list[dict]) -> dict[str, float]:
     """The medians over measured steps of :data:`SUMMARY_MEASURES` (keys as there, plus ``steps``: how many were
     measured), from :func:`landscape_records`. Raises ValueError without records."""
     if not records:
-        raise ValueError("no optimization-landscape records: the run was trained without landscape_every")
+        raise ParameterError("no optimization-landscape records: the run was trained without landscape_every")
     per_step = {"loss_range": [r["loss_max"] - r["loss_min"] for r in records],
                 "grad_change": [r["grad_change_max"] for r in records],
                 "relative_grad_change": [r["grad_change_max"] / r["grad_norm"] if r["grad_norm"] else 0.0

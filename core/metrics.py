@@ -18,6 +18,7 @@ from torch import nn
 from core.attacks import AttackSpec, attack_mode, build_attack, paper_spec
 from core.config import later_option
 from core.device import model_device, to_device
+from core.errors import ParameterError
 from core.models.inference import InferenceForm, check_precision
 from core.progress import Progress, null_progress, scaled
 
@@ -163,11 +164,11 @@ class LIGSSpec:
     def __post_init__(self) -> None:
         # checked here once, so the UI, CLI and jobs refuse the same specs (a negative size gave a LIGS)
         if self.kind not in LIGS_KINDS:
-            raise ValueError(f"unknown LIGS perturbation {self.kind!r}; choose from {', '.join(LIGS_KINDS)}")
+            raise ParameterError(f"unknown LIGS perturbation {self.kind!r}; choose from {', '.join(LIGS_KINDS)}")
         if not (isinstance(self.size, numbers.Real) and math.isfinite(self.size) and self.size > 0):
-            raise ValueError(f"LIGS perturbation size must be a positive number, got {self.size!r}")
+            raise ParameterError(f"LIGS perturbation size must be a positive number, got {self.size!r}")
         if not (isinstance(self.steps, numbers.Integral) and self.steps >= 1):
-            raise ValueError(f"LIGS steps must be an integer >= 1, got {self.steps!r}")
+            raise ParameterError(f"LIGS steps must be an integer >= 1, got {self.steps!r}")
         check_precision(self.precision)
 
     @property
@@ -202,7 +203,7 @@ def perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSS
         attack_spec = AttackSpec("fgsm" if spec.kind == "fgsm" else "pgd_linf", spec.size, spec.steps, seed=spec.seed,
                                  precision=spec.precision)
         return build_attack(model, attack_spec)(x, y) - x
-    raise ValueError(f"unknown LIGS perturbation {spec.kind!r}; choose from {LIGS_KINDS}")
+    raise ParameterError(f"unknown LIGS perturbation {spec.kind!r}; choose from {LIGS_KINDS}")
 
 
 def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

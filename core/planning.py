@@ -19,6 +19,7 @@ from typing import Hashable, Iterable
 
 from core.cache import MISSING
 from core.data import available_datasets, data_shift, evaluation_datasets
+from core.errors import ParameterError
 from core.experiments import EvalData, Evaluation, RunContext, Subject, data_of, get_experiment, on_dataset
 
 Requests = dict[Hashable, Evaluation]
@@ -93,7 +94,7 @@ def prerequisites(request: Evaluation, known: dict[str, Subject]) -> list[Evalua
     needs = get_experiment(request.experiment).requires(request.config)
     unknown = [n for n in needs if n.sha256 not in known]
     if unknown:
-        raise ValueError(f"{request.experiment} on {request.name} needs {unknown[0].experiment} of checkpoint "
+        raise ParameterError(f"{request.experiment} on {request.name} needs {unknown[0].experiment} of checkpoint "
                          f"{unknown[0].sha256[:12]}, which is not among the models given")
     return [Evaluation.of(known[n.sha256], get_experiment(n.experiment), n.config) for n in needs]
 

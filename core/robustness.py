@@ -12,6 +12,7 @@ import torch
 from core.attacks import AttackSpec, paper_spec, threat_model
 from core.cache import MISSING, Missing
 from core.checkpoints import Checkpoint
+from core.errors import ParameterError
 from core.experiments import EvalData, RunContext, Subject, attack_work, eval_tensors, experiment, images_in
 from core.metrics import LIGSSpec, ligs, run_attack
 
@@ -103,7 +104,7 @@ class AutoAttackConfig:
             object.__setattr__(self, "eps", AUTOATTACK_EPS[self.threat])
         threat_model(self.threat, self.eps)  # refuses an unknown threat model and a meaningless eps
         if not (isinstance(self.steps, int) and self.steps >= 1):
-            raise ValueError(f"APGD needs at least 1 step, got {self.steps!r}")
+            raise ParameterError(f"APGD needs at least 1 step, got {self.steps!r}")
 
     @property
     def specs(self) -> tuple[AttackSpec, ...]:

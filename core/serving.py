@@ -26,6 +26,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from core.errors import ParameterError
+
 UPLOAD_MODES = ("off", "session")
 ENVIRONMENT = {"enabled": "NORMSCOPE_PUBLIC", "uploads": "NORMSCOPE_PUBLIC_UPLOADS",
                "max_work_per_request": "NORMSCOPE_MAX_WORK",
@@ -34,11 +36,11 @@ ENVIRONMENT = {"enabled": "NORMSCOPE_PUBLIC", "uploads": "NORMSCOPE_PUBLIC_UPLOA
 REPLACED = {"NORMSCOPE_MAX_IMAGES": "NORMSCOPE_MAX_WORK", "max_images_per_request": "max_work_per_request"}
 
 
-class ServingError(ValueError):
+class ServingError(ParameterError):
     """A serving setting that cannot be used (the message names the setting and where it came from)."""
 
 
-class LimitExceeded(ValueError):
+class LimitExceeded(ParameterError):
     """A request over a public server's limits; the message says what to ask for instead."""
 
 
@@ -84,7 +86,7 @@ def _truth(value: object) -> bool:
         return value
     text = str(value).strip().lower()
     if text not in ("1", "0", "true", "false", "yes", "no", "on", "off", ""):
-        raise ValueError(text)
+        raise ParameterError(text)
     return text in ("1", "true", "yes", "on")
 
 

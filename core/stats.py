@@ -17,6 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import stats
 
+from core.errors import ParameterError
+
 LEVEL = 0.95
 RESAMPLES = 2000  # the CI's ends move by well under 0.5 points between bootstrap seeds at n = 1000
 SEED = 0
@@ -73,7 +75,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> Estimate:
     """mean(a) - mean(b) over the same images (``a[i]``, ``b[i]``: image i), images resampled together."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
-        raise ValueError(f"a paired comparison needs the same images on both sides, got {len(a)} and {len(b)}")
+        raise ParameterError(f"a paired comparison needs the same images on both sides, got {len(a)} and {len(b)}")
     return bootstrap_estimate((a, b), _mean_difference, paired=True)
 
 

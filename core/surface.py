@@ -24,6 +24,7 @@ from core.attacks import attack_mode
 from core.checkpoints import Checkpoint
 from core.data import DataError, load_dataset, to_float
 from core.device import model_device, to_device
+from core.errors import ParameterError
 from core.experiments import EvalData, RunContext, experiment
 from core.images import encode_images
 from core.metrics import LIGSSpec, batches, input_gradient, ligs
@@ -51,18 +52,18 @@ class LossSurfaceConfig:
 
     def __post_init__(self) -> None:
         if self.plane not in PLANES:
-            raise ValueError(f"unknown plane {self.plane!r}; choose from {', '.join(PLANES)}")
+            raise ParameterError(f"unknown plane {self.plane!r}; choose from {', '.join(PLANES)}")
         if self.threat not in THREATS:
-            raise ValueError(f"unknown threat model {self.threat!r}; choose from {', '.join(THREATS)}")
+            raise ParameterError(f"unknown threat model {self.threat!r}; choose from {', '.join(THREATS)}")
         if self.radius is None:  # resolved here, so the default and its explicit value share a cache key
             object.__setattr__(self, "radius", DEFAULT_RADIUS[self.threat])
         if not (isinstance(self.radius, numbers.Real) and math.isfinite(self.radius) and self.radius > 0):
-            raise ValueError(f"radius must be a positive number, got {self.radius!r}")
+            raise ParameterError(f"radius must be a positive number, got {self.radius!r}")
         if not (isinstance(self.resolution, numbers.Integral) and 3 <= self.resolution <= 101
                 and self.resolution % 2 == 1):
-            raise ValueError(f"resolution must be an odd integer from 3 to 101, got {self.resolution!r}")
+            raise ParameterError(f"resolution must be an odd integer from 3 to 101, got {self.resolution!r}")
         if not (isinstance(self.image, numbers.Integral) and self.image >= 0):
-            raise ValueError(f"image must be a non-negative index, got {self.image!r}")
+            raise ParameterError(f"image must be a non-negative index, got {self.image!r}")
 
 
 def threat_norm(d: torch.Tensor, threat: str) -> torch.Tensor:
@@ -93,7 +94,7 @@ def plane_directions(gradient: torch.Tensor, plane: str, threat: str,
     product 0) and each of unit norm in ``threat``. "gradient-random": the ascent direction (l2: the gradient;
     linf: its sign) and a random one; "random-random": two random ones. Random draws are on the CPU."""
     if plane == "gradient-random" and bool((threat_norm(gradient, "l2") == 0).any()):
-        raise ValueError("the input gradient is zero at this image (the loss is flat at float precision); "
+        raise ParameterError("the input gradient is zero at this image (the loss is flat at float precision); "
                          "choose the plane random-random")
     cpu = gradient.detach().cpu()
     first = (cpu if threat == "l2" else cpu.sign()) if plane == "gradient-random" else \
@@ -134,7 +135,7 @@ def split_image(data: EvalData, index: int, num_classes: int) -> tuple[torch.Ten
         raise DataError(f"the model has {num_classes} classes but {dataset.name} has {dataset.num_classes}")
     x, y = dataset.split(data.split)
     if index >= len(y):
-        raise ValueError(f"image {index} does not exist: the {data.split} split of {dataset.name} has "
+        raise ParameterError(f"image {index} does not exist: the {data.split} split of {dataset.name} has "
                          f"{len(y)} images (0 to {len(y) - 1})")
     return to_float(x[index:index + 1]), y[index:index + 1]
 

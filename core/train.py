@@ -37,6 +37,7 @@ import torch.nn.functional as F
 
 from core.attacks import AttackSpec, build_attack
 from core.checkpoints import save_checkpoint
+from core.errors import ParameterError
 from core.io import atomic_write
 from core.config import config_dict, later_option
 from core.data import Dataset, balanced_subset, load_dataset, to_float
@@ -89,15 +90,15 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "probe_per_class", "probe_every"):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Integral) and value >= 1):
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+                raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("lr", "width"):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+                raise ParameterError(f"{name} must be a positive number, got {value!r}")
         if not (isinstance(self.landscape_every, numbers.Integral) and self.landscape_every >= 0):
-            raise ValueError(f"landscape_every must be an integer >= 0, got {self.landscape_every!r}")
+            raise ParameterError(f"landscape_every must be an integer >= 0, got {self.landscape_every!r}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+            raise ParameterError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
         check_precision(self.precision)
 
     def to_dict(self) -> dict:
@@ -137,7 +138,7 @@ PRESETS: dict[str, dict] = {
 def preset(name: str, **overrides) -> TrainConfig:
     """A named preset (see :data:`PRESETS`), with overrides."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        raise ParameterError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return replace(TrainConfig(), **{**PRESETS[name], "preset": name, **overrides})
 
 
@@ -242,7 +243,7 @@ def load_state(state: TrainState, config: TrainConfig, out: Path) -> bool:
         return False
     saved = torch.load(path, map_location="cpu", weights_only=True)
     if json.loads(saved["config"]) != config.to_dict():
-        raise ValueError(f"{path} belongs to a different training config; remove it or change the output")
+        raise ParameterError(f"{path} belongs to a different training config; remove it or change the output")
     state.model.load_state_dict(saved["model"])
     state.optimizer.load_state_dict(saved["optimizer"])
     state.epoch, state.history = saved["epoch"], json.loads(saved["history"])

@@ -22,6 +22,7 @@ import torch
 from core.attacks import AttackSpec, paper_spec
 from core.cache import MISSING, Missing
 from core.checkpoints import Checkpoint
+from core.errors import ParameterError
 from core.experiments import (EvalData, Evaluation, Need, RunContext, Subject, attack_work, data_for, eval_tensors,
                               experiment, run_evaluations)
 from core.images import decode_images, encode_images, uint8_images
@@ -84,7 +85,7 @@ def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunCo
     examples = run.needed(examples_needed(config)[0])
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     if examples["labels"] != y.tolist():
-        raise ValueError("the source's examples were made from other images than this target's test subset")
+        raise ParameterError("the source's examples were made from other images than this target's test subset")
     model = run.model(checkpoint)
     adv_pred = predict(model, examples_images(examples["adversarial"]))
     run.report(1.0, f"{config.attack.label} on {checkpoint.name}")
@@ -107,7 +108,7 @@ def common_dataset(subjects: list[Subject], data: EvalData) -> EvalData:
     classes = {getattr(s, "num_classes", None) for s in subjects} - {None}
     if len(datasets) > 1 or len(classes) > 1:
         by = ", ".join(f"{s.name}: {s.dataset}" for s in subjects)
-        raise ValueError(f"sources and targets trained on different datasets or class counts cannot share a "
+        raise ParameterError(f"sources and targets trained on different datasets or class counts cannot share a "
                          f"transfer matrix ({by}); pick models of one dataset")
     return data_for(subjects[0], data)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.catalog import ZOO_INDEX
+from core.errors import ParameterError
 from core.train import TrainConfig, preset
 
 INDEX = ZOO_INDEX
@@ -127,7 +128,7 @@ def plan_entry(name: str) -> ZooEntry:
     entries = [*ZOO_PLAN, *GPU_PLAN]
     found = [e for e in entries if e.name == name]
     if not found:
-        raise ValueError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in entries)}")
+        raise ParameterError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in entries)}")
     return found[0]
 
 

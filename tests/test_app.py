@@ -663,3 +663,17 @@ def test_a_models_results_come_from_one_dataset_cached_first_then_the_data_sourc
     assert on({"paper": asked("builtin")}) == {"paper": "cifar10-jpeg"}  # never toy images
     nowhere = plan({"new": asked("builtin", 3)}, shipped)
     assert nowhere.requests == {} and nowhere.unreachable == {"cifar10-jpeg": 1}  # left out, and counted
+
+
+def test_user_errors_are_one_line_and_bugs_keep_their_traceback():
+    def page():
+        from core.errors import ParameterError
+        from ui import render
+        with render.user_errors("Cannot do it"):
+            raise ParameterError("eps must be positive")
+        with render.user_errors("Cannot do it"):
+            raise ValueError("an internal invariant broke")
+
+    at = AppTest.from_function(page, default_timeout=TIMEOUT).run()
+    assert [e.value for e in at.error] == ["Cannot do it: eps must be positive"]
+    assert at.exception and "internal invariant" in at.exception[0].value

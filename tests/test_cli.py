@@ -227,3 +227,36 @@ def test_run_computes_any_experiment_by_name_and_equals_its_own_command(checkpoi
 def test_run_refuses_incomplete_or_unknown_settings_in_one_line(checkpoint, tmp_path, settings, message):
     r = cli("run", "robustness", str(checkpoint), "--set", *settings, "--json", env_cache=tmp_path)
     assert r.returncode == 2 and message in json.loads(r.stdout)["error"] and "Traceback" not in r.stderr
+
+
+def test_a_bug_keeps_its_traceback_and_debug_shows_a_user_errors(monkeypatch, capsys):
+    """User errors (core.errors.NormScopeError) are one line; anything else is a bug and propagates."""
+    from core import cli
+    from core.errors import ParameterError
+
+    def bug(args):
+        raise ValueError("an internal invariant broke")
+    monkeypatch.setitem(cli.COMMANDS, "info", bug)
+    with pytest.raises(ValueError, match="internal invariant"):
+        cli.main(["info", "whatever"])
+
+    def user_error(args):
+        raise ParameterError("eps must be positive")
+    monkeypatch.setitem(cli.COMMANDS, "info", user_error)
+    assert cli.main(["info", "whatever"]) == 2 and "error: eps must be positive" in capsys.readouterr().err
+    with pytest.raises(ParameterError):
+        cli.main(["info", "whatever", "--debug"])
+
+
+def test_every_user_facing_error_type_is_a_normscope_error():
+    from core.cache import CacheWriteError
+    from core.checkpoints import CheckpointError, NormalizationUnknown
+    from core.cluster import ClusterError
+    from core.data import DataError
+    from core.errors import NormScopeError
+    from core.findings import FindingError
+    from core.serving import LimitExceeded, ServingError
+
+    for kind in (CacheWriteError, CheckpointError, NormalizationUnknown, ClusterError, DataError, FindingError,
+                 LimitExceeded, ServingError):
+        assert issubclass(kind, NormScopeError), kind

@@ -66,7 +66,7 @@ def test_core_has_no_import_circle():
 
 
 def test_the_data_layer_imports_only_itself_and_the_layers_below():
-    below = {"core.progress", "core.cache", "core.config", "core._version", "core.io"}
+    below = {"core.progress", "core.cache", "core.config", "core._version", "core.io", "core.errors"}
     for name, targets in import_graph().items():
         if name == "core.data" or name.startswith("core.data."):
             assert {t for t in targets if not t.startswith("core.data")} <= below, name

@@ -14,6 +14,7 @@ import streamlit as st
 
 from core import jobs
 from core.cache import default_cache_dir
+from core.errors import ParameterError
 from core import planning
 from core.experiments import Evaluation, RunContext
 from core.planning import Plan
@@ -101,7 +102,7 @@ def background_progress(state_key: str) -> None:
     """The background job's progress, refreshed alone every 2 s; the whole page reruns when it is done."""
     try:
         job = jobs.get(st.session_state[state_key])
-    except ValueError:  # its folder is gone (the cache folder was cleared or moved)
+    except ParameterError:  # its folder is gone (the cache folder was cleared or moved)
         del st.session_state[state_key]
         return
     if job_status(job, f"{state_key}_cancel")["state"] == "done":

@@ -10,12 +10,10 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 import streamlit as st
 
-from core.cache import CacheWriteError
-from core.checkpoints import CheckpointError
-from core.data import DataError
+from core.errors import NormScopeError
 from core.progress import Progress
 
-USER_ERRORS = (CheckpointError, DataError, ValueError, CacheWriteError)  # what bad input (or a full disk) raises in core
+USER_ERRORS = NormScopeError  # what bad input, missing data, a limit or a full disk raises (core.errors); bugs propagate
 ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
 
 

@@ -7,6 +7,7 @@ import re
 import streamlit as st
 
 from core.attacks import ATTACKS, PRECISIONS, AttackSpec, format_eps, paper_spec
+from core.errors import ParameterError
 from core.speed import speed_note
 from core.catalog import CatalogEntry
 from core.experiments import DEFAULT_PER_CLASS
@@ -108,7 +109,7 @@ def parse_number(item: str) -> float:
     except (ValueError, ZeroDivisionError, OverflowError):
         value = math.nan
     if not math.isfinite(value):
-        raise ValueError(f"{item.strip()!r} is not a finite number (write e.g. 0.25 or 2/255)")
+        raise ParameterError(f"{item.strip()!r} is not a finite number (write e.g. 0.25 or 2/255)")
     return value
 
 
@@ -118,7 +119,7 @@ def parse_numbers(text: str) -> list[float]:
     items = re.split(r"[,;\s]+", re.sub(r"\s*/\s*", "/", text.strip()))
     values = [parse_number(item) for item in items if item]
     if len(values) > MAX_LIST:
-        raise ValueError(f"give at most {MAX_LIST} values, got {len(values)}")
+        raise ParameterError(f"give at most {MAX_LIST} values, got {len(values)}")
     return values
 
 
@@ -126,5 +127,5 @@ def parse_floats(text: str) -> list[float]:
     """A list of non-negative budgets ('0, 0.1, 0.25' -> [0.0, 0.1, 0.25]), sorted, each once."""
     values = parse_numbers(text)
     if not values or any(v < 0 for v in values):
-        raise ValueError("give one or more non-negative numbers, separated by commas")
+        raise ParameterError("give one or more non-negative numbers, separated by commas")
     return sorted(set(values))

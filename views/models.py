@@ -15,6 +15,7 @@ from core.checkpoints import (INPUT_NORMALIZATIONS, InputNormalization, Normaliz
                               sha256_bytes)
 from core.data import DATASETS, available_datasets
 from core.device import describe_device
+from core.errors import ParameterError
 from core.speed import speed_note
 from core.models import ModelSpec, list_models, model_entry
 from core.train import PRESETS, TrainConfig, preset, read_history
@@ -75,7 +76,7 @@ def spec_input() -> ModelSpec:
 def three_numbers(text: str, what: str) -> tuple[float, ...]:
     values = tuple(widgets.parse_numbers(text))
     if len(values) != 3:
-        raise ValueError(f"{what} needs 3 numbers (R, G, B), got {text!r}")
+        raise ParameterError(f"{what} needs 3 numbers (R, G, B), got {text!r}")
     return values
 
 

@@ -27,6 +27,7 @@ from core.attacks.ifgsm import IFGSM
 from core.attacks.pgd import PGD, default_step_size
 from core.attacks.steps import THREATS, L2Step, LinfStep, threat_model
 from core.config import later_option
+from core.errors import ParameterError
 from core.models.inference import PRECISIONS, check_precision
 
 TARGET_MODES = ("untargeted", "next", "random")  # "next": t = (y + 1) mod K, as D_det
@@ -92,7 +93,7 @@ WHITE_BOX = ("fgsm", "pgd_l2", "pgd_linf", "cw_l2", "cw_linf", "apgd_ce_linf", "
 
 def attack_entry(name: str) -> AttackEntry:
     if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
+        raise ParameterError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
     return ATTACKS[name]
 
 
@@ -119,11 +120,11 @@ class AttackSpec:
         threat_model(attack_entry(self.name).threat, self.eps)  # validates the name and eps
         check_precision(self.precision)
         if self.steps < 0:
-            raise ValueError(f"steps must be 0 or more, got {self.steps}")
+            raise ParameterError(f"steps must be 0 or more, got {self.steps}")
         if self.step_size is not None and not (self.step_size > 0 and math.isfinite(self.step_size)):
-            raise ValueError(f"step size must be a positive number, got {self.step_size}")
+            raise ParameterError(f"step size must be a positive number, got {self.step_size}")
         if self.target not in TARGET_MODES:
-            raise ValueError(f"unknown target mode {self.target!r}; choose from {', '.join(TARGET_MODES)}")
+            raise ParameterError(f"unknown target mode {self.target!r}; choose from {', '.join(TARGET_MODES)}")
 
     def with_eps(self, eps: float) -> "AttackSpec":
         return replace(self, eps=eps)

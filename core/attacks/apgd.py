@@ -33,6 +33,7 @@ from torch import nn
 from core.attacks.base import Attack
 from core.attacks.losses import cross_entropy, dlr_targeted
 from core.attacks.steps import per_sample_norm, threat_model
+from core.errors import ParameterError
 
 MOMENTUM = 0.75
 Goal = tuple[torch.Tensor | None, bool]  # (target or None, whether success means hitting that target)
@@ -74,9 +75,9 @@ class APGD(Attack):
     def __init__(self, model: nn.Module, threat: str, eps: float, steps: int = 100, loss: str = "ce",
                  restarts: int = 1, rho: float = 0.75, seed: int = 0, precision: str = "fp32") -> None:
         if loss not in ("ce", "dlr"):
-            raise ValueError(f"APGD ascends 'ce' or 'dlr', not {loss!r}")
+            raise ParameterError(f"APGD ascends 'ce' or 'dlr', not {loss!r}")
         if restarts < 1 or not 0 < rho < 1:
-            raise ValueError(f"APGD needs restarts >= 1 and 0 < rho < 1, got {restarts} and {rho}")
+            raise ParameterError(f"APGD needs restarts >= 1 and 0 < rho < 1, got {restarts} and {rho}")
         super().__init__(model, eps, loss, seed, precision)
         self.threat, self.constraint, self.steps = threat, threat_model(threat, eps), steps
         self.loss_name, self.restarts, self.rho = loss, restarts, rho
@@ -194,7 +195,7 @@ class APGDT(APGD):
                  restarts: int = 1, rho: float = 0.75, seed: int = 0, precision: str = "fp32") -> None:
         super().__init__(model, threat, eps, steps, "dlr", restarts, rho, seed, precision)
         if targets < 1:
-            raise ValueError(f"APGD-T needs at least one target class, got {targets}")
+            raise ParameterError(f"APGD-T needs at least one target class, got {targets}")
         self.targets = targets
 
     def goals(self, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> list[Goal]:

@@ -17,6 +17,7 @@ from torch import nn
 
 from core.attacks.losses import LOSSES
 from core.device import model_device, to_device
+from core.errors import ParameterError
 from core.models.inference import InferenceForm
 
 
@@ -57,7 +58,7 @@ class Attack:
         self.model, self.eps, self.seed = model, eps, seed
         self.inference = InferenceForm(precision)
         if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; choose from {sorted(LOSSES)}")
+            raise ParameterError(f"unknown loss {loss!r}; choose from {sorted(LOSSES)}")
         self.loss = LOSSES[loss]
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:

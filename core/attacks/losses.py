@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from core.errors import ParameterError
+
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, labels, reduction="none")
@@ -36,7 +38,7 @@ def dlr_targeted(logits: torch.Tensor, labels: torch.Tensor, target: torch.Tenso
 
 def _need_classes(logits: torch.Tensor, least: int, name: str) -> None:
     if logits.shape[1] < least:
-        raise ValueError(f"the {name} loss needs a model with at least {least} classes, this one has {logits.shape[1]}")
+        raise ParameterError(f"the {name} loss needs a model with at least {least} classes, this one has {logits.shape[1]}")
 
 
 LOSSES = {"ce": cross_entropy, "cw": cw_margin, "dlr": dlr}

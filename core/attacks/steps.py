@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from core.errors import ParameterError
+
 TINY = 1e-12
 
 
@@ -65,7 +67,7 @@ THREATS = {"linf": LinfStep, "l2": L2Step}
 def threat_model(threat: str, eps: float) -> LinfStep | L2Step:
     """The constraint set of ``threat`` (``"l2"`` or ``"linf"``) with radius ``eps``."""
     if threat not in THREATS:
-        raise ValueError(f"unknown threat model {threat!r}; choose from {sorted(THREATS)}")
+        raise ParameterError(f"unknown threat model {threat!r}; choose from {sorted(THREATS)}")
     if not (eps >= 0 and math.isfinite(eps)):  # also rejects NaN
-        raise ValueError(f"eps must be a non-negative finite number, got {eps}")
+        raise ParameterError(f"eps must be a non-negative finite number, got {eps}")
     return THREATS[threat](eps)

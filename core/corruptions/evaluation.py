@@ -20,6 +20,7 @@ import torch
 
 from core.cache import MISSING, Missing, default_cache_dir, make_key
 from core.checkpoints import Checkpoint
+from core.errors import ParameterError
 from core.io import atomic_write, read_npy
 from core.corruptions.cifar10c import PUBLISHED, load_cifar10c
 from core.corruptions.transforms import CORRUPTIONS, SEVERITIES, check_severity, corrupt, corruption_def, quantized
@@ -46,11 +47,11 @@ class CorruptionConfig:
 
     def __post_init__(self) -> None:
         if self.source not in IMAGE_SOURCES:
-            raise ValueError(f"unknown corruption source {self.source!r}; choose from {', '.join(IMAGE_SOURCES)}")
+            raise ParameterError(f"unknown corruption source {self.source!r}; choose from {', '.join(IMAGE_SOURCES)}")
         if self.source == "generated":
             corruption_def(self.corruption)
         elif self.corruption not in PUBLISHED:
-            raise ValueError(f"CIFAR-10-C has no corruption {self.corruption!r}; it has {', '.join(PUBLISHED)}")
+            raise ParameterError(f"CIFAR-10-C has no corruption {self.corruption!r}; it has {', '.join(PUBLISHED)}")
         check_severity(self.severity)
 
 
@@ -149,7 +150,7 @@ def corruption_gallery(data: EvalData, index: int = 0, corruptions: tuple[str, .
     x, y = dataset.split(data.split)
     keep = balanced_subset(y, data.per_class, dataset.num_classes)
     if not 0 <= index < len(keep):
-        raise ValueError(f"image {index} is outside the {len(keep)} images of this evaluation")
+        raise ParameterError(f"image {index} is outside the {len(keep)} images of this evaluation")
     image = to_float(x[keep[index]:keep[index] + 1])
     shown = {"clean": x[keep[index]].permute(1, 2, 0).numpy(), "label": int(y[keep[index]])}
     return shown | {(c, s): quantized(corrupt(image, c, s, seed))[0].permute(1, 2, 0).numpy()

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from core.errors import ParameterError
+
 Corruption = Callable[[torch.Tensor, object, torch.Generator], torch.Tensor]
 
 
@@ -270,16 +272,16 @@ SEVERITIES = (1, 2, 3, 4, 5)
 def corruption_def(name: str) -> CorruptionDef:
     """The corruption called ``name``; a clear error for one not provided or unknown."""
     if name in NOT_PROVIDED:
-        raise ValueError(f"corruption {name!r} is not provided ({NOT_PROVIDED[name]}); "
+        raise ParameterError(f"corruption {name!r} is not provided ({NOT_PROVIDED[name]}); "
                          f"choose from {', '.join(CORRUPTIONS)}")
     if name not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")
+        raise ParameterError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")
     return CORRUPTIONS[name]
 
 
 def check_severity(severity: int) -> int:
     if severity not in SEVERITIES:
-        raise ValueError(f"severity must be 1-5 (CIFAR-10-C's), got {severity}")
+        raise ParameterError(f"severity must be 1-5 (CIFAR-10-C's), got {severity}")
     return severity
 
 

@@ -5,8 +5,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.errors import NormScopeError
 
-class DataError(RuntimeError):
+
+class DataError(NormScopeError, RuntimeError):
     """A dataset is missing, corrupt or malformed; the message says what was tried and how to fix it."""
 
 

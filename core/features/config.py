@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from core.attacks import AttackSpec
+from core.errors import ParameterError
 from core.experiments import EvalData
 
 FEATURE_MATCHING = ("D_R", "D_NR")  # Eq. A2
@@ -30,13 +31,13 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"unknown feature dataset kind {self.kind!r}; choose from {', '.join(KINDS)}")
+            raise ParameterError(f"unknown feature dataset kind {self.kind!r}; choose from {', '.join(KINDS)}")
         if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
+            raise ParameterError(f"steps must be at least 1, got {self.steps}")
         if not (self.step_size > 0 and self.eps > 0 and 0 <= self.holdout < 1):
-            raise ValueError("step size and eps must be positive and holdout in [0, 1)")
+            raise ParameterError("step size and eps must be positive and holdout in [0, 1)")
         if (self.kind == "D_conflict") != bool(self.start):
-            raise ValueError("D_conflict (and only it) starts from a D_R dataset: set start to that dataset's id")
+            raise ParameterError("D_conflict (and only it) starts from a D_R dataset: set start to that dataset's id")
 
     @property
     def iterations(self) -> int:
@@ -56,7 +57,7 @@ PRESETS = {"paper": {}, "cpu": dict(per_class=200, steps_a2=100), "tiny": dict(p
 def feature_config(kind: str, preset: str = "paper", **overrides) -> FeatureConfig:
     """The config of ``kind`` under a named preset (see :data:`PRESETS`), with overrides."""
     if preset not in PRESETS:
-        raise ValueError(f"unknown feature preset {preset!r}; choose from {', '.join(PRESETS)}")
+        raise ParameterError(f"unknown feature preset {preset!r}; choose from {', '.join(PRESETS)}")
     p = PRESETS[preset]
     base = FeatureConfig(kind=kind, start=overrides.pop("start", ""), preset=preset)
     if "per_class" in p:

@@ -16,6 +16,7 @@ from core.config import config_dict
 from core.data import Dataset, balanced_subset, load_dataset, to_float
 from core.device import model_device, to_device
 from core.cache import MISSING
+from core.errors import ParameterError
 from core.experiments import RunContext, Subject, experiment, get_experiment, images_in
 from core.features.config import FEATURE_MATCHING, FeatureConfig
 from core.features.storage import Part, features_dir, load_part, save_part, write_dataset
@@ -63,7 +64,7 @@ def other_class_partners(y: torch.Tensor, seed: int) -> torch.Tensor:
         if not clash.any():
             return partners
         partners[clash] = torch.randint(0, len(y), (int(clash.sum()),), generator=g)
-    raise ValueError("could not draw images of another class: does the data have a single class?")
+    raise ParameterError("could not draw images of another class: does the data have a single class?")
 
 
 
@@ -154,10 +155,10 @@ def check_source(checkpoint: Checkpoint, config: FeatureConfig) -> None:
     """D_R needs a robust source and the others a standard one: the dataset's name says which it is."""
     adversarial = bool((checkpoint.meta.get("train_config") or {}).get("adversarial"))
     if config.kind == "D_R" and not adversarial:
-        raise ValueError(f"D_R is extracted from an adversarially trained model; {checkpoint.name} is standard "
+        raise ParameterError(f"D_R is extracted from an adversarially trained model; {checkpoint.name} is standard "
                          "(its Eq. A2 dataset is D_NR)")
     if config.kind != "D_R" and adversarial:
-        raise ValueError(f"{config.kind} is extracted from a standard model; {checkpoint.name} is adversarially "
+        raise ParameterError(f"{config.kind} is extracted from a standard model; {checkpoint.name} is adversarially "
                          "trained (its Eq. A2 dataset is D_R)")
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from core.checkpoints import Checkpoint, load_checkpoint, weights_file
 from core.config import config_dict
 from core.data import load_dataset, to_float
+from core.errors import ParameterError
 from core.experiments import Evaluation, RunContext, Subject, experiment, images_in
 from core.features.config import HOLDOUT_KINDS, FeatureConfig, feature_config
 from core.features.extraction import dataset_id, ensure_dataset, extraction_work
@@ -38,7 +39,7 @@ def feature_train_config(kind: str, arch: str = "resnet18", norm: str = "bn", pr
                          **overrides) -> TrainConfig:
     """Table A5's training config for a dataset of ``kind`` (scaled by ``preset``), with overrides."""
     if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown feature training preset {preset!r}; choose from {', '.join(TRAIN_PRESETS)}")
+        raise ParameterError(f"unknown feature training preset {preset!r}; choose from {', '.join(TRAIN_PRESETS)}")
     settings = dict(TRAIN_PRESETS[preset])
     high = kind in HOLDOUT_KINDS
     settings["lr"] = settings["lr"]["high" if high else "low"]

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from core.errors import ParameterError
 from core.models import (alexnet, chenyaofo, densenet, imagenet, kuangliu, resnet, resnext,  # noqa: F401
                          robustbench, vgg, wrn)  # (fill the registry)
 from core.models._registry import NORMS, RESNET_NORMS, list_models, model_entry, register_model
@@ -82,13 +83,13 @@ def build(arch: str, norm: str = "bn", num_classes: int = 10, width: float = 1.0
 def build_from_spec(spec: ModelSpec) -> NormScopeModel:
     entry = model_entry(spec.arch)
     if spec.norm not in entry.norms:
-        raise ValueError(f"{spec.arch} supports norm in {entry.norms}, not {spec.norm!r}")
+        raise ParameterError(f"{spec.arch} supports norm in {entry.norms}, not {spec.norm!r}")
     if spec.width <= 0:
-        raise ValueError(f"width must be positive, got {spec.width}")
+        raise ParameterError(f"width must be positive, got {spec.width}")
     kw = dict(norm=spec.norm, num_classes=spec.num_classes, width=spec.width)
     if not spec.shortcut:
         if spec.arch not in list_models("resnet*"):
-            raise ValueError("shortcut=False exists only for CIFAR ResNets")
+            raise ParameterError("shortcut=False exists only for CIFAR ResNets")
         kw["shortcut"] = False
     return NormScopeModel(entry.builder(**kw), spec)
 

@@ -7,6 +7,8 @@ from typing import Callable
 
 from torch import nn
 
+from core.errors import ParameterError
+
 NORMS = ("none", "bn", "in", "ln", "gn")
 RESNET_NORMS = NORMS + ("fixup",)
 
@@ -31,7 +33,7 @@ def register_model(norms: tuple[str, ...], family: str = "cifar", input_size: in
     """Register a backbone builder under its function name; ``default_norm`` is bn where allowed, else norms[0]."""
     default = default_norm or ("bn" if "bn" in norms else norms[0])
     if default not in norms:
-        raise ValueError(f"default norm {default!r} is not among {norms}")
+        raise ParameterError(f"default norm {default!r} is not among {norms}")
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, norms, family, input_size, default)
@@ -48,5 +50,5 @@ def list_models(pattern: str = "*", family: str | None = None) -> list[str]:
 
 def model_entry(arch: str) -> ModelEntry:
     if arch not in _REGISTRY:
-        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(list_models())}")
+        raise ParameterError(f"unknown architecture {arch!r}; known: {', '.join(list_models())}")
     return _REGISTRY[arch]

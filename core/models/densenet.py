@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.errors import ParameterError
 from core.models._registry import NORMS, register_model
 from core.models.backbone import Backbone, pooled
 from core.models.norms import make_norm
@@ -45,7 +46,7 @@ class DenseNet(Backbone):
                  num_classes: int = 10, width: float = 1.0) -> None:
         super().__init__()
         if (depth - 4) % 6:
-            raise ValueError(f"DenseNet-BC depth must be 6n+4, got {depth}")
+            raise ParameterError(f"DenseNet-BC depth must be 6n+4, got {depth}")
         layers, k = (depth - 4) // 6, max(2, round(growth * width))  # norms see >= 2k channels
         channels = 2 * k
         self.stem = nn.Conv2d(3, channels, 3, padding=1, bias=False)

@@ -11,6 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
+from core.errors import ParameterError
 from core.models._registry import register_model
 
 
@@ -46,7 +47,7 @@ def torchvision_builder(name: str, constructor: str, expected_norm: str, head: s
     """A registry builder for one torchvision architecture, which exists with one normalization only."""
     def build(norm: str = expected_norm, num_classes: int = 1000, width: float = 1.0) -> TorchvisionNet:
         if norm != expected_norm:
-            raise ValueError(f"{name} exists only with norm={expected_norm!r} (torchvision layout)")
+            raise ParameterError(f"{name} exists only with norm={expected_norm!r} (torchvision layout)")
         return TorchvisionNet(getattr(torchvision.models, constructor)(weights=None, num_classes=num_classes), head)
     build.__name__ = name
     return build

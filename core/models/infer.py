@@ -11,6 +11,7 @@ import re
 
 import torch
 
+from core.errors import ParameterError
 from core.models import ModelSpec, list_models
 from core.models.layouts import read_layout
 
@@ -37,14 +38,14 @@ def registry_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
         spec = guess(keys, shapes)
         if spec is not None:
             return spec
-    raise ValueError(f"the architecture is not recognised from its {len(keys)} keys (e.g. {sorted(keys)[:4]}); "
+    raise ParameterError(f"the architecture is not recognised from its {len(keys)} keys (e.g. {sorted(keys)[:4]}); "
                      "choose the architecture, norm and width explicitly")
 
 
 def _torchvision(keys: set[str], shapes: dict) -> ModelSpec | None:
     if "fc.weight" in keys and "layer1.0.conv1.weight" in keys:
         if "layer1.2.conv1.weight" in keys and "layer1.0.conv3.weight" not in keys:
-            raise ValueError("this looks like a torchvision ResNet34, which is not supported (resnet18/50 are)")
+            raise ParameterError("this looks like a torchvision ResNet34, which is not supported (resnet18/50 are)")
         arch = "tv_resnet50" if "layer1.0.conv3.weight" in keys else "tv_resnet18"
         return ModelSpec(arch, "bn", shapes["fc.weight"][0])
     if "classifier.6.weight" in keys and "features.0.weight" in keys:
@@ -58,7 +59,7 @@ def _layer_norm(keys: set[str], prefix: str) -> str:
     if f"{prefix}.running_mean" in keys:
         return "bn"
     if f"{prefix}.weight" in keys:
-        raise ValueError("the normalization is IN, LN or GN, which have identical weight shapes; choose the norm")
+        raise ParameterError("the normalization is IN, LN or GN, which have identical weight shapes; choose the norm")
     return "none"
 
 
@@ -67,7 +68,7 @@ def _cifar_vgg(keys: set[str], shapes: dict) -> ModelSpec | None:
         return None
     convs = [k for k in keys if re.fullmatch(r"features\.\d+\.weight", k) and len(shapes[k]) == 4]
     if len(convs) not in VGG_DEPTHS:
-        raise ValueError(f"a VGG with {len(convs)} conv layers is not one of vgg11/13/16/19")
+        raise ParameterError(f"a VGG with {len(convs)} conv layers is not one of vgg11/13/16/19")
     width = shapes["features.0.weight"][0] / 64
     return ModelSpec(VGG_DEPTHS[len(convs)], _layer_norm(keys, "features.1"), shapes["head.weight"][0], width)
 
@@ -94,16 +95,16 @@ def _resnet_arch(keys: set[str], shapes: dict, blocks: list[int], shortcut: bool
     if arch is None:
         if padded:
             return padded
-        raise ValueError(f"a ResNet with blocks {blocks} is not one of {', '.join(sorted(RESNET_BLOCKS.values()))}, "
+        raise ParameterError(f"a ResNet with blocks {blocks} is not one of {', '.join(sorted(RESNET_BLOCKS.values()))}, "
                          f"resnet50 or {', '.join(list_models('resnet*a'))}")
     if padded:
-        raise ValueError(f"without shortcut weights these keys are {arch} with no shortcuts (App. I's ablation) or "
+        raise ParameterError(f"without shortcut weights these keys are {arch} with no shortcuts (App. I's ablation) or "
                          f"{padded} (option A: parameter-free shortcuts), which compute different outputs from the "
                          "same weights; choose the architecture")
     bottleneck = any(k.startswith("stages.0.0.branch.") and ".weight" in k and len(shapes[k]) == 4
                      and shapes[k][-1] == 1 for k in keys)
     if bottleneck and arch != "resnet34":
-        raise ValueError(f"bottleneck blocks {blocks} do not make resnet50 (3, 4, 6, 3)")
+        raise ParameterError(f"bottleneck blocks {blocks} do not make resnet50 (3, 4, 6, 3)")
     return "resnet50" if bottleneck else arch
 
 
@@ -122,7 +123,7 @@ def _cifar_resnext(keys: set[str], shapes: dict) -> ModelSpec | None:
     if "stages.0.0.conv_grouped.0.weight" not in keys:
         return None
     if [_blocks_per_stage(keys, f"stages.{s}") for s in range(3)] != [3, 3, 3]:
-        raise ValueError("a ResNeXt without 3 stages of 3 blocks is not resnext29")
+        raise ParameterError("a ResNeXt without 3 stages of 3 blocks is not resnext29")
     return ModelSpec("resnext29", _layer_norm(keys, "stem.1"), shapes["head.weight"][0],
                      shapes["stem.0.weight"][0] / 64)
 
@@ -131,7 +132,7 @@ def _cifar_densenet(keys: set[str], shapes: dict) -> ModelSpec | None:
     if "stem.weight" not in keys or "blocks.0.0.branch.2.weight" not in keys:
         return None
     if _blocks_per_stage(keys, "blocks.0") != 6:
-        raise ValueError("a DenseNet-BC without 6 layers per dense block is not densenet_bc (depth 40)")
+        raise ParameterError("a DenseNet-BC without 6 layers per dense block is not densenet_bc (depth 40)")
     # the stem has 2k channels and the growth rate k is 12 at width 1
     return ModelSpec("densenet_bc", _layer_norm(keys, "blocks.0.0.branch.0"), shapes["head.weight"][0],
                      shapes["stem.weight"][0] / 24)
@@ -142,10 +143,10 @@ def _cifar_wrn(keys: set[str], shapes: dict) -> ModelSpec | None:
         return None
     blocks = [_blocks_per_stage(keys, f"stages.{s}") for s in range(3)]
     if len(set(blocks)) != 1 or blocks[0] not in WRN_DEPTHS:
-        raise ValueError(f"a Wide ResNet with {blocks} blocks per stage is not one of wrn16_4, wrn28_10, wrn34_10")
+        raise ParameterError(f"a Wide ResNet with {blocks} blocks per stage is not one of wrn16_4, wrn28_10, wrn34_10")
     arch, widen = WRN_DEPTHS[blocks[0]]
     width = shapes["stem.weight"][0] / 16
     if round(shapes["stages.0.0.conv1.weight"][0] / width) != 16 * widen:
-        raise ValueError(f"a Wide ResNet of depth {6 * blocks[0] + 4} with widen factor other than {widen} "
+        raise ParameterError(f"a Wide ResNet of depth {6 * blocks[0] + 4} with widen factor other than {widen} "
                          f"is not {arch}")
     return ModelSpec(arch, _layer_norm(keys, "norm"), shapes["head.weight"][0], width)

@@ -16,6 +16,7 @@ from torch import nn
 from torch.fx.experimental.optimization import fuse
 
 from core.device import preferred_layout
+from core.errors import ParameterError
 
 PRECISIONS = ("fp32", "bf16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16}
@@ -25,7 +26,7 @@ UNTRACEABLE = (torch.fx.proxy.TraceError, TypeError, NameError, NotImplementedEr
 
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+        raise ParameterError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

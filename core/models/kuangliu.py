@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.errors import ParameterError
 from core.models._registry import register_model
 from core.models.backbone import Backbone, pooled
 
@@ -23,7 +24,7 @@ PUBLISHED = "cifar-published"  # registry family: a published CIFAR architecture
 def published_only(name: str, norm: str, width: float) -> None:
     """Published layouts exist with BN at width 1 only; anything else would not load their checkpoints."""
     if norm != "bn" or width != 1.0:
-        raise ValueError(f"{name} is a published layout: norm='bn' and width 1 only")
+        raise ParameterError(f"{name} is a published layout: norm='bn' and width 1 only")
 
 
 class PreActBlock(nn.Module):

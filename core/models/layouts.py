@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 
+from core.errors import ParameterError
 from core.models import ModelSpec, list_models
 
 AKAMASTER_HINT = ("akamaster/pytorch_resnet_cifar10's trainer.py trains behind ImageNet's mean (0.485, 0.456, 0.406), "
@@ -54,7 +55,7 @@ class Layout:
     def spec(self, state: dict[str, torch.Tensor]) -> ModelSpec | None:
         """The architecture, for layouts kept in their own keys; None where the renamed keys are inferred."""
         if len(self.archs) > 1:
-            raise ValueError(f"the keys fit {' and '.join(self.archs)} ({self.source}), {self.ambiguity}; "
+            raise ParameterError(f"the keys fit {' and '.join(self.archs)} ({self.source}), {self.ambiguity}; "
                              "choose the architecture")
         if not self.archs:
             return None
@@ -120,7 +121,7 @@ def _akamaster(keys: set[str]) -> Layout:
     arch = f"resnet{6 * blocks[0] + 2}a"
     known = len(set(blocks)) == 1 and arch in list_models()
     if not known:  # a block missing, or a depth without a registry model: the error names what was found
-        raise ValueError(f"its keys read as {source} with option-A shortcuts, but {blocks} blocks per stage make none "
+        raise ParameterError(f"its keys read as {source} with option-A shortcuts, but {blocks} blocks per stage make none "
                          f"of its ResNets ({', '.join(list_models('resnet*a'))}: n, n, n blocks); is a block missing?")
     return Layout(f"{source} (option-A shortcuts)", resnet_key, archs=(arch,), head="head.weight",
                   hint=AKAMASTER_HINT)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from core.errors import ParameterError
+
 
 def group_count(channels: int, max_groups: int = 32) -> int:
     """GroupNorm groups: the paper's 32 where possible, at least 2 channels per group at small widths."""
@@ -22,7 +24,7 @@ def make_norm(norm: str, channels: int) -> nn.Module:
         return nn.GroupNorm(1, channels)
     if norm == "gn":
         return nn.GroupNorm(group_count(channels), channels)
-    raise ValueError(f"unknown norm {norm!r}; choose from none, bn, in, ln, gn, fixup")
+    raise ParameterError(f"unknown norm {norm!r}; choose from none, bn, in, ln, gn, fixup")
 
 
 def scaled(channels: int, width: float) -> int:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from core.errors import ParameterError
 from core.models._registry import RESNET_NORMS, register_model
 from core.models.backbone import Backbone, pooled
 from core.models.norms import make_norm, scaled
@@ -97,7 +98,7 @@ class ResNet(Backbone):
                  padded: bool = False) -> None:
         super().__init__()
         if padded and not shortcut:
-            raise ValueError("option A is a kind of shortcut: without shortcuts, use the option-B model's name")
+            raise ParameterError("option A is a kind of shortcut: without shortcuts, use the option-B model's name")
         stem = scaled(planes[0] if len(planes) == 4 else 16, width)
         self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, 1, 1, bias=False), make_norm(norm, stem),
                                   *([Bias()] if norm == "fixup" else []), nn.ReLU(inplace=True))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.errors import ParameterError
 from core.models._registry import NORMS, register_model
 from core.models.backbone import Backbone, pooled
 from core.models.norms import make_norm, scaled
@@ -34,7 +35,7 @@ class WideResNet(Backbone):
                  width: float = 1.0) -> None:
         super().__init__()
         if (depth - 4) % 6:
-            raise ValueError(f"WRN depth must be 6n+4, got {depth}")
+            raise ParameterError(f"WRN depth must be 6n+4, got {depth}")
         channels = scaled(16, width)
         self.stem = nn.Conv2d(3, channels, 3, padding=1, bias=False)
         stages = []
