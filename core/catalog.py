@@ -47,6 +47,7 @@ class CatalogEntry:
     preset: str = ""
     group: str = ""  # a zoo model's comparison group (core.zoo.ZooEntry.group, from the zoo's index); else ""
     seed: int = 0  # its training seed (TrainConfig.seed; 0 where the file does not say)
+    probe_images: int = 0  # test images behind each epoch's accuracy probes in ``history`` (0: not recorded)
 
     @property
     def adversarial(self) -> bool:
@@ -83,7 +84,16 @@ def entry_from_file(path: Path, source: str) -> CatalogEntry | None:
                         num_classes=int(model.get("num_classes", 10)),
                         final_metrics=meta.get("final_metrics", {}), history=tuple(meta.get("history", [])),
                         preset=meta.get("train_config", {}).get("preset", ""),
-                        seed=int(meta.get("train_config", {}).get("seed", 0)))
+                        seed=int(meta.get("train_config", {}).get("seed", 0)),
+                        probe_images=probe_images(meta))
+
+
+def probe_images(meta: dict) -> int:
+    """How many test images each epoch's probe read: ``probe_per_class`` of every class (0 without a training
+    config, e.g. an upload)."""
+    config = meta.get("train_config") or {}
+    per_class = config.get("probe_per_class", 100 if config else 0)  # TrainConfig's default
+    return int(per_class) * int(meta.get("model", {}).get("num_classes", 10))
 
 
 def zoo_dir() -> Path:

@@ -275,6 +275,8 @@ def test_training_dynamics_overlays_histories():
     at = open_page("training")
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 1 and [b.key for b in at.download_button] == ["dyn_csv"]
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "Wilson" in spec and '"error_y"' in spec  # the probes' accuracies (200 images each here) carry intervals
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:

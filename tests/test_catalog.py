@@ -128,3 +128,10 @@ def test_the_shipped_landscape_runs_are_grouped_and_none_enters_the_scoreboard(t
     shipped = {e.name for e in entries if e.group == LANDSCAPE_GROUP}
     assert shipped == planned & {e.name for e in entries}  # every shipped one is grouped by the index
     assert not shipped & paired(entries)
+
+
+def test_probe_images_come_from_the_training_config():
+    from core.catalog import probe_images
+    assert probe_images({"train_config": {"probe_per_class": 20}, "model": {"num_classes": 10}}) == 200
+    assert probe_images({"train_config": {"epochs": 3}, "model": {"num_classes": 100}}) == 10_000  # its default
+    assert probe_images({"model": {"num_classes": 10}}) == 0  # an upload: nothing recorded

@@ -7,8 +7,10 @@ import streamlit as st
 
 from core.catalog import CatalogEntry
 from ui import render, state, widgets
+from ui.intervals import error_bars, with_wilson
 
 METRICS = {"test_accuracy": "clean accuracy", "robust_accuracy": "robust accuracy (l2-PGD)", "ligs": "LIGS"}
+ACCURACIES = ("test_accuracy", "robust_accuracy")  # shares of the probe's images: binomial intervals
 
 st.title("Training dynamics")
 st.markdown("The paper (Fig. 1, A2): a model learns robust features first and non-robust ones later, so robust "
@@ -21,8 +23,10 @@ models = widgets.model_picker("dyn_models", dataset, limit=8)
 def history_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
     """One row per (model, epoch, metric) from the recorded histories."""
     rows = [{"model": e.label, "norm": e.norm, "dataset": e.dataset, "epoch": h["epoch"], "metric": METRICS[k],
-             "value": h[k]} for e in entries for h in e.history for k in METRICS if h.get(k) is not None]
-    return pd.DataFrame(rows, columns=["model", "norm", "dataset", "epoch", "metric", "value"])
+             "value": h[k], "n": e.probe_images if k in ACCURACIES else 0}
+            for e in entries for h in e.history for k in METRICS if h.get(k) is not None]
+    frame = pd.DataFrame(rows, columns=["model", "norm", "dataset", "epoch", "metric", "value", "n"])
+    return with_wilson(frame, "value") if rows else frame  # LIGS (a mean, n = 0) gets no binomial interval
 
 
 df = history_frame(models)
@@ -31,7 +35,8 @@ if missing:
     st.info("No per-epoch history recorded for: " + ", ".join(missing))
 if not df.empty:
     fig = px.line(df, x="epoch", y="value", color="model", facet_col="metric", markers=True, facet_col_spacing=0.06,
-                  title=f"Probes over training on {dataset}", category_orders={"metric": list(METRICS.values())})
+                  **error_bars(df), category_orders={"metric": list(METRICS.values())},
+                  title=f"Probes over training on {dataset} (accuracy bars: 95 % Wilson intervals)")
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
     render.chart(fig, df, f"training-dynamics-{dataset}", "dyn")
