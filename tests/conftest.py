@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,3 +111,25 @@ def full_fp32():
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+# The app tests' world (tests/apptest.py): the tiny pair as a zoo, and a cache of each test's own.
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory, trained_pair) -> Path:
+    """A zoo of the tiny BN / no-BN pair, so the tests never depend on (or race with) checkpoints/."""
+    from apptest import PAIR  # (the app's modules load only where an app test runs)
+    from core.checkpoints import save_checkpoint
+
+    folder = tmp_path_factory.mktemp("zoo")
+    keep = ("dataset", "train_config", "history", "epochs_completed", "final_metrics")
+    for name, norm in zip(PAIR, ("none", "bn")):
+        ckpt = trained_pair[norm]
+        save_checkpoint(ckpt.model, folder / name, {k: ckpt.meta[k] for k in keep if k in ckpt.meta})
+    return folder
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch, zoo) -> Path:
+    monkeypatch.setenv("NORMSCOPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("NORMSCOPE_ZOO", str(zoo))
+    return tmp_path / "cache"

@@ -60,7 +60,7 @@ def checkpoint_faults(good: Path, other_arch: Path, folder: Path) -> dict[str, t
         "truncated": ("truncated.safetensors", data[: len(data) // 2], "not a valid safetensors"),
         "empty": ("empty.safetensors", b"", "empty"),
         "empty-torch": ("empty.pt", b"", "empty"),
-        "not-a-checkpoint": ("notes.pt", b"hello, world", "weights-only"),
+        "not-a-checkpoint": ("notes.pt", b"hello, world", "not a checkpoint"),
         "malicious-pickle": ("evil.pt", buffer.getvalue(), "never run"),
     }
     corpus = {name: (_write(folder / file, content), words) for name, (file, content, words) in files.items()}

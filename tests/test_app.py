@@ -5,7 +5,6 @@ takes seconds. Every test gets its own cache directory (NORMSCOPE_CACHE), hence 
 """
 from __future__ import annotations
 
-import io
 import json
 import pickle
 import re
@@ -21,63 +20,13 @@ from streamlit.runtime.scriptrunner.script_cache import ScriptCache
 from streamlit.testing.v1 import AppTest
 
 from core import jobs
-from core.checkpoints import load_checkpoint, save_checkpoint
+from core.checkpoints import load_checkpoint
 from core.findings import FINDINGS
 from ui import navigation
 
-ROOT = Path(__file__).resolve().parents[1]
-APP = str(ROOT / "app.py")
-PAIR = ["builtin-vgg11-none", "builtin-vgg11-bn"]
-TIMEOUT = 180  # seconds per script run; the CPU may be busy with training
-PAGES = {  # page (its url path in ui/navigation.py) -> widget keys a user (and this test) drives there
-    "overview": [],
-    "models": ["upload_file", "upload_manual", "upload_dataset", "train_preset", "train_arch", "train_norm",
-               "train_precision_tiny", "train_compile_tiny"],
-    "robustness": ["rob_models", "rob_attacks", "rob_per_class", "rob_precision", "sweep_attack"],
-    "training": ["dyn_models"],
-    "ligs": ["ligs_models", "ligs_kind", "ligs_size", "ligs_per_class"],
-    "gallery": ["gal_models", "gal_attack", "gal_per_class", "gal_shown"],
-    "transfer": ["tr_sources", "tr_targets", "tr_attack", "tr_per_class"],
-    "landscape": ["ls_comparison", "ls_train_models", "ls_models", "ls_image", "ls_plane", "ls_threat",
-                  "ls_radius_l2", "ls_resolution", "ls_profile_models"],
-    "features": ["nrf_reliance_run"],
-    "corruptions": ["cor_models", "cor_names", "cor_severities", "cor_source", "cor_per_class", "cor_image",
-                    "cor_fourier_eps"],
-}
+from apptest import APP, PAGES, PAIR, ROOT, TIMEOUT, assert_clean, open_page, state_dict_bytes, upload
 
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory, trained_pair) -> Path:
-    """A zoo of the tiny BN / no-BN pair, so the tests never depend on (or race with) checkpoints/."""
-    folder = tmp_path_factory.mktemp("zoo")
-    keep = ("dataset", "train_config", "history", "epochs_completed", "final_metrics")
-    for name, norm in zip(PAIR, ("none", "bn")):
-        ckpt = trained_pair[norm]
-        save_checkpoint(ckpt.model, folder / name, {k: ckpt.meta[k] for k in keep if k in ckpt.meta})
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch, zoo) -> Path:
-    monkeypatch.setenv("NORMSCOPE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("NORMSCOPE_ZOO", str(zoo))
-    return tmp_path / "cache"
-
-
-def open_page(page: str, **state) -> AppTest:
-    """A fresh session on ``page`` with the built-in data source (and any other session state)."""
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in {"dataset": "builtin", **state}.items():
-        at.session_state[key] = value
-    at.run()
-    if page != "overview":
-        at.switch_page(navigation.page_def(page).file).run()
-    return at
-
-
-def assert_clean(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
+pytestmark = pytest.mark.usefixtures("cache_dir")  # its own cache and the tiny zoo (conftest.py)
 
 
 def widget_keys(at: AppTest) -> set[str]:
@@ -277,18 +226,6 @@ def test_training_dynamics_overlays_histories():
     assert len(at.get("plotly_chart")) == 1 and [b.key for b in at.download_button] == ["dyn_csv"]
     spec = at.get("plotly_chart")[0].proto.spec
     assert "Wilson" in spec and '"error_y"' in spec  # the probes' accuracies (200 images each here) carry intervals
-
-
-def upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.file_uploader(key="upload_file").set_value((name, data, "application/octet-stream")).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def state_dict_bytes(state: dict) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()
 
 
 def test_good_uploads_join_every_model_list(zoo):

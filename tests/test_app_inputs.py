@@ -1,17 +1,19 @@
 """Every value the pages' widgets accept gives a page without Streamlit's error box (an uncaught exception, which
 a public server shows redacted): each number field at its bounds, each choice of every short selector, and the
-text fields that pages parse given what a visitor may type. Driven with AppTest on tests/test_app.py's tiny zoo.
+text fields that pages parse given what a visitor may type. Driven with AppTest on the tiny zoo of tests/conftest.py.
 """
 from __future__ import annotations
 
 import pytest
-from test_app import PAGES, open_page, zoo, cache_dir  # noqa: F401 -- fixtures used by name
+from apptest import PAGES, open_page
 
 from core.attacks import WHITE_BOX
 from core.corruptions.evaluation import IMAGE_SOURCES
 from core.robustness import autoattack_budgets
 from core.transfer import TRANSFER_ATTACKS
 from ui.widgets import MAX_LIST
+
+pytestmark = pytest.mark.usefixtures("cache_dir")  # its own cache and the tiny zoo (conftest.py)
 
 # What an attacker typed into the eps list (issue 29), and other text that is not a list of budgets.
 BAD_NUMBERS = ["nan", "inf", "-inf", "1e309", "2/0", "1/0.0", "-5", "abc", "0x10", "1/2/3", "💥", "__import__('os')",

@@ -1,14 +1,18 @@
 """The Robustness page's gradient check and AutoAttack-style section, driven headless with AppTest on the tiny
-built-in zoo of tests/test_app.py (its fixtures and helpers are reused)."""
+built-in zoo (tests/conftest.py) with the helpers of tests/apptest.py."""
 from __future__ import annotations
 
-from test_app import PAIR, assert_clean, cache_dir, open_page, zoo  # noqa: F401 -- fixtures used by name
+import pytest
+
+from apptest import PAIR, assert_clean, open_page
 
 from core.attacks import paper_spec
 from core.cache import MISSING, ResultCache
 from core.checkpoints import load_checkpoint
 from core.experiments import EvalData, RunContext
 from core.robustness import RobustnessConfig, robustness
+
+pytestmark = pytest.mark.usefixtures("cache_dir")  # its own cache and the tiny zoo (conftest.py)
 
 
 def table_with(at, column: str):

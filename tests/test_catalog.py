@@ -16,8 +16,8 @@ from core.zoo import LANDSCAPE_GROUP
 
 
 @pytest.fixture
-def zoo(tmp_path, trained_pair):
-    """A zoo folder holding the BN / no-BN pair."""
+def pair_zoo(tmp_path, trained_pair):
+    """A zoo folder holding the BN / no-BN pair (files pair-bn, pair-none)."""
     folder = tmp_path / "zoo"
     for norm, ckpt in trained_pair.items():
         save_checkpoint(ckpt.model, folder / f"pair-{norm}", {"dataset": "builtin", "history": ckpt.history,
@@ -25,21 +25,21 @@ def zoo(tmp_path, trained_pair):
     return folder
 
 
-def test_lists_zoo_with_metadata_and_filters_by_dataset(zoo, tmp_path):
-    entries = list_checkpoints(tmp_path / "cache", zoo)
+def test_lists_zoo_with_metadata_and_filters_by_dataset(pair_zoo, tmp_path):
+    entries = list_checkpoints(tmp_path / "cache", pair_zoo)
     assert [(e.name, e.source, e.norm, e.dataset) for e in entries] == [
         ("pair-bn", "zoo", "bn", "builtin"), ("pair-none", "zoo", "none", "builtin")]
     assert entries[0].history and "robust_accuracy" in entries[0].final_metrics
-    assert list_checkpoints(tmp_path / "cache", zoo, dataset="cifar10-jpeg") == []
+    assert list_checkpoints(tmp_path / "cache", pair_zoo, dataset="cifar10-jpeg") == []
 
 
-def test_upload_is_stored_once_and_joins_the_catalog(zoo, tmp_path):
-    root, data = tmp_path / "cache", (zoo / "pair-bn.safetensors").read_bytes()
+def test_upload_is_stored_once_and_joins_the_catalog(pair_zoo, tmp_path):
+    root, data = tmp_path / "cache", (pair_zoo / "pair-bn.safetensors").read_bytes()
     entry = store_upload(data, "my model.v2.safetensors", root=root)
     again = store_upload(data, "my model.v2.safetensors", root=root)
     assert entry == again and entry.source == "upload" and entry.dataset == "builtin" and entry.norm == "bn"
     assert len(list(uploads_dir(root).glob("*.safetensors"))) == 1
-    assert [e.label for e in list_checkpoints(root, zoo) if e.source == "upload"] == [entry.label]
+    assert [e.label for e in list_checkpoints(root, pair_zoo) if e.source == "upload"] == [entry.label]
     assert entry.name == "my model.v2" and entry.label.startswith("my model.v2 (upload ")
 
 
@@ -68,8 +68,8 @@ def test_bad_uploads_raise_checkpoint_error_and_store_nothing(tmp_path, data):
     assert not list(uploads_dir(tmp_path).glob("*"))
 
 
-def test_zoo_folder_follows_normscope_zoo(zoo, tmp_path, monkeypatch):
-    monkeypatch.setenv("NORMSCOPE_ZOO", str(zoo))
+def test_zoo_folder_follows_normscope_zoo(pair_zoo, tmp_path, monkeypatch):
+    monkeypatch.setenv("NORMSCOPE_ZOO", str(pair_zoo))
     assert [e.name for e in list_checkpoints(tmp_path / "cache")] == ["pair-bn", "pair-none"]
 
 
@@ -99,24 +99,24 @@ def paired(entries) -> set[str]:
     return {e.name for p in comparable_pairs(entries) for e in (p.treated, p.control)}
 
 
-def test_zoo_groups_come_from_the_index_and_the_landscape_runs_stay_out_of_the_scoreboard(zoo, tmp_path, trained_pair):
+def test_zoo_groups_come_from_the_index_and_the_landscape_runs_stay_out_of_the_scoreboard(pair_zoo, tmp_path, trained_pair):
     for norm, ckpt in trained_pair.items():  # a second BN / norm-free pair of the same architecture: App. I's runs
-        save_checkpoint(ckpt.model, zoo / f"ls-{norm}", {"dataset": "builtin"})
-    assert paired(list_checkpoints(tmp_path / "cache", zoo)) == {
+        save_checkpoint(ckpt.model, pair_zoo / f"ls-{norm}", {"dataset": "builtin"})
+    assert paired(list_checkpoints(tmp_path / "cache", pair_zoo)) == {
         "pair-bn", "pair-none", "ls-bn", "ls-none"}  # no index: no groups, nothing to tell them apart
-    write_index(zoo, {"pair-bn": "vgg11-norms", "pair-none": "vgg11-norms",
+    write_index(pair_zoo, {"pair-bn": "vgg11-norms", "pair-none": "vgg11-norms",
                       "ls-bn": LANDSCAPE_GROUP, "ls-none": LANDSCAPE_GROUP})
-    entries = list_checkpoints(tmp_path / "cache", zoo)
+    entries = list_checkpoints(tmp_path / "cache", pair_zoo)
     assert {e.name: e.group for e in entries} == {"ls-bn": "landscape", "ls-none": "landscape",
                                                   "pair-bn": "vgg11-norms", "pair-none": "vgg11-norms"}
     assert paired(entries) == {"pair-bn", "pair-none"}
 
 
 @pytest.mark.parametrize("index", ["{not json", '{"models": [{"file": "pair-bn.safetensors"}]}', "[1, 2]"])
-def test_an_unreadable_zoo_index_leaves_the_groups_empty_and_the_listing_whole(zoo, tmp_path, index):
-    (zoo / ZOO_INDEX).write_text(index)
-    assert zoo_groups(zoo) == {}
-    listed = list_checkpoints(tmp_path / "cache", zoo)
+def test_an_unreadable_zoo_index_leaves_the_groups_empty_and_the_listing_whole(pair_zoo, tmp_path, index):
+    (pair_zoo / ZOO_INDEX).write_text(index)
+    assert zoo_groups(pair_zoo) == {}
+    listed = list_checkpoints(tmp_path / "cache", pair_zoo)
     assert [(e.name, e.group) for e in listed] == [("pair-bn", ""), ("pair-none", "")]
 
 

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 from faults import MARKER, TRAVERSAL_NAMES, checkpoint_faults
-from test_app import PAIR, assert_clean, cache_dir, open_page, upload, zoo  # noqa: F401 -- fixtures used by name
+from apptest import PAIR, assert_clean, open_page, upload
 
 from core import cli
 from core.cache import ResultCache
 from core.catalog import uploads_dir
+
+pytestmark = pytest.mark.usefixtures("cache_dir")  # its own cache and the tiny zoo (conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = ("ligs:sentinel", {"ligs": 0.5, "note": "cached before the faults"})

@@ -1,5 +1,5 @@
 """Public serving: the policy (environment and config file), the request size it limits, and the app under it,
-driven headless with AppTest on the tiny built-in zoo of tests/test_app.py (its fixtures and helpers are reused).
+driven headless with AppTest on the tiny built-in zoo (tests/conftest.py) with the helpers of tests/apptest.py.
 The same in a real browser: tests/test_browser.py."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_app import PAIR, assert_clean, cache_dir, open_page, upload, zoo  # noqa: F401 -- fixtures used by name
+from apptest import PAIR, assert_clean, open_page, upload
 
 from core.attacks import paper_spec
 from core.checkpoints import MAX_CHECKPOINT_BYTES, too_large
@@ -22,6 +22,8 @@ from core.surface import LossSurfaceConfig
 from core.planning import Plan
 from core.serving import ServingError, ServingPolicy, serving_policy
 from ui import serving
+
+pytestmark = pytest.mark.usefixtures("cache_dir")  # its own cache and the tiny zoo (conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 
