@@ -20,7 +20,7 @@ from core.config import later_option
 from core.device import model_device, to_device
 from core.errors import ParameterError
 from core.models.inference import InferenceForm, check_precision
-from core.progress import Progress, null_progress, scaled
+from core.progress import Progress, null_progress
 
 LIGS_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
 MASKING_WARNING = 0.01  # a share of exactly-zero input gradients above this flags a result as possibly masked
@@ -141,13 +141,6 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, attack: 
     """Accuracy on adversarial examples; ``attack`` is a spec or a name (paper defaults)."""
     spec = paper_spec(attack) if isinstance(attack, str) else attack
     return run_attack(model, x, y, spec, batch_size=batch_size, progress=progress).robust_accuracy
-
-
-def robustness_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, eps: list[float],
-                     batch_size: int | None = None, progress: Progress | None = None) -> list[tuple[float, float]]:
-    """Robust accuracy at every eps in one call: ``[(eps, accuracy), ...]``."""
-    return [(e, robust_accuracy(model, x, y, spec.with_eps(e), batch_size,
-                                scaled(progress, i / len(eps), (i + 1) / len(eps)))) for i, e in enumerate(eps)]
 
 
 @dataclass(frozen=True)

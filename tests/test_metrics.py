@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from core.attacks import paper_spec
-from core.metrics import LIGSSpec, accuracy, ligs, robust_accuracy, robustness_curve
+from core.metrics import LIGSSpec, accuracy, ligs, robust_accuracy
 
 
 def test_ligs_of_a_linear_model_is_near_one(linear):
@@ -40,11 +40,10 @@ def test_ligs_kinds_are_cosines_and_deterministic(trained_pair, eval_batch, kind
     assert a.per_sample.abs().max() <= 1 + 1e-5 and len(a.per_sample) == len(eval_batch[1])
 
 
-def test_robustness_curve_starts_at_clean_accuracy_and_falls(trained_pair, eval_batch):
-    model = trained_pair["none"].model
-    curve = robustness_curve(model, *eval_batch, paper_spec("pgd_l2", steps=10), [0.0, 0.25, 1.0, 4.0])
-    assert curve[0][1] == accuracy(model, *eval_batch)
-    values = [acc for _, acc in curve]
+def test_robust_accuracy_starts_at_clean_accuracy_and_falls_with_eps(trained_pair, eval_batch):
+    model, spec = trained_pair["none"].model, paper_spec("pgd_l2", steps=10)
+    values = [robust_accuracy(model, *eval_batch, spec.with_eps(e)) for e in (0.0, 0.25, 1.0, 4.0)]
+    assert values[0] == accuracy(model, *eval_batch)
     assert values == sorted(values, reverse=True) and values[-1] < values[0]
 
 

@@ -93,14 +93,6 @@ def decode_jpegs(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
-def file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_cifar10_jpeg(root: str | os.PathLike | None = None, cache_dir: Path | None = None) -> Dataset:
     """The JPEG-derived CIFAR-10 copy, decoded once into ``cache_dir`` and then read from there."""
     folder = find_cifar10_jpeg(root)
