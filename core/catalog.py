@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Sequence
 
 from core.cache import default_cache_dir
-from core.checkpoints import InputNormalization, load_checkpoint_bytes, read_sidecar, save_checkpoint, sha256_bytes
+from core.checkpoints import (CheckpointError, InputNormalization, load_checkpoint_bytes, read_sidecar, save_checkpoint,
+                              sha256_bytes)
 from core.models import ModelSpec
 
 SOURCES = ("zoo", "upload", "trained", "snapshot")
 SHIPPED_ZOO = Path(__file__).resolve().parents[1] / "checkpoints"
-RESULTS_SEED = "results.json.xz"  # the zoo's precomputed results (xz-compressed JSON), beside its checkpoints (see ResultCache.seed)
+RESULTS_SEED = "results.json.xz"  # the zoo's precomputed results (xz JSON), beside its checkpoints (ResultCache.seed)
 ESTIMATES_SEED = "findings-estimates.json"  # the findings scoreboard's interval estimates of those results
 ZOO_INDEX = "zoo.json"  # the zoo's index (scripts/build_zoo.py): each model's file and comparison group
 STORING = threading.Lock()
@@ -72,7 +73,7 @@ def entry_from_file(path: Path, source: str) -> CatalogEntry | None:
     """The catalog entry of ``path`` (.safetensors), or None when it has no readable sidecar."""
     try:
         meta = read_sidecar(path)
-    except ValueError:  # CheckpointError: an unreadable sidecar is skipped, not fatal to the listing
+    except CheckpointError:  # an unreadable sidecar is skipped, not fatal to the listing
         return None
     if "model" not in meta or "sha256" not in meta:
         return None

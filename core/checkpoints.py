@@ -226,7 +226,7 @@ def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = N
 def published_layout(state: dict[str, torch.Tensor], filename: str) -> Layout:
     try:
         return read_layout(state)
-    except ValueError as e:
+    except ParameterError as e:
         raise CheckpointError(f"{filename}: {e}") from e
 
 
@@ -255,7 +255,7 @@ def split_normalization(state: dict[str, torch.Tensor],
             try:
                 found = InputNormalization(tuple(mean * 3 if len(mean) == 1 else mean),
                                            tuple(std * 3 if len(std) == 1 else std))
-            except ValueError as e:
+            except ParameterError as e:
                 raise CheckpointError(f"{filename}: its {mean_key}/{std_key} buffers are no input normalization: "
                                       f"{e}") from e
             return {k: v for k, v in state.items() if k not in (mean_key, std_key)}, found
@@ -296,8 +296,8 @@ def file_format(data: bytes) -> str | None:
     pickle, or the tar of PyTorch < 0.1.10; None if none of them."""
     if data.startswith(b"PK\x03\x04"):
         return TORCH_ZIP
-    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):  # a pickle (PROTO 2-5): torch checks its magic number
-        return TORCH_LEGACY
+    if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return TORCH_LEGACY  # a pickle (PROTO 2-5); torch.load checks that it starts with torch's magic number
     if data[257:262] == b"ustar":
         return TORCH_TAR
     header = int.from_bytes(data[:8], "little") if len(data) >= 9 else 0
@@ -406,7 +406,7 @@ def model_from_state(state: dict[str, torch.Tensor], spec: ModelSpec, filename: 
         raise CheckpointError(f"{filename}: NaN or infinite values in {len(bad)} tensors, e.g. {bad[:3]}")
     try:
         model = build_from_spec(spec)
-    except (ValueError, TypeError) as e:
+    except (ParameterError, TypeError) as e:
         raise CheckpointError(f"{filename}: cannot build {spec.arch}/{spec.norm}: {e}") from e
     target = model.state_dict()
     state = {**{k: v for k, v in target.items() if k.startswith("normalize.")}, **align_keys(state, target)}
@@ -441,5 +441,5 @@ def infer_spec(state: dict[str, torch.Tensor], layout: Layout = NATIVE) -> Model
     ambiguous or unknown."""
     try:
         return layout.spec(state) or registry_spec(state)
-    except ValueError as e:
+    except ParameterError as e:
         raise CheckpointError(f"no metadata, and {e}") from e

@@ -232,7 +232,8 @@ def cmd_info(args) -> dict:
     return {"name": ckpt.name, "sha256": ckpt.sha256, "model": ckpt.spec.to_dict(), "family": entry.family,
             "parameters": sum(p.numel() for p in ckpt.model.parameters()), "dataset": ckpt.dataset,
             "train_config": ckpt.meta.get("train_config"), "final_metrics": ckpt.meta.get("final_metrics"),
-            "epochs": len(ckpt.history), "history": ckpt.history, "metadata_code_version": ckpt.meta.get("code_version"),
+            "epochs": len(ckpt.history), "history": ckpt.history,
+            "metadata_code_version": ckpt.meta.get("code_version"),
             "loaded": {k: ckpt.meta[k] for k in LOADED if k in ckpt.meta}}
 
 
@@ -265,7 +266,7 @@ def cmd_autoattack(args) -> dict:
 
     if args.step_size is not None or args.random_start or args.target != "untargeted" or args.precision != "fp32":
         raise ParameterError("autoattack sets its own step size, random start and targets and runs in fp32: "
-                         "leave out --step-size, --random-start, --target and --precision")
+                             "leave out --step-size, --random-start, --target and --precision")
     steps = field_default(AutoAttackConfig, "steps") if args.steps is None else args.steps
     configs = [AutoAttackConfig(args.threat, eps, steps, args.seed, EvalData(args.dataset, "test", args.per_class))
                for eps in (args.eps or [None])]
@@ -358,7 +359,7 @@ def checkpoint_arg(args, name: str | None = None):
     ckpt = find_checkpoint(name or args.checkpoint, input_normalization(args))
     if args.trained_on and ckpt.dataset not in ("unknown", args.trained_on):
         raise ParameterError(f"{ckpt.name}: its metadata records training on {ckpt.dataset}, not {args.trained_on}; "
-                         "leave out --trained-on")
+                             "leave out --trained-on")
     if args.trained_on:
         ckpt.meta["dataset"] = args.trained_on
     return ckpt

@@ -86,7 +86,7 @@ def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> 
     required = [f.name for f in dataclasses.fields(config_type) if not has_default(f) and f.name not in values]
     if required:
         raise ParameterError(f"{config_type.__name__} has no default for {', '.join(required)}: set "
-                         f"{' and '.join(required)} (dotted below the field that holds it)")
+                             f"{' and '.join(required)} (dotted below the field that holds it)")
     return config_type(**values)
 
 

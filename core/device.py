@@ -35,10 +35,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 def check_cuda(device: torch.device) -> None:
     if not torch.cuda.is_available():
         raise ParameterError(f"CUDA was asked for but is not available on this machine (device {str(device)!r}); "
-                         "use --device cpu, or leave the device out to use what is there")
+                             "use --device cpu, or leave the device out to use what is there")
     if device.index is not None and device.index >= torch.cuda.device_count():
         raise ParameterError(f"{device} was asked for but this machine has {torch.cuda.device_count()} CUDA "
-                         f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+                             f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 
 def model_device(model: nn.Module) -> torch.device:

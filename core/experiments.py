@@ -105,8 +105,8 @@ class RunContext:
         """The cached result of a prerequisite; a clear error if it was not computed first."""
         found = self.results.get(make_key(need.experiment, need.sha256, need.config))
         if found is MISSING:
-            raise ParameterError(f"{need.experiment} of checkpoint {need.sha256[:12]} is not computed yet: it is needed "
-                             "first (core.planning.plan lists it before what needs it)")
+            raise ParameterError(f"{need.experiment} of checkpoint {need.sha256[:12]} is not computed yet: it is "
+                                 "needed first (core.planning.plan lists it before what needs it)")
         return found
 
     def report(self, fraction: float, message: str = "") -> None:

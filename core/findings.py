@@ -533,7 +533,8 @@ def markdown_table(board: list[dict]) -> str:
         lines.append(f"| {f['number']} | {f['claim']} ({f['source']}) | **{f['verdict']}** | | | | | | |")
         for r in f["rows"]:
             matched = {True: "yes", False: "no", None: ""}[r["matched"]]
-            clean = matched if r["clean"] is None else f"{matched}: {100 * r['clean'][0]:.1f} vs {100 * r['clean'][1]:.1f}"
+            clean = matched if r["clean"] is None else \
+                f"{matched}: {100 * r['clean'][0]:.1f} vs {100 * r['clean'][1]:.1f}"
             p = "" if r["p_value"] is None else f"{r['p_value']:.2g}"
             extra = row_note(r, "run `{}`")
             lines.append(f"| | | {r['verdict']} | {r['pair']} | {r['measure']}" + (f" ({extra})" if extra else "") +

@@ -95,7 +95,7 @@ def prerequisites(request: Evaluation, known: dict[str, Subject]) -> list[Evalua
     unknown = [n for n in needs if n.sha256 not in known]
     if unknown:
         raise ParameterError(f"{request.experiment} on {request.name} needs {unknown[0].experiment} of checkpoint "
-                         f"{unknown[0].sha256[:12]}, which is not among the models given")
+                             f"{unknown[0].sha256[:12]}, which is not among the models given")
     return [Evaluation.of(known[n.sha256], get_experiment(n.experiment), n.config) for n in needs]
 
 

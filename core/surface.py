@@ -95,7 +95,7 @@ def plane_directions(gradient: torch.Tensor, plane: str, threat: str,
     linf: its sign) and a random one; "random-random": two random ones. Random draws are on the CPU."""
     if plane == "gradient-random" and bool((threat_norm(gradient, "l2") == 0).any()):
         raise ParameterError("the input gradient is zero at this image (the loss is flat at float precision); "
-                         "choose the plane random-random")
+                             "choose the plane random-random")
     cpu = gradient.detach().cpu()
     first = (cpu if threat == "l2" else cpu.sign()) if plane == "gradient-random" else \
         random_direction(cpu.shape, threat, generator)
@@ -136,7 +136,7 @@ def split_image(data: EvalData, index: int, num_classes: int) -> tuple[torch.Ten
     x, y = dataset.split(data.split)
     if index >= len(y):
         raise ParameterError(f"image {index} does not exist: the {data.split} split of {dataset.name} has "
-                         f"{len(y)} images (0 to {len(y) - 1})")
+                             f"{len(y)} images (0 to {len(y) - 1})")
     return to_float(x[index:index + 1]), y[index:index + 1]
 
 

@@ -109,7 +109,7 @@ def common_dataset(subjects: list[Subject], data: EvalData) -> EvalData:
     if len(datasets) > 1 or len(classes) > 1:
         by = ", ".join(f"{s.name}: {s.dataset}" for s in subjects)
         raise ParameterError(f"sources and targets trained on different datasets or class counts cannot share a "
-                         f"transfer matrix ({by}); pick models of one dataset")
+                             f"transfer matrix ({by}); pick models of one dataset")
     return data_for(subjects[0], data)
 
 

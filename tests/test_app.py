@@ -329,7 +329,8 @@ def test_a_published_legacy_file_uploads_under_its_own_name_and_its_data_shift_i
     at = upload(at, "resnet20-12fca82f.th", akamaster_file(randomized(resnet(20))))
     assert not at.success and "akamaster" in at.warning[0].value and "ImageNet" in at.warning[0].value
     question = at.radio[0]
-    question.set_value(next(o for o in question.options if o.startswith("ImageNet mean/std (akamaster's trainer)"))).run()
+    akamaster = next(o for o in question.options if o.startswith("ImageNet mean/std (akamaster's trainer)"))
+    question.set_value(akamaster).run()
     assert_clean(at)
     assert "resnet20a (norm=bn" in at.success[0].value and "trained on **cifar10**" in at.success[0].value
     (stored,) = (load_checkpoint(p) for p in cache_dir.glob("uploads/*.safetensors"))

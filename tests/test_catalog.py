@@ -99,7 +99,8 @@ def paired(entries) -> set[str]:
     return {e.name for p in comparable_pairs(entries) for e in (p.treated, p.control)}
 
 
-def test_zoo_groups_come_from_the_index_and_the_landscape_runs_stay_out_of_the_scoreboard(pair_zoo, tmp_path, trained_pair):
+def test_zoo_groups_come_from_the_index_and_the_landscape_runs_stay_out_of_the_scoreboard(pair_zoo, tmp_path,
+                                                                                          trained_pair):
     for norm, ckpt in trained_pair.items():  # a second BN / norm-free pair of the same architecture: App. I's runs
         save_checkpoint(ckpt.model, pair_zoo / f"ls-{norm}", {"dataset": "builtin"})
     assert paired(list_checkpoints(tmp_path / "cache", pair_zoo)) == {

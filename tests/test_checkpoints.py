@@ -265,7 +265,8 @@ def test_a_pickled_module_in_a_ckpt_is_refused_and_named(tmp_path, model):
 def test_legacy_batchnorm_without_counters_loads_and_says_so(model):
     """BatchNorm state saved before PyTorch 0.4.1 has no num_batches_tracked."""
     state = {k: v for k, v in model.backbone.state_dict().items() if not k.endswith("num_batches_tracked")}
-    ckpt = load_checkpoint_bytes(torch_file(state, legacy=True), "old.pth", normalization=INPUT_NORMALIZATIONS["cifar10"])
+    ckpt = load_checkpoint_bytes(torch_file(state, legacy=True), "old.pth",
+                                 normalization=INPUT_NORMALIZATIONS["cifar10"])
     layers = sum(k.endswith("running_var") for k in state)
     assert ckpt.meta["legacy_batchnorm"].startswith(f"{layers} BatchNorm layers") and layers == 8
     assert all(v == 0 for k, v in ckpt.model.state_dict().items() if k.endswith("num_batches_tracked"))

@@ -763,7 +763,8 @@ def test_an_option_a_file_with_a_block_missing_is_one_clear_line():
     state = randomized(resnet(20)).state_dict()
     cut = {k: v for k, v in state.items() if not k.startswith("layer3.2.")}
     with pytest.raises(CheckpointError, match=r"\[3, 3, 2\] blocks per stage .* is a block missing") as info:
-        load_checkpoint_bytes(torch_bytes({"state_dict": with_module_prefix(cut)}), "resnet20.th", normalization=IMAGENET)
+        load_checkpoint_bytes(torch_bytes({"state_dict": with_module_prefix(cut)}), "resnet20.th",
+                              normalization=IMAGENET)
     assert "\n" not in str(info.value)
     del state["layer3.2.bn2.weight"]
     with pytest.raises(CheckpointError, match="1 missing keys"):
@@ -836,7 +837,8 @@ def test_cli_reads_a_published_file_under_its_own_name(tmp_path, capsys):
     assert main(["info", str(path), "--json", *flags, "--trained-on", "cifar10"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["model"]["arch"] == "resnet56a" and info["dataset"] == "cifar10"
-    assert info["loaded"]["legacy_batchnorm"].startswith("55 BatchNorm layers") and "legacy" in info["loaded"]["file_format"]
+    loaded = info["loaded"]
+    assert loaded["legacy_batchnorm"].startswith("55 BatchNorm layers") and "legacy" in loaded["file_format"]
     broken = tmp_path / "resnet56-broken.th"
     broken.write_bytes(path.read_bytes()[:5000])
     assert main(["info", str(broken), "--json", *flags]) == 2

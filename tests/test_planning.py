@@ -62,7 +62,8 @@ def test_a_plan_names_the_models_read_on_other_pixels_than_they_were_trained_on(
     def request(name: str, trained_on: str, read_on: str) -> Evaluation:
         return Evaluation("robustness", RobustnessConfig(ATTACK, EvalData(read_on)), f"up/{name}.safetensors", name * 8,
                           trained_on)
-    work = Plan({"a": request("published", "cifar10", "cifar10-jpeg"), "b": request("zoo", "cifar10-jpeg", "cifar10-jpeg"),
-                 "c": request("mine", "unknown", "cifar10-jpeg")}, {}, [])
+    work = Plan({"a": request("published", "cifar10", "cifar10-jpeg"),
+                 "b": request("zoo", "cifar10-jpeg", "cifar10-jpeg"), "c": request("mine", "unknown", "cifar10-jpeg")},
+                {}, [])
     (shift, models), = work.data_shifts.items()
     assert models == ["published" * 8] and "91.8" in shift and "genuine CIFAR-10, evaluated on cifar10-jpeg" in shift

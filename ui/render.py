@@ -13,7 +13,7 @@ import streamlit as st
 from core.errors import NormScopeError
 from core.progress import Progress
 
-USER_ERRORS = NormScopeError  # what bad input, missing data, a limit or a full disk raises (core.errors); bugs propagate
+USER_ERRORS = NormScopeError  # bad input, missing data, a limit, a full disk (core.errors); bugs propagate
 ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
 
 

@@ -114,8 +114,8 @@ def store(data: bytes, filename: str, spec: ModelSpec | None, dataset: str | Non
 def upload_tab_body() -> None:
     st.markdown("Upload a NormScope `.safetensors` checkpoint (metadata included) or a `torch.save` state dict under "
                 "any name (`.pt`, `.pth`, `.th`, `.pth.tar`, `.ckpt`, `.bin`; the format is read from the file), "
-                "also as saved by kuangliu/pytorch-cifar, chenyaofo/pytorch-cifar-models, akamaster/pytorch_resnet_cifar10, "
-                "RobustBench, PyTorch Lightning or torchvision "
+                "also as saved by kuangliu/pytorch-cifar, chenyaofo/pytorch-cifar-models, "
+                "akamaster/pytorch_resnet_cifar10, RobustBench, PyTorch Lightning or torchvision "
                 "(see the README's table of layouts). Files are loaded weights-only (no code runs), checked for shape "
                 "and NaN/inf, and " + ("kept for this browser session only: no other visitor sees them, and they "
                                        "are deleted when the session ends." if serving.public() else

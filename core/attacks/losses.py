@@ -38,7 +38,8 @@ def dlr_targeted(logits: torch.Tensor, labels: torch.Tensor, target: torch.Tenso
 
 def _need_classes(logits: torch.Tensor, least: int, name: str) -> None:
     if logits.shape[1] < least:
-        raise ParameterError(f"the {name} loss needs a model with at least {least} classes, this one has {logits.shape[1]}")
+        raise ParameterError(f"the {name} loss needs a model with at least {least} classes, "
+                             f"this one has {logits.shape[1]}")
 
 
 LOSSES = {"ce": cross_entropy, "cw": cw_margin, "dlr": dlr}

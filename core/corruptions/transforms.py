@@ -273,7 +273,7 @@ def corruption_def(name: str) -> CorruptionDef:
     """The corruption called ``name``; a clear error for one not provided or unknown."""
     if name in NOT_PROVIDED:
         raise ParameterError(f"corruption {name!r} is not provided ({NOT_PROVIDED[name]}); "
-                         f"choose from {', '.join(CORRUPTIONS)}")
+                             f"choose from {', '.join(CORRUPTIONS)}")
     if name not in CORRUPTIONS:
         raise ParameterError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")
     return CORRUPTIONS[name]

@@ -66,10 +66,10 @@ JPEG_SHIFT = ("akamaster's published ResNet20 and ResNet56 score 91.8 and 93.6 %
 def data_shift(trained_on: str, evaluated_on: str) -> str | None:
     """What a reader must know beside a model's numbers read on other images than its training images' kind: the
     genuine CIFAR-10 and its lossy JPEG copy hold the same images, but not the same pixels. None where nothing
-    differs (the same dataset, an unknown one, or datasets that share no images, which are never mixed)."""
+    differs (the same dataset, an unknown one, or datasets that share no images, never mixed)."""
     if (trained_on, evaluated_on) == ("cifar10", "cifar10-jpeg"):
-        return ("trained on genuine CIFAR-10, evaluated on cifar10-jpeg (a lossy JPEG copy of its images): its accuracy "
-                f"here is lower than on the data it was trained on ({JPEG_SHIFT})")
+        return ("trained on genuine CIFAR-10, evaluated on cifar10-jpeg (a lossy JPEG copy of its images): "
+                f"its accuracy here is lower than on the images it was trained on ({JPEG_SHIFT})")
     if (trained_on, evaluated_on) == ("cifar10-jpeg", "cifar10"):
         return ("trained on cifar10-jpeg (a lossy JPEG copy), evaluated on genuine CIFAR-10: the pixels differ from its "
                 "training images (the shift's effect in this direction is not measured)")

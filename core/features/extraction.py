@@ -156,10 +156,10 @@ def check_source(checkpoint: Checkpoint, config: FeatureConfig) -> None:
     adversarial = bool((checkpoint.meta.get("train_config") or {}).get("adversarial"))
     if config.kind == "D_R" and not adversarial:
         raise ParameterError(f"D_R is extracted from an adversarially trained model; {checkpoint.name} is standard "
-                         "(its Eq. A2 dataset is D_NR)")
+                             "(its Eq. A2 dataset is D_NR)")
     if config.kind != "D_R" and adversarial:
         raise ParameterError(f"{config.kind} is extracted from a standard model; {checkpoint.name} is adversarially "
-                         "trained (its Eq. A2 dataset is D_R)")
+                             "trained (its Eq. A2 dataset is D_R)")
 
 
 def extracted(result: dict) -> bool:

@@ -39,7 +39,7 @@ def registry_spec(state: dict[str, torch.Tensor]) -> ModelSpec:
         if spec is not None:
             return spec
     raise ParameterError(f"the architecture is not recognised from its {len(keys)} keys (e.g. {sorted(keys)[:4]}); "
-                     "choose the architecture, norm and width explicitly")
+                         "choose the architecture, norm and width explicitly")
 
 
 def _torchvision(keys: set[str], shapes: dict) -> ModelSpec | None:
@@ -95,12 +95,12 @@ def _resnet_arch(keys: set[str], shapes: dict, blocks: list[int], shortcut: bool
     if arch is None:
         if padded:
             return padded
-        raise ParameterError(f"a ResNet with blocks {blocks} is not one of {', '.join(sorted(RESNET_BLOCKS.values()))}, "
-                         f"resnet50 or {', '.join(list_models('resnet*a'))}")
+        known = ", ".join([*sorted(RESNET_BLOCKS.values()), "resnet50", *list_models("resnet*a")])
+        raise ParameterError(f"a ResNet with blocks {blocks} is not one of {known}")
     if padded:
         raise ParameterError(f"without shortcut weights these keys are {arch} with no shortcuts (App. I's ablation) or "
-                         f"{padded} (option A: parameter-free shortcuts), which compute different outputs from the "
-                         "same weights; choose the architecture")
+                             f"{padded} (option A: parameter-free shortcuts), which compute different outputs from the "
+                             "same weights; choose the architecture")
     bottleneck = any(k.startswith("stages.0.0.branch.") and ".weight" in k and len(shapes[k]) == 4
                      and shapes[k][-1] == 1 for k in keys)
     if bottleneck and arch != "resnet34":
@@ -148,5 +148,5 @@ def _cifar_wrn(keys: set[str], shapes: dict) -> ModelSpec | None:
     width = shapes["stem.weight"][0] / 16
     if round(shapes["stages.0.0.conv1.weight"][0] / width) != 16 * widen:
         raise ParameterError(f"a Wide ResNet of depth {6 * blocks[0] + 4} with widen factor other than {widen} "
-                         f"is not {arch}")
+                             f"is not {arch}")
     return ModelSpec(arch, _layer_norm(keys, "norm"), shapes["head.weight"][0], width)

@@ -56,7 +56,7 @@ class Layout:
         """The architecture, for layouts kept in their own keys; None where the renamed keys are inferred."""
         if len(self.archs) > 1:
             raise ParameterError(f"the keys fit {' and '.join(self.archs)} ({self.source}), {self.ambiguity}; "
-                             "choose the architecture")
+                                 "choose the architecture")
         if not self.archs:
             return None
         heads = [v for k, v in state.items() if strip_wrapper(k) == self.head]
@@ -121,8 +121,9 @@ def _akamaster(keys: set[str]) -> Layout:
     arch = f"resnet{6 * blocks[0] + 2}a"
     known = len(set(blocks)) == 1 and arch in list_models()
     if not known:  # a block missing, or a depth without a registry model: the error names what was found
-        raise ParameterError(f"its keys read as {source} with option-A shortcuts, but {blocks} blocks per stage make none "
-                         f"of its ResNets ({', '.join(list_models('resnet*a'))}: n, n, n blocks); is a block missing?")
+        raise ParameterError(f"its keys read as {source} with option-A shortcuts, but {blocks} blocks per stage "
+                             f"make none of its ResNets ({', '.join(list_models('resnet*a'))}: n, n, n blocks); "
+                             "is a block missing?")
     return Layout(f"{source} (option-A shortcuts)", resnet_key, archs=(arch,), head="head.weight",
                   hint=AKAMASTER_HINT)
 

@@ -1,6 +1,6 @@
 """akamaster/pytorch_resnet_cifar10 ``resnet.py`` (master, d5489e8), as its author wrote it (Copyright (c) 2018,
-Yerlan Idelbayev; BSD-2-Clause): the CIFAR ResNets of He et al. 2016 with option-A shortcuts, and option B for comparison.
-Only ``_weights_init`` and the parameter-count helper are left out."""
+Yerlan Idelbayev; BSD-2-Clause): the CIFAR ResNets of He et al. 2016 with option-A shortcuts, and option B for
+comparison. Only ``_weights_init`` and the parameter-count helper are left out."""
 import torch.nn as nn
 import torch.nn.functional as F
 
