@@ -72,7 +72,7 @@ def corruption_charts(frame: pd.DataFrame) -> None:
 
 def gallery() -> None:
     """One test image under every chosen corruption and severity."""
-    index = int(st.number_input("Image", 0, 10 * data.per_class - 1, 0, key="cor_image"))
+    index = int(st.number_input("Image", 0, len(class_names(dataset)) * data.per_class - 1, 0, key="cor_image"))
     with render.user_errors("Cannot show the image"):
         images = corruption_gallery(data, index, tuple(chosen), tuple(sorted(severities)))
         st.image(render.zoomed(images["clean"]), width=96,

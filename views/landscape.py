@@ -134,7 +134,7 @@ models = widgets.model_picker("ls_models", dataset, limit=2, most=2)
 c1, c2, c3, c4, c5 = st.columns(5)
 image = int(c1.number_input("Test image (index)", 0, 1_000_000, 0, key="ls_image"))
 plane = c2.selectbox("Plane", PLANES, key="ls_plane")
-threat = c3.selectbox("Norm of the directions", THREATS, key="ls_threat")
+threat = c3.selectbox("Threat model of the directions (their l_p ball)", THREATS, key="ls_threat")
 radius = c4.number_input(f"Radius ({threat})", 1e-4, 64.0, DEFAULT_RADIUS[threat], format="%.4f",
                          key=f"ls_radius_{threat}", help="l2 1.0 / linf 8/255 by default; points are not clipped")
 resolution = c5.slider("Points per axis", 5, 41, 21, step=2, key="ls_resolution")
