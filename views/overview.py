@@ -18,8 +18,9 @@ from ui.scoreboard import badge, forest_figure, rows_table, scoreboard_table, ve
 
 OWN_PAIR_FINDINGS = ("pgd", "ligs", "fgsm", "corruptions")  # what a pair of single models can be scored on
 CAVEAT = ("Paper scale this is not: the zoo is CPU-sized (width 0.25-1, 6-24 epochs, on `cifar10-jpeg`, a lossy "
-          "JPEG copy of CIFAR-10) with one training seed per model, so a verdict here is about these models, and an "
-          "interval covers the test images' sampling, not the seed-to-seed spread.")
+          "JPEG copy of CIFAR-10), so a verdict here is about these models. A row's interval covers the test images' "
+          "sampling, not the seed-to-seed spread, except the rows marked \"N seeds\": the VGG11 and ResNet18 pairs "
+          "retrained at other seeds, scored with a t-interval over the seeds.")
 
 st.title("NormScope")
 st.markdown(
