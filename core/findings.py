@@ -483,7 +483,7 @@ def seed_row(rows: list[Row], by_label: dict[str, Pair]) -> Row:
     matched = None if any(r.matched is None for r in rows) else all(r.matched for r in rows)
     return Row(rows[0].finding, f"{first.treated.arch} {first.treated.norm} vs {first.control.norm}, "
                f"{len(rows)} seeds", rows[0].measure, verdict_of(effect), effect, None, rows[0].n, len(rows), matched,
-               note=f"mean over seeds, t-interval; {each}" + ("" if agree else "; the seeds disagree"))
+               note=f"mean over seeds, t-interval; {each}" + ("" if agree else "; the seeds' verdicts differ"))
 
 
 def score(findings: tuple[Finding, ...], pairs: list[Pair], entries: list[CatalogEntry], cache: ResultCache,

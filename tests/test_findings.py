@@ -204,6 +204,6 @@ def test_seed_replicas_pair_by_seed_and_are_scored_over_their_seeds():
     assert first.pair == pairs[0].label and first.seeds == 1
     assert spread.seeds == 3 and spread.pair == "vgg11 bn vs none, 3 seeds"
     assert spread.effect == seed_interval([0.05, 0.04, -0.01]) and spread.verdict == "inconclusive"
-    assert "seed 2: -1.0 (inconclusive)" in spread.note and "the seeds disagree" in spread.note
+    assert "seed 2: -1.0 (inconclusive)" in spread.note and "the seeds' verdicts differ" in spread.note
     lone = [r for r in rows if r.pair == pairs[0].label]
     assert with_seed_spread(lone, pairs) == lone  # one seed: nothing to spread
