@@ -25,7 +25,7 @@ from core.cluster import ray_address
 from core.checkpoints import weights_file
 from core.errors import ParameterError
 from core.io import atomic_write
-from core.progress import Cancelled
+from core.progress import Cancelled, scaled
 
 if TYPE_CHECKING:
     from core.train import TrainConfig
@@ -44,13 +44,9 @@ def job_kind(name: str):
 
 @job_kind("train")
 def _train(params: dict, progress) -> dict:
-    """With a Ray address (:mod:`core.cluster`) the training is one task on the cluster (retried and resumed where
-    its worker dies; its progress shows when it ends); else it runs in this process."""
-    if ray_address():
-        progress(0.0, f"training on the Ray cluster at {ray_address()}")
-        (meta,) = on_cluster(train_part, [params], progress, gpus=float(str(params.get("device")).startswith("cuda")))
-    else:
-        meta = train_part(params, progress)
+    """One part: on a Ray cluster, a task retried and resumed where its worker dies (its progress shows when it
+    ends)."""
+    (meta,) = in_parts(train_part, [params], progress, gpus=float(str(params.get("device")).startswith("cuda")))
     return {"checkpoint": str(weights_file(params["out"])), "final_metrics": meta["final_metrics"]}
 
 
@@ -62,14 +58,12 @@ def train_part(params: dict, progress=None) -> dict:
 
 @job_kind("evaluate")
 def _evaluate(params: dict, progress) -> dict:
-    """Registered experiments (``core.experiments.Evaluation`` dicts) computed into the result cache; with a Ray
-    address, each checkpoint's evaluations are one task on the cluster (which must share the cache folder)."""
-    if not ray_address():
-        return evaluate_part(params["evaluations"], params.get("cache"), progress)
+    """Registered experiments (``core.experiments.Evaluation`` dicts) computed into the result cache, a part per
+    checkpoint (on a Ray cluster, which must share the cache folder, a task each)."""
     by_checkpoint: dict[str, list[dict]] = {}
     for d in params["evaluations"]:
         by_checkpoint.setdefault(d["path"], []).append(d)
-    parts = on_cluster(evaluate_part, list(by_checkpoint.values()), progress, params.get("cache"))
+    parts = in_parts(evaluate_part, list(by_checkpoint.values()), progress, params.get("cache"))
     return {"evaluations": sum(p["evaluations"] for p in parts), "checkpoints": len(parts)}
 
 
@@ -79,6 +73,16 @@ def evaluate_part(evaluations: list[dict], cache: str | None, progress=None) -> 
 
     return run_evaluations([Evaluation.from_dict(d) for d in evaluations], RunContext(ResultCache(cache),
                                                                                       progress=progress))
+
+
+def in_parts(fn: Callable, items: list, progress, *extra, gpus: float = 0) -> list:
+    """``fn(item, *extra, progress)`` for each item: the one place a job meets Ray. With a Ray address
+    (:mod:`core.cluster`) each item is a task on the cluster; else they run here, one after another, each on its
+    slice of the job's progress."""
+    if ray_address():
+        progress(0.0, f"{len(items)} task(s) on the Ray cluster at {ray_address()}")
+        return on_cluster(fn, items, progress, *extra, gpus=gpus)
+    return [fn(item, *extra, scaled(progress, i / len(items), (i + 1) / len(items))) for i, item in enumerate(items)]
 
 
 def on_cluster(fn: Callable, items: list, progress, *extra, gpus: float = 0) -> list:
