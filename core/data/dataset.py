@@ -45,9 +45,13 @@ def balanced_subset(y: torch.Tensor, n_per_class: int, num_classes: int | None =
     return torch.sort(torch.cat(picks)).values
 
 
+STATS_IMAGES = 5000  # the first images of a split that its channel stats are taken from
+
+
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images, in [0, 1] units, rounded for stable metadata."""
-    xf = to_float(x[:5000])
+    """Per-channel mean and std of the first :data:`STATS_IMAGES` uint8 images, in [0, 1] units, rounded for stable
+    metadata."""
+    xf = to_float(x[:STATS_IMAGES])
     mean = tuple(round(v, 4) for v in xf.mean(dim=(0, 2, 3)).tolist())
     std = tuple(round(v, 4) for v in xf.std(dim=(0, 2, 3)).tolist())
     return mean, std

@@ -11,17 +11,19 @@ Roots come from arguments, else environment variables:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
 import threading
 import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.data.dataset import DataError, Dataset, channel_stats, check_arrays
+from core.data.dataset import STATS_IMAGES, DataError, Dataset, channel_stats, check_arrays
 from core.io import atomic_writer, read_npz
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -94,47 +96,81 @@ def decode_jpegs(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def load_cifar10_jpeg(root: str | os.PathLike | None = None, cache_dir: Path | None = None) -> Dataset:
-    """The JPEG-derived CIFAR-10 copy, decoded once into ``cache_dir`` and then read from there."""
+    """The JPEG-derived CIFAR-10 copy; each split decoded once into ``cache_dir`` when first read, then read from
+    there (a page showing test images never waits for the 50,000 training images)."""
     folder = find_cifar10_jpeg(root)
     if folder is None:
         tried = ", ".join(str(p / JPEG_FILE) for p in cifar10_jpeg_candidates(root))
         raise DataError(f"cifar10-jpeg not found (tried {tried}); set NORMSCOPE_CIFAR10_JPEG to its folder, or get "
                         "genuine CIFAR-10 (`python -m core data get cifar10`, or Get CIFAR-10 in the dashboard)")
     source = folder / JPEG_FILE
-    decoded = _decoded_path(source, cache_dir)
-    if not decoded.is_file():
-        with DECODING:  # one decode per process: the sessions that asked meanwhile read its file
-            if not decoded.is_file():
-                _decode_to(source, decoded)
-    splits = _read_npz_splits(decoded, ("train", "test"))
-    return Dataset("cifar10-jpeg", splits, CIFAR10_CLASSES, *channel_stats(splits["train"][0]),
+    splits = LazySplits({s: functools.partial(_decoded_split, source, s, cache_dir) for s in ("train", "test")})
+    return Dataset("cifar10-jpeg", splits, CIFAR10_CLASSES, *_stats(source, cache_dir),
                    description="CIFAR-10 decoded from a public per-image JPEG copy (lossy, not bit-exact)",
                    source=str(source))
 
 
-def _decoded_path(source: Path, cache_dir: Path | None) -> Path:
+class LazySplits(Mapping):
+    """A dataset's splits, each loaded on first access (once, whichever session asks first)."""
+
+    def __init__(self, loaders: dict[str, Callable[[], tuple[torch.Tensor, torch.Tensor]]]) -> None:
+        self._loaders, self._loaded, self._lock = loaders, {}, threading.Lock()
+
+    def __getitem__(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        with self._lock:
+            if split not in self._loaded:
+                self._loaded[split] = self._loaders[split]()
+            return self._loaded[split]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+
+def _decoded_path(source: Path, cache_dir: Path | None, part: str) -> Path:
     from core.cache import default_cache_dir
 
     stat = source.stat()
     tag = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return (cache_dir or default_cache_dir()) / "data" / f"cifar10-jpeg-{tag}.npz"
+    return (cache_dir or default_cache_dir()) / "data" / f"cifar10-jpeg-{tag}-{part}.npz"
 
 
-def _decode_to(source: Path, target: Path) -> None:
-    try:
-        z = read_npz(source)
-        arrays = {f"x_{s}": decode_jpegs(z[f"{s}_jpeg"], z[f"{s}_offsets"]) for s in ("train", "test")}
-        arrays |= {f"y_{s}": z[f"{s}_labels"].astype(np.int64) for s in ("train", "test")}
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise DataError(f"{source} is unreadable or corrupt ({e}); check it with `sha256sum -c SHA256SUMS`") from e
-    with atomic_writer(target) as f:  # two sessions decoding at once each rename their own complete file
-        np.savez(f, **arrays)
+def _decoded(source: Path, cache_dir: Path | None, part: str, decode: Callable[[], dict[str, np.ndarray]]) -> dict:
+    """The arrays of ``part``, decoded by ``decode`` once (its file kept in the cache) and read from there."""
+    target = _decoded_path(source, cache_dir, part)
+    if not target.is_file():
+        with DECODING:  # one decode per process: the sessions that asked meanwhile read its file
+            if not target.is_file():
+                try:
+                    arrays = decode()
+                except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+                    raise DataError(f"{source} is unreadable or corrupt ({e}); check it with `sha256sum -c "
+                                    "SHA256SUMS`") from e
+                with atomic_writer(target) as f:  # two sessions decoding at once each rename their own whole file
+                    np.savez(f, **arrays)
+    return read_npz(target)
 
 
-def _read_npz_splits(path: Path, splits: tuple[str, ...]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    z = read_npz(path, [f"{xy}_{s}" for s in splits for xy in "xy"])
-    return {s: (torch.from_numpy(z[f"x_{s}"]).permute(0, 3, 1, 2).contiguous(),
-                torch.from_numpy(z[f"y_{s}"].astype(np.int64))) for s in splits}
+def _decoded_split(source: Path, split: str, cache_dir: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode() -> dict[str, np.ndarray]:
+        z = read_npz(source, [f"{split}_jpeg", f"{split}_offsets", f"{split}_labels"])
+        return {"x": decode_jpegs(z[f"{split}_jpeg"], z[f"{split}_offsets"]),
+                "y": z[f"{split}_labels"].astype(np.int64)}
+    z = _decoded(source, cache_dir, split, decode)
+    return torch.from_numpy(z["x"]).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(z["y"].astype(np.int64))
+
+
+def _stats(source: Path, cache_dir: Path | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """:func:`channel_stats` of the training images, from the first ones it reads (no full decode)."""
+    def decode() -> dict[str, np.ndarray]:
+        z = read_npz(source, ["train_jpeg", "train_offsets"])
+        first = decode_jpegs(z["train_jpeg"], z["train_offsets"][:STATS_IMAGES + 1])
+        mean, std = channel_stats(torch.from_numpy(first).permute(0, 3, 1, 2))
+        return {"mean": np.array(mean), "std": np.array(std)}
+    z = _decoded(source, cache_dir, "stats", decode)
+    return tuple(z["mean"].tolist()), tuple(z["std"].tolist())
 
 
 def load_npz(path: str | os.PathLike) -> Dataset:

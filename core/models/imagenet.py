@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 from core.errors import ParameterError
@@ -48,6 +47,8 @@ def torchvision_builder(name: str, constructor: str, expected_norm: str, head: s
     def build(norm: str = expected_norm, num_classes: int = 1000, width: float = 1.0) -> TorchvisionNet:
         if norm != expected_norm:
             raise ParameterError(f"{name} exists only with norm={expected_norm!r} (torchvision layout)")
+        import torchvision  # here, not at the top: it costs every process ~2 s (it imports torch._dynamo)
+
         return TorchvisionNet(getattr(torchvision.models, constructor)(weights=None, num_classes=num_classes), head)
     build.__name__ = name
     return build
