@@ -100,9 +100,10 @@ class ResultCache:
             entries = read_json(path)
         except (OSError, ValueError, lzma.LZMAError):
             return 0
-        missing = {k: v for k, v in entries.items() if self._cache.get(k) is None}
-        for key, value in missing.items():
-            self.set(key, value)
+        missing = [k for k in entries if k not in self._cache]  # a key's presence, not its value: nothing read
+        with self._cache.transact():  # one SQLite transaction, not one per entry: a first visitor waits for this
+            for key in missing:
+                self.set(key, entries[key])
         return len(missing)
 
     def volume(self) -> int:

@@ -124,6 +124,14 @@ def always_current(result: dict) -> bool:
     return True
 
 
+def stores(*fields: str) -> Callable[[dict], bool]:
+    """A ``current`` test for a result that gained ``fields`` (per-image outcomes): one cached before they were
+    stored is still shown by cached-only runs, and computed again by the others."""
+    def has_fields(result: dict) -> bool:
+        return all(result.get(name) is not None for name in fields)
+    return has_fields
+
+
 @dataclass(frozen=True)
 class Need:
     """A result that an experiment needs before it can compute: ``experiment`` on the checkpoint ``sha256`` under

@@ -38,7 +38,7 @@ from core.stats import (Estimate, bootstrap_estimate, mcnemar_exact, outcomes, p
 from core.transfer import TRANSFER_ATTACKS, TransferCellConfig
 from core.zoo import LANDSCAPE_GROUP
 
-SCOREBOARD_VERSION = 1  # part of the stored estimates' keys: bump when a statistic changes
+SCOREBOARD_VERSION = 2  # part of the stored estimates' keys: bump when a statistic changes
 ESTIMATE_PREFIX = "findings-estimate:"  # stored interval estimates (shipped in checkpoints/findings-estimates.json)
 MATCHED = 0.01  # clean accuracies within 1 point: a matched pair
 CONTROL_NORMS = ("none", "fixup")  # what the paper's "without BN" means here (Fixup: App. I)
@@ -46,8 +46,9 @@ VERDICTS = ("holds", "reversed", "inconclusive", "not measured")
 VERDICT_RULE = ("Effects in points (LIGS: hundredths of its cosine similarity), signed so that positive is the "
                 "paper's direction, with 95 % intervals: holds = "
                 "the interval lies above 0; reversed = below 0; inconclusive = it contains 0; not measured = a result "
-                "is missing. Intervals: paired bootstrap over images (McNemar's exact p where outcomes are paired), "
-                "else an unpaired bootstrap of the counts; one training seed per model unless stated.")
+                "is missing. Intervals: paired bootstrap over images (McNemar's exact p where outcomes are 0/1), "
+                "else an unpaired bootstrap of the counts (training probes, the conflict split); one training seed "
+                "per model unless stated.")
 FINDING_VERDICTS = ("holds", "reversed", "mixed", "inconclusive", "not measured")
 TABLE1_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2")
 CORRUPTION_FAMILIES = {"noise": ("gaussian_noise", "shot_noise", "impulse_noise"),  # NRFs corrupted (App. A)
@@ -124,8 +125,10 @@ class Lookup:
     cache: ResultCache
 
     def __call__(self, entry: CatalogEntry, experiment: str, config) -> dict | None:
-        found = get_experiment(experiment)(entry, config, RunContext(self.cache, cached_only=True))
-        return None if found is MISSING else found
+        """The cached result; None where it is missing or predates the per-image outcomes a row pairs on."""
+        declared = get_experiment(experiment)
+        found = declared(entry, config, RunContext(self.cache, cached_only=True))
+        return None if found is MISSING or not declared.current(found) else found
 
     def estimate(self, statistic: Callable[..., Estimate], *samples) -> Estimate:
         """``statistic(*samples)``, read from the cache where these very samples were estimated before."""
@@ -206,26 +209,45 @@ def robustness_clean(pair: Pair, lookup: Lookup) -> tuple[tuple[float, float], b
 
 def transfer_rows(finding: str, pair: Pair, targets: list[CatalogEntry], lookup: Lookup) -> list[Row]:
     """Attack success of the control's examples minus the treated model's, pooled over the black-box targets that
-    hold both cells. Cells keep counts, not per-image outcomes, so the bootstrap is unpaired (conservative)."""
+    hold both cells. Both sources' examples are of the same images, shown to the same target, so the outcomes pair
+    image by image: the bootstrap resamples images (each with its outcome on every target) and McNemar's test
+    counts the discordant (target, image) pairs."""
     rows = []
     for attack in TRANSFER_ATTACKS:
         spec = paper_spec(attack)
-        treated, control = [], []
-        for target in targets:
-            cells = [lookup(target, "transfer", TransferCellConfig(source.sha256, spec, EvalData(per_class=DEFAULT_PER_CLASS)))
-                     for source in (pair.treated, pair.control)]
-            if all(c is not None for c in cells):
-                treated.append(outcomes(cells[0]["success_rate"], cells[0]["n"]))
-                control.append(outcomes(cells[1]["success_rate"], cells[1]["n"]))
+        pairs = [cells for target in targets if (cells := transfer_cells(pair, target, spec, lookup)) is not None]
         measure = f"{spec.entry.title} success on black-box targets"
-        if not treated:
+        if not pairs:
             rows.append(missing_row(finding, pair, measure, f"python -m core transfer --sources {pair.treated.name} "
                                                             f"{pair.control.name} --targets ... --attack {attack}"))
             continue
-        effect = lookup.estimate(unpaired_difference, np.concatenate(control), np.concatenate(treated))
-        rows.append(Row(finding, pair.label, measure, verdict_of(effect), effect, None,
-                        sum(map(len, treated)), 1, note=f"{len(treated)} targets"))
+        fooled_t, fooled_c, counted = (np.array([cells[k] for cells in pairs]) for k in range(3))  # [targets, images]
+        effect = lookup.estimate(pooled_success_difference, fooled_c.sum(0), fooled_t.sum(0), counted.sum(0))
+        rows.append(Row(finding, pair.label, measure, verdict_of(effect), effect,
+                        mcnemar_exact(fooled_c[counted], fooled_t[counted]), int(counted.sum()), 1,
+                        note=f"{len(pairs)} targets"))
     return rows
+
+
+def transfer_cells(pair: Pair, target: CatalogEntry, spec, lookup: Lookup) -> tuple[np.ndarray, ...] | None:
+    """On one target, per image: whether the treated and the control model's examples fool it, and whether the image
+    counts (the target is right on it clean); None unless both cells are cached."""
+    cells = [lookup(target, "transfer", TransferCellConfig(source.sha256, spec, EvalData(per_class=DEFAULT_PER_CLASS)))
+             for source in (pair.treated, pair.control)]
+    if any(c is None for c in cells):
+        return None
+    counted = np.asarray(cells[0]["clean_correct"], dtype=bool)
+    return tuple(counted & ~np.asarray(c["adv_correct"], dtype=bool) for c in cells) + (counted,)
+
+
+def _pooled_success_gap(fooled_a, fooled_b, counted, axis: int = -1):
+    """Pooled success of a minus b: per image, the targets it fools and the targets it counts on, summed."""
+    return (np.sum(fooled_a, axis) - np.sum(fooled_b, axis)) / np.sum(counted, axis)
+
+
+def pooled_success_difference(fooled_a: np.ndarray, fooled_b: np.ndarray, counted: np.ndarray) -> Estimate:
+    """:func:`_pooled_success_gap`, its interval resampling images (each with its outcomes on every target)."""
+    return bootstrap_estimate((fooled_a, fooled_b, counted), _pooled_success_gap, paired=True)
 
 
 def training_rows(finding: str, entry: CatalogEntry, lookup: Lookup) -> list[Row]:
@@ -233,12 +255,11 @@ def training_rows(finding: str, entry: CatalogEntry, lookup: Lookup) -> list[Row
     minus at a third of training, fixed in advance (a peak picked afterwards would favour the claim); unpaired,
     as the probes keep counts."""
     history = [h for h in entry.history if h.get("robust_accuracy") is not None]
-    label = f"{entry.label} over training"
-    if len(history) < 3:
+    label = training_label(entry)
+    if len(history) < 3 or not entry.probe_images:
         return [Row(finding, label, "probe robust accuracy", "not measured",
                     note="fewer than 3 probed epochs in its history")]
-    early, last = history[len(history) // 3 - 1], history[-1]
-    n = 1000  # probe_per_class 100 x 10 classes (TrainConfig's probe default)
+    early, last, n = history[len(history) // 3 - 1], history[-1], entry.probe_images
     effect = lookup.estimate(unpaired_difference, outcomes(early["robust_accuracy"], n),
                              outcomes(last["robust_accuracy"], n))
     return [Row(finding, label, f"probe robust accuracy, epoch {early['epoch']} minus epoch {last['epoch']}",
@@ -246,9 +267,14 @@ def training_rows(finding: str, entry: CatalogEntry, lookup: Lookup) -> list[Row
                 note=f"clean {100 * early['test_accuracy']:.1f} -> {100 * last['test_accuracy']:.1f} %")]
 
 
+def training_label(entry: CatalogEntry) -> str:
+    return f"{entry.label} over training"
+
+
 def corruption_rows(finding: str, pair: Pair, lookup: Lookup) -> list[Row]:
     """Accuracy lost to each family (clean minus corrupted, pooled over its corruptions and severities 1-5): the
-    paper expects BN to lose more under noise and less under contrast and fog. Unpaired (cells keep counts)."""
+    paper expects BN to lose more under noise and less under contrast and fog. Paired: both models see the same
+    images (and the same corrupted versions of them), resampled together."""
     rows = []
     for family, names in CORRUPTION_FAMILIES.items():
         samples = [family_outcomes(entry, names, lookup) for entry in (pair.treated, pair.control)]
@@ -261,27 +287,28 @@ def corruption_rows(finding: str, pair: Pair, lookup: Lookup) -> list[Row]:
         (clean_t, corrupted_t), (clean_c, corrupted_c) = samples
         loss_gap = lookup.estimate(corruption_loss_gap, clean_t, corrupted_t, clean_c, corrupted_c)
         effect = loss_gap if family == "noise" else loss_gap.scaled(-1)
-        rows.append(Row(finding, pair.label, measure, verdict_of(effect), effect, None, len(corrupted_t), 1))
+        rows.append(Row(finding, pair.label, measure, verdict_of(effect), effect, None, len(clean_t), 1))
     return rows
 
 
 def _loss_gap(clean_t, corrupted_t, clean_c, corrupted_c, axis: int = -1):
-    """(treated's clean - corrupted accuracy) - (control's)."""
+    """(treated's clean - corrupted accuracy) - (control's), over images."""
     return (np.mean(clean_t, axis) - np.mean(corrupted_t, axis)) - (np.mean(clean_c, axis) - np.mean(corrupted_c, axis))
 
 
 def corruption_loss_gap(*samples: np.ndarray) -> Estimate:
-    return bootstrap_estimate(samples, _loss_gap, paired=False)
+    return bootstrap_estimate(samples, _loss_gap, paired=True)
 
 
 def family_outcomes(entry: CatalogEntry, names: tuple[str, ...],
                     lookup: Lookup) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per image: right when clean, and the share of the family's cells (corruption x severity) it stays right in."""
     cells = [lookup(entry, "corruption", CorruptionConfig(name, severity, EvalData(per_class=DEFAULT_PER_CLASS)))
              for name in names for severity in range(1, 6)]
     if any(c is None for c in cells):
         return None
-    clean = outcomes(cells[0]["clean_accuracy"], cells[0]["n"])
-    return clean, np.concatenate([outcomes(c["accuracy"], c["n"]) for c in cells])
+    clean = np.asarray(cells[0]["clean_correct"], dtype=float)
+    return clean, np.mean([c["correct"] for c in cells], axis=0, dtype=float)
 
 
 def demo_rows(finding: str, pair: Pair, lookup: Lookup) -> list[Row]:
@@ -450,39 +477,50 @@ def matched_snapshot_pairs(pairs: list[Pair], lookup: Lookup) -> list[Pair]:
     return found
 
 
-def with_seed_spread(rows: list[Row], pairs: list[Pair]) -> list[Row]:
-    """Rows of a pair trained at several seeds become its first seed's row and one row over the seeds: the mean
+@dataclass(frozen=True)
+class Replica:
+    """What a row's subject (a pair, or one model's training) shares with its replicas at other training seeds."""
+
+    family: tuple
+    seed: int
+    title: str  # the name of the row over its seeds
+
+
+def replicas(pairs: list[Pair], entries: list[CatalogEntry]) -> dict[str, Replica]:
+    """Each row subject's :class:`Replica`, by the label its rows carry."""
+    found = {training_label(e): Replica((e.source, e.dataset, e.arch, e.width, e.preset, e.norm), e.seed,
+                                        f"{e.arch} {e.norm} over training") for e in entries}
+    return found | {p.label: Replica(p.family, p.treated.seed, f"{p.treated.arch} {p.treated.norm} vs "
+                                                               f"{p.control.norm}") for p in pairs}
+
+
+def with_seed_spread(rows: list[Row], subjects: dict[str, Replica]) -> list[Row]:
+    """Rows of a subject trained at several seeds become its first seed's row and one row over the seeds: the mean
     effect with a t-interval over seeds, each seed's effect and verdict in its note (so a claim that holds on one
-    seed and not another says so). Rows of other pairs are kept as they are."""
-    by_label = {p.label: p for p in pairs}
+    seed and not another says so). Rows of other subjects are kept as they are."""
     groups: dict[tuple, list[Row]] = {}
     for i, row in enumerate(rows):
-        pair = by_label.get(row.pair)  # rows of one model (its training probes) are kept as they are
-        groups.setdefault((row.measure, pair.family) if pair else (i,), []).append(row)
+        subject = subjects.get(row.pair)
+        groups.setdefault((row.measure, subject.family) if subject else (i,), []).append(row)
     kept = []
     for group in groups.values():
         measured = [r for r in group if r.effect is not None]
         if len(measured) < 2:
             kept += group
             continue
-        measured.sort(key=lambda r: seed_of(r, by_label))
-        kept += [r for r in group if r.effect is None or r is measured[0]] + [seed_row(measured, by_label)]
+        measured.sort(key=lambda r: subjects[r.pair].seed)
+        kept += [r for r in group if r.effect is None or r is measured[0]] + [seed_row(measured, subjects)]
     return kept
 
 
-def seed_of(row: Row, by_label: dict[str, Pair]) -> int:
-    return by_label[row.pair].treated.seed
-
-
-def seed_row(rows: list[Row], by_label: dict[str, Pair]) -> Row:
+def seed_row(rows: list[Row], subjects: dict[str, Replica]) -> Row:
     """One comparison over its seeds (see :func:`with_seed_spread`)."""
     effect = seed_interval([r.effect.value for r in rows])
-    first = by_label[rows[0].pair]
-    each = ", ".join(f"seed {seed_of(r, by_label)}: {100 * r.effect.value:+.1f} ({r.verdict})" for r in rows)
+    each = ", ".join(f"seed {subjects[r.pair].seed}: {100 * r.effect.value:+.1f} ({r.verdict})" for r in rows)
     agree = len({r.verdict for r in rows}) == 1
     matched = None if any(r.matched is None for r in rows) else all(r.matched for r in rows)
-    return Row(rows[0].finding, f"{first.treated.arch} {first.treated.norm} vs {first.control.norm}, "
-               f"{len(rows)} seeds", rows[0].measure, verdict_of(effect), effect, None, rows[0].n, len(rows), matched,
+    return Row(rows[0].finding, f"{subjects[rows[0].pair].title}, {len(rows)} seeds", rows[0].measure,
+               verdict_of(effect), effect, None, rows[0].n, len(rows), matched,
                note=f"mean over seeds, t-interval; {each}" + ("" if agree else "; the seeds' verdicts differ"))
 
 
@@ -493,7 +531,7 @@ def score(findings: tuple[Finding, ...], pairs: list[Pair], entries: list[Catalo
     ctx = Context(pairs + matched_snapshot_pairs(pairs, lookup), entries, lookup, named)
     board = []
     for f in findings:
-        rows = with_seed_spread(f.rows(ctx), ctx.pairs) or [
+        rows = with_seed_spread(f.rows(ctx), replicas(ctx.pairs, ctx.entries)) or [
             Row(f.key, "no comparable pair", "", "not measured",
                 note="the catalog holds no BN / norm-free pair this finding is scored on")]
         board.append({"key": f.key, "number": f.number, "claim": f.claim, "source": f.source, "page": f.page,

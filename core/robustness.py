@@ -13,7 +13,8 @@ from core.attacks import AttackSpec, paper_spec, threat_model
 from core.cache import MISSING, Missing
 from core.checkpoints import Checkpoint
 from core.errors import ParameterError
-from core.experiments import EvalData, RunContext, Subject, attack_work, eval_tensors, experiment, images_in
+from core.experiments import (EvalData, RunContext, Subject, attack_work, eval_tensors, experiment, images_in,
+                              stores)
 from core.metrics import LIGSSpec, ligs, run_attack
 
 TABLE_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 and Table A6, at the paper's settings
@@ -31,13 +32,17 @@ class LIGSConfig:
     data: EvalData = EvalData()
 
 
+OUTCOMES = ("clean_correct", "robust_correct", "zero_gradient")  # per image (and the share of zero gradients)
+
+
 @experiment("robustness", RobustnessConfig, "clean and robust accuracy under one white-box attack (Table 1, A6)",
-            work=attack_work)
+            current=stores(*OUTCOMES), work=attack_work)
 def robustness(checkpoint: Checkpoint, config: RobustnessConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     model = run.model(checkpoint)
     result = run_attack(model, x, y, config.attack, checkpoint.spec.num_classes, progress=run.progress)
-    return {**result.to_dict(), "robust_correct": result.robust_correct.tolist()}
+    return {**result.to_dict(), "clean_correct": result.clean_correct.tolist(),
+            "robust_correct": result.robust_correct.tolist()}
 
 
 def ligs_work(config: LIGSConfig) -> int:

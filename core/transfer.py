@@ -24,7 +24,7 @@ from core.cache import MISSING, Missing
 from core.checkpoints import Checkpoint
 from core.errors import ParameterError
 from core.experiments import (EvalData, Evaluation, Need, RunContext, Subject, attack_work, data_for, eval_tensors,
-                              experiment, run_evaluations)
+                              experiment, run_evaluations, stores)
 from core.images import decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, predict
 from core.planning import plan
@@ -79,18 +79,27 @@ def examples_needed(config: TransferCellConfig) -> list[Need]:
     return [Need(transfer_examples.name, config.source, config.examples)]
 
 
+CELL_OUTCOMES = ("clean_correct", "adv_correct")  # per image: the target right on the clean and on the adversarial
+
+
 @experiment("transfer", TransferCellConfig, "attack success rate on a target of a source's examples (Table 4, A8)",
-            requires=examples_needed)
+            current=stores(*CELL_OUTCOMES), requires=examples_needed)
 def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunContext) -> dict:
     examples = run.needed(examples_needed(config)[0])
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     if examples["labels"] != y.tolist():
         raise ParameterError("the source's examples were made from other images than this target's test subset")
     model = run.model(checkpoint)
-    adv_pred = predict(model, examples_images(examples["adversarial"]))
+    clean_pred, adv_pred = predict(model, x), predict(model, examples_images(examples["adversarial"]))
     run.report(1.0, f"{config.attack.label} on {checkpoint.name}")
-    return {"source": config.source, "n_images": len(y), **rates(y, predict(model, x), adv_pred),
-            "adv_pred": adv_pred.tolist()}
+    return {"source": config.source, "n_images": len(y), **rates(y, clean_pred, adv_pred),
+            "adv_pred": adv_pred.tolist(), **cell_outcomes(y, clean_pred, adv_pred)}
+
+
+def cell_outcomes(y: torch.Tensor, clean_pred: torch.Tensor, adv_pred: torch.Tensor) -> dict:
+    """A cell's per-image outcomes (:data:`CELL_OUTCOMES`): with another source's cell on the same target they pair
+    image by image."""
+    return {"clean_correct": (clean_pred == y).tolist(), "adv_correct": (adv_pred == y).tolist()}
 
 
 def rates(y: torch.Tensor, clean_pred: torch.Tensor, adv_pred: torch.Tensor) -> dict:

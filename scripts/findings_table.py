@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.cache import ResultCache  # noqa: E402
-from core.catalog import ESTIMATES_SEED, list_checkpoints, shipped_seeds, zoo_dir  # noqa: E402
+from core.catalog import ESTIMATES_SEED, list_checkpoints, shipped_seeds, zoo_dir, zoo_results  # noqa: E402
 from core.findings import ESTIMATE_PREFIX, markdown_table, scoreboard  # noqa: E402
 from core.io import atomic_write  # noqa: E402
 
@@ -26,10 +26,12 @@ RESULTS = ROOT / "RESULTS.md"
 START, END = "<!-- findings table: scripts/findings_table.py writes it -->", "<!-- end of findings table -->"
 
 
-def shipped_board(folder: Path) -> tuple[list[dict], ResultCache]:
-    """The scoreboard from the shipped results alone, in a cache of its own (no user's uploads or results)."""
+def shipped_board(folder: Path, estimates: bool = True) -> tuple[list[dict], ResultCache]:
+    """The scoreboard from the shipped results alone, in a cache of its own (no user's uploads or results);
+    ``estimates=False``: without the shipped estimates, so that every interval is made anew (and only those the
+    board uses are shipped)."""
     cache = ResultCache(folder)
-    for shipped in shipped_seeds():
+    for shipped in shipped_seeds() if estimates else [zoo_results()]:
         cache.seed(shipped)
     return scoreboard(cache, entries=list_checkpoints(folder)), cache
 
@@ -40,7 +42,7 @@ def with_table(text: str, table: str) -> str:
 
 
 def ship_estimates(cache: ResultCache) -> int:
-    """Write the estimates this board used (and any others of the cache: it holds the shipped results only)."""
+    """Write the estimates this board used (the cache holds the shipped results and these only)."""
     return cache.export(zoo_dir() / ESTIMATES_SEED, (ESTIMATE_PREFIX,))
 
 
@@ -49,7 +51,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 on a difference")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        board, cache = shipped_board(Path(folder))
+        board, cache = shipped_board(Path(folder), estimates=args.check)
         text = RESULTS.read_text()
         updated = with_table(text, markdown_table(board))
         if args.check:

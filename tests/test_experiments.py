@@ -13,7 +13,7 @@ from core.cache import MISSING, ResultCache, make_key
 from core.catalog import list_checkpoints, zoo_results
 from core.io import read_json
 from core.experiments import (EXPERIMENTS, EvalData, Evaluation, RunContext, experiment, get_experiment, registry,
-                              run_evaluations)
+                              run_evaluations, stores)
 from core.metrics import LIGSSpec
 from core.zoo import LANDSCAPE_GROUP
 from core.robustness import (LIGSConfig, RobustnessConfig, TABLE_ATTACKS, ligs_report, paper_table_row, robustness,
@@ -71,6 +71,27 @@ def test_miss_is_the_sentinel_and_a_hit_computes_once(counting, trained_pair, tm
     assert first["value"] == 20 and first["dataset"] == "builtin" and first["checkpoint"]["sha256"] == ckpt.sha256
     assert count(ckpt, CountConfig(), RunContext(cache)) == first and len(calls) == 1
     assert count(ckpt, CountConfig(offset=1), RunContext(cache))["value"] == 21 and len(calls) == 2
+
+
+def test_a_result_cached_before_its_outcomes_is_shown_cached_only_and_computed_again_otherwise(trained_pair, tmp_path):
+    """A result that lacks the per-image fields its experiment now stores (``current=stores(...)``)."""
+    calls = []
+
+    @experiment("test_outcomes", CountConfig, "stores per-image outcomes (tests only)", current=stores("correct"))
+    def with_outcomes(checkpoint, config: CountConfig, run: RunContext) -> dict:
+        calls.append(config)
+        return {"accuracy": 0.5, "correct": [True, False]}
+
+    try:
+        ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
+        old = {"accuracy": 0.5}  # as an earlier version cached it
+        cache.set(with_outcomes.key(ckpt, CountConfig()), old)
+        assert with_outcomes(ckpt, CountConfig(), RunContext(cache, cached_only=True)) == old and calls == []
+        fresh = with_outcomes(ckpt, CountConfig(), RunContext(cache))
+        assert fresh["correct"] == [True, False] and len(calls) == 1
+        assert with_outcomes(ckpt, CountConfig(), RunContext(cache)) == fresh and len(calls) == 1
+    finally:
+        del EXPERIMENTS["test_outcomes"]
 
 
 def test_wrong_config_type_is_refused(trained_pair):

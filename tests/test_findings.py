@@ -15,9 +15,12 @@ from core.cache import ResultCache
 from core.catalog import CatalogEntry, shipped_seeds, zoo_results
 from core.io import read_json
 from core.experiments import DEFAULT_PER_CLASS, EvalData, get_experiment
-from core.findings import (FINDING_VERDICTS, FINDINGS, VERDICTS, FindingError, Lookup, Pair, Row, comparable_pairs,
-                           named_pair, robustness_rows, scoreboard, summary_verdict)
+from core.corruptions.evaluation import CorruptionConfig
+from core.findings import (CORRUPTION_FAMILIES, FINDING_VERDICTS, FINDINGS, VERDICTS, FindingError, Lookup, Pair, Row,
+                           comparable_pairs, corruption_rows, named_pair, robustness_rows, scoreboard,
+                           summary_verdict, transfer_rows)
 from core.robustness import RobustnessConfig
+from core.transfer import TransferCellConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 1000
@@ -35,6 +38,7 @@ def store_robustness(cache: ResultCache, model: CatalogEntry, robust: np.ndarray
     resolved = experiment.resolved(model, config)
     cache.set(experiment.key(model, config), {
         "dataset": "builtin", "n": len(robust), "clean_accuracy": clean, "robust_accuracy": float(np.mean(robust)),
+        "clean_correct": [bool(i < round(clean * len(robust))) for i in range(len(robust))], "zero_gradient": 0.0,
         "robust_correct": [bool(v) for v in robust], "config": {"data": {"per_class": resolved.data.per_class}}})
 
 
@@ -69,6 +73,76 @@ def test_a_missing_result_is_not_measured_and_says_what_to_run(pair):
     store_robustness(cache, p.control, planted(0.2, 0.6)[1])
     (row,) = robustness_rows("pgd", p, ("pgd_l2",), -1, Lookup(cache))
     assert row.verdict == "not measured" and row.command == "python -m core eval m-bn --attack pgd_l2"
+
+
+def test_a_result_cached_before_per_image_outcomes_is_not_measured(pair):
+    """It is shown where it was (cached-only pages), but a comparison needs the outcomes: run it again."""
+    p, cache = pair
+    a, b = planted(0.2, 0.6)
+    store_robustness(cache, p.treated, a)
+    store_robustness(cache, p.control, b)
+    key = get_experiment("robustness").key(p.treated, RobustnessConfig(paper_spec("pgd_l2")))
+    cache.set(key, {k: v for k, v in cache.get(key).items() if k != "clean_correct"})
+    (row,) = robustness_rows("pgd", p, ("pgd_l2",), -1, Lookup(cache))
+    assert row.verdict == "not measured" and row.command == "python -m core eval m-bn --attack pgd_l2"
+
+
+def store_transfer(cache: ResultCache, target: CatalogEntry, source: CatalogEntry, attack: str,
+                   clean_correct: np.ndarray, adv_correct: np.ndarray) -> None:
+    """A transfer cell as the experiment caches it: the target's per-image outcomes on the source's examples."""
+    experiment = get_experiment("transfer")
+    config = TransferCellConfig(source.sha256, paper_spec(attack), EvalData(per_class=DEFAULT_PER_CLASS))
+    counted = clean_correct.sum()
+    cache.set(experiment.key(target, config), {
+        "dataset": "builtin", "n": int(counted), "success_rate": float((clean_correct & ~adv_correct).sum() / counted),
+        "clean_correct": clean_correct.tolist(), "adv_correct": adv_correct.tolist()})
+
+
+@pytest.mark.parametrize("bn_success, none_success, verdict", [(0.30, 0.60, "holds"), (0.60, 0.30, "reversed"),
+                                                               (0.450, 0.455, "inconclusive")])
+def test_transfer_success_pairs_image_by_image_over_the_targets(pair, bn_success, none_success, verdict):
+    """Two targets, each right on 800 clean images; the BN source's examples fool ``bn_success`` of those, the
+    norm-free source's ``none_success``: the effect is the pooled difference, McNemar counts the discordant
+    (target, image) pairs, and an image the target gets wrong clean counts for neither source."""
+    p, cache = pair
+    targets = [entry(f"t{i}", "none", f"t{i}") for i in range(2)]
+    rng = np.random.default_rng(1)
+    for target in targets:
+        clean = rng.permutation(N) < 800
+        for source, success in ((p.treated, bn_success), (p.control, none_success)):
+            fooled = np.zeros(N, bool)
+            fooled[rng.permutation(np.flatnonzero(clean))[:round(success * 800)]] = True
+            store_transfer(cache, target, source, "ifgsm", clean, clean & ~fooled)
+    (row,) = [r for r in transfer_rows("transfer", p, targets, Lookup(cache)) if r.verdict != "not measured"]
+    assert row.verdict == verdict and row.n == 1600 and row.note == "2 targets"
+    assert row.effect.value == pytest.approx(round(none_success * 800) / 800 - round(bn_success * 800) / 800)
+    assert (row.p_value < 1e-6) == (verdict != "inconclusive")
+
+
+def store_corruption(cache: ResultCache, model: CatalogEntry, name: str, severity: int, clean: np.ndarray,
+                     correct: np.ndarray) -> None:
+    experiment = get_experiment("corruption")
+    config = CorruptionConfig(name, severity, EvalData(per_class=DEFAULT_PER_CLASS))
+    cache.set(experiment.key(model, config), {"n": N, "accuracy": float(correct.mean()),
+                                              "clean_accuracy": float(clean.mean()),
+                                              "clean_correct": clean.tolist(), "correct": correct.tolist()})
+
+
+def test_accuracy_lost_to_corruptions_pairs_image_by_image(pair):
+    """Both models right on the same 900 clean images; under noise BN keeps 50 % of them and the norm-free model
+    80 %; under contrast and fog both keep 70 %: noise holds (BN loses 30 points more), contrast is inconclusive."""
+    p, cache = pair
+    clean = np.arange(N) < 900
+    rng = np.random.default_rng(2)
+    for model, noise_kept in ((p.treated, 0.5), (p.control, 0.8)):
+        for family, names in CORRUPTION_FAMILIES.items():
+            kept = noise_kept if family == "noise" else 0.7
+            for name in names:
+                for severity in range(1, 6):
+                    store_corruption(cache, model, name, severity, clean, clean & (rng.random(N) < kept))
+    noise, contrast = corruption_rows("corruptions", p, Lookup(cache))
+    assert noise.verdict == "holds" and noise.effect.value == pytest.approx(0.9 * 0.3, abs=0.02)
+    assert contrast.verdict == "inconclusive" and noise.n == N
 
 
 def test_results_on_different_images_are_refused_in_one_line(pair):
@@ -110,13 +184,29 @@ def shipped(tmp_path_factory) -> ResultCache:
     return cache
 
 
+def reaggregates(outcomes: list[bool], n: int, accuracy: float) -> bool:
+    """The outcomes are ``n`` images, as many of them true as ``accuracy`` (a float32 share) counts, exactly."""
+    return len(outcomes) == n and sum(outcomes) == round(accuracy * n)
+
+
 def test_the_shipped_per_image_outcomes_reaggregate_to_the_shipped_accuracies():
+    """Every shipped robustness result, transfer cell and corruption cell carries its per-image outcomes (and the
+    robustness results their zero-gradient share), and they count up to its accuracies exactly."""
     results = read_json(zoo_results())
-    robustness = [r for k, r in results.items() if k.startswith("robustness:")]
-    assert robustness
-    for r in robustness:
-        assert len(r["robust_correct"]) == r["n"]
-        assert sum(r["robust_correct"]) == round(r["robust_accuracy"] * r["n"])  # the same count, exactly
+    by_kind = {kind: [r for k, r in results.items() if k.startswith(f"{kind}:")]
+               for kind in ("robustness", "transfer", "corruption", "ligs")}
+    assert all(by_kind.values())
+    for r in by_kind["robustness"]:
+        assert reaggregates(r["robust_correct"], r["n"], r["robust_accuracy"])
+        assert reaggregates(r["clean_correct"], r["n"], r["clean_accuracy"]) and 0 <= r["zero_gradient"] <= 1
+    for r in by_kind["transfer"]:
+        counted = np.asarray(r["clean_correct"])
+        assert counted.sum() == r["n"] and reaggregates(r["clean_correct"], r["n_images"], r["clean_accuracy"])
+        assert np.sum(counted & ~np.asarray(r["adv_correct"])) / r["n"] == r["success_rate"]
+        assert reaggregates([not c for c in r["adv_correct"]], r["n_images"], r["error_rate"])
+    for r in by_kind["corruption"]:
+        assert reaggregates(r["correct"], r["n"], r["accuracy"])
+        assert reaggregates(r["clean_correct"], r["n"], r["clean_accuracy"])
     ligs = [r for k, r in results.items() if k.startswith("ligs:")]
     assert all(np.mean(r["per_sample"]) == pytest.approx(r["ligs"], abs=1e-6) for r in ligs)
 
@@ -190,7 +280,7 @@ def test_seed_replicas_pair_by_seed_and_are_scored_over_their_seeds():
     """Three seeds of one BN / norm-free comparison: each BN model pairs with the norm-free model of its own seed;
     the board keeps seed 0's row and adds one row over the seeds (t-interval), naming each seed's verdict."""
     from dataclasses import replace as with_
-    from core.findings import with_seed_spread
+    from core.findings import replicas, with_seed_spread
     from core.stats import Estimate, seed_interval
 
     models = [with_(entry(f"m-{norm}-{seed}", norm, str(seed) + norm[0]), seed=seed)
@@ -200,10 +290,10 @@ def test_seed_replicas_pair_by_seed_and_are_scored_over_their_seeds():
     effects = {0: Estimate(0.05, 0.02, 0.08), 1: Estimate(0.04, 0.01, 0.07), 2: Estimate(-0.01, -0.04, 0.02)}
     rows = [Row("pgd", p.label, "PGD robust accuracy", "holds" if effects[p.treated.seed].low > 0 else "inconclusive",
                 effects[p.treated.seed], 0.01, 1000, 1, True) for p in pairs]
-    first, spread = with_seed_spread(rows, pairs)
+    first, spread = with_seed_spread(rows, replicas(pairs, models))
     assert first.pair == pairs[0].label and first.seeds == 1
     assert spread.seeds == 3 and spread.pair == "vgg11 bn vs none, 3 seeds"
     assert spread.effect == seed_interval([0.05, 0.04, -0.01]) and spread.verdict == "inconclusive"
     assert "seed 2: -1.0 (inconclusive)" in spread.note and "the seeds' verdicts differ" in spread.note
     lone = [r for r in rows if r.pair == pairs[0].label]
-    assert with_seed_spread(lone, pairs) == lone  # one seed: nothing to spread
+    assert with_seed_spread(lone, replicas(pairs, models)) == lone  # one seed: nothing to spread

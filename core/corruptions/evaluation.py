@@ -26,7 +26,7 @@ from core.corruptions.cifar10c import PUBLISHED, load_cifar10c
 from core.corruptions.transforms import CORRUPTIONS, SEVERITIES, check_severity, corrupt, corruption_def, quantized
 from core.data import DataError, balanced_subset, load_dataset, to_float
 from core.data.sources import SAME_IMAGES
-from core.experiments import EvalData, Evaluation, RunContext, Subject, data_for, eval_tensors, experiment
+from core.experiments import EvalData, Evaluation, RunContext, Subject, data_for, eval_tensors, experiment, stores
 from core.metrics import predict
 from core.progress import Progress, null_progress
 
@@ -89,7 +89,11 @@ def published_images(config: CorruptionConfig, y: torch.Tensor) -> torch.Tensor:
     return x_all[keep]
 
 
-@experiment("corruption", CorruptionConfig, "accuracy under one common corruption at one severity (Sec. 3.2)")
+CELL_OUTCOMES = ("clean_correct", "correct")  # per image: right on the clean image, right on the corrupted one
+
+
+@experiment("corruption", CorruptionConfig, "accuracy under one common corruption at one severity (Sec. 3.2)",
+            current=stores(*CELL_OUTCOMES))
 def corruption_cell(checkpoint: Checkpoint, config: CorruptionConfig, run: RunContext) -> dict:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     if config.source == "generated":
@@ -101,7 +105,8 @@ def corruption_cell(checkpoint: Checkpoint, config: CorruptionConfig, run: RunCo
     clean = predict(model, x) == y
     run.report(1.0, f"{config.corruption} {config.severity} on {checkpoint.name}")
     return {"corruption": config.corruption, "severity": config.severity, "n": len(y),
-            "accuracy": correct.float().mean().item(), "clean_accuracy": clean.float().mean().item()}
+            "accuracy": correct.float().mean().item(), "clean_accuracy": clean.float().mean().item(),
+            "clean_correct": clean.tolist(), "correct": correct.tolist()}
 
 
 def sweep_requests(subject: Subject, corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
