@@ -101,7 +101,7 @@ def test_evaluate_job_leaves_the_foreground_results_in_the_cache(trained_pair, t
 def test_a_training_job_killed_mid_epoch_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
     """SIGKILL, not a polite cancel: the process dies in its second epoch, and ``resume`` continues it from the
     state its first epoch left."""
-    config = preset("tiny", arch="vgg11", norm="bn", epochs=3, train_subset=2000, probe_per_class=2)
+    config = preset("tiny", arch="vgg11", norm="bn", epochs=2, train_subset=1000, probe_per_class=2)
     straight = jobs.submit_training(config, root=tmp_path / "straight")
     killed = jobs.submit_training(config, root=tmp_path / "killed")
     out = Path(killed.spec["params"]["out"])
