@@ -70,12 +70,12 @@ DRAWN = """() => {
 # Set before a click: notes that the script started running since (a page whose run is quick may be back to
 # "notRunning" before the first poll, and until the run starts it still reads "notRunning").
 WATCH_RUN = """() => {
-  const app = document.querySelector('[data-testid="stApp"]');
   if (window.__runWatch) window.__runWatch.disconnect();
   window.__ran = false;
-  window.__runWatch = new MutationObserver(() => {
-    if (app.getAttribute('data-test-script-state') === 'running') window.__ran = true; });
-  window.__runWatch.observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+  window.__runWatch = new MutationObserver(records => {
+    if (records.some(r => r.target.getAttribute('data-test-script-state') === 'running')) window.__ran = true; });
+  window.__runWatch.observe(document.body, {attributes: true, subtree: true,
+                                            attributeFilter: ['data-test-script-state']});
 }"""
 TIMEOUT_MS = 300_000
 
@@ -172,20 +172,23 @@ def browser_figures(rounds: int, app: Path) -> dict:
 PHASES = (("imports", ("<frozen importlib", "importlib/")), ("plotly (figures)", ("/plotly/", "/_plotly_utils/")),
           ("pandas", ("/pandas/",)), ("result cache (diskcache, json)", ("/diskcache/", "/json/", "core/cache.py")),
           ("torch", ("/torch/", "/safetensors/")), ("streamlit (widgets, serialization)",
-                                                      ("/streamlit/", "/google/protobuf/", "/pyarrow/")),
-          ("NormScope (core, ui, views)", (str(ROOT / "core"), str(ROOT / "ui"), str(ROOT / "views"))))
+                                                      ("/streamlit/", "/google/protobuf/", "/pyarrow/")))
+OWN = "NormScope (core, ui, views)"  # the measured checkout's own files
 
 
-def phase_of(filename: str) -> str:
+def phase_of(filename: str, root: Path) -> str:
+    if any(filename.startswith(str(root / part)) for part in ("core", "ui", "views", "app.py")):
+        return OWN
     return next((name for name, marks in PHASES if any(m in filename for m in marks)), "other")
 
 
-def by_phase(profiles: list[cProfile.Profile]) -> dict[str, float]:
-    """Own time of every function, summed by :data:`PHASES`."""
+def by_phase(profiles: list[cProfile.Profile], root: Path) -> dict[str, float]:
+    """Own time of every function, summed by :data:`PHASES` (and :data:`OWN`: files under ``root``)."""
     totals: dict[str, float] = {}
     for profile in profiles:
         for (filename, _, _), (_, _, own, _, _) in pstats.Stats(profile).stats.items():
-            totals[phase_of(filename)] = totals.get(phase_of(filename), 0.0) + own
+            phase = phase_of(filename, root)
+            totals[phase] = totals.get(phase, 0.0) + own
     return totals
 
 
@@ -223,10 +226,10 @@ def profiled_run(script: Path, page_file: str | None, dataset: str | None) -> tu
         seconds = time.perf_counter() - start
     if at.exception:
         raise RuntimeError(f"{page_file}: {at.exception[0].value}")
-    return seconds, by_phase(profiles)
+    return seconds, by_phase(profiles, script.parent)
 
 
-def phase_figures(dataset: str | None) -> dict:
+def phase_figures(dataset: str | None, app: Path) -> dict:
     """Each page's second-session script time and its phases, beside the bare page's."""
     with tempfile.TemporaryDirectory() as folder:
         os.environ["NORMSCOPE_CACHE"] = str(Path(folder) / "cache")
@@ -235,13 +238,12 @@ def phase_figures(dataset: str | None) -> dict:
         rows = {"bare": (profiled_run(bare, None, None)[0], *profiled_run(bare, None, None))}
         for page in navigation.PAGES:
             file = None if page.default else page.file
-            rows[page.url_path] = (profiled_run(ROOT / "app.py", file, dataset)[0], *profiled_run(ROOT / "app.py", file,
-                                                                                                  dataset))
+            rows[page.url_path] = (profiled_run(app, file, dataset)[0], *profiled_run(app, file, dataset))
     return {name: {"first": first, "seconds": s, "phases": phases} for name, (first, s, phases) in rows.items()}
 
 
 def print_phases(rows: dict) -> None:
-    names = [name for name, _ in PHASES] + ["other"]
+    names = [name for name, _ in PHASES] + [OWN, "other"]
     bare = rows["bare"]["seconds"]
     print(f"{'page':12s} {'first s':>8s} {'second s':>8s} {'x bare':>7s}  " + "  ".join(f"{n[:14]:>14s}" for n in names))
     for page, row in rows.items():
@@ -273,7 +275,7 @@ def main() -> int:
     parser.add_argument("--browser-only", action="store_true", help="skip the phases")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    measured = {} if args.browser_only else {"phases": phase_figures(args.dataset)}
+    measured = {} if args.browser_only else {"phases": phase_figures(args.dataset, Path(args.app))}
     if not args.phases:
         measured["browser"] = browser_figures(args.rounds, Path(args.app))
     if args.json:

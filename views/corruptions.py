@@ -70,11 +70,17 @@ def corruption_charts(frame: pd.DataFrame) -> None:
     render.dataset_caption(set(frame["dataset"]))
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def shared_gallery(data: EvalData, index: int, names: tuple[str, ...], severities: tuple[int, ...]) -> dict:
+    """:func:`corruption_gallery`, made once per server for every session (70 corruptions of an image cost ~0.6 s)."""
+    return corruption_gallery(data, index, names, severities)
+
+
 def gallery() -> None:
     """One test image under every chosen corruption and severity."""
     index = int(st.number_input("Image", 0, len(class_names(dataset)) * data.per_class - 1, 0, key="cor_image"))
     with render.user_errors("Cannot show the image"):
-        images = corruption_gallery(data, index, tuple(chosen), tuple(sorted(severities)))
+        images = shared_gallery(data, index, tuple(chosen), tuple(sorted(severities)))
         st.image(render.zoomed(images["clean"]), width=96,
                  caption=f"clean: {class_names(dataset)[images['label']]}")
         for name in chosen:
