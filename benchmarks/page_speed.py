@@ -67,16 +67,7 @@ DRAWN = """() => {
   const charts = [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].filter(c => c.checkVisibility());
   return charts.every(c => c.querySelector('.main-svg'));  // a chart in a closed tab or expander draws when opened
 }"""
-# Set before a click: notes that the script started running since (a page whose run is quick may be back to
-# "notRunning" before the first poll, and until the run starts it still reads "notRunning").
-WATCH_RUN = """() => {
-  if (window.__runWatch) window.__runWatch.disconnect();
-  window.__ran = false;
-  window.__runWatch = new MutationObserver(records => {
-    if (records.some(r => r.target.getAttribute('data-test-script-state') === 'running')) window.__ran = true; });
-  window.__runWatch.observe(document.body, {attributes: true, subtree: true,
-                                            attributeFilter: ['data-test-script-state']});
-}"""
+TITLE = """() => { const h = document.querySelector('[data-testid="stMain"] h1'); return h ? h.innerText : null; }"""
 TIMEOUT_MS = 300_000
 
 
@@ -131,11 +122,11 @@ def clicks(browser, url: str, titles: list[str], rounds: int) -> list[list[float
     for _ in range(rounds):
         times = []
         for title in [*titles[1:], titles[0]]:  # the first page is open: it comes last in a round
-            tab.evaluate(WATCH_RUN)
+            before = tab.evaluate(TITLE)  # the old page stays drawn, "notRunning", until the new run replaces it
             start = time.perf_counter()
             links.filter(has_text=title).first.click()
             tab.wait_for_function(f"""() => {{
-                if (!window.__ran) return false;
+                if (({TITLE})() === {json.dumps(before)}) return false;
                 const current = document.querySelector('[data-testid="stSidebarNavLink"][aria-current="page"]');
                 const name = current && current.querySelector('[data-testid="stMarkdownContainer"]');
                 return name && name.innerText.trim() === {json.dumps(title)} && ({DRAWN})(); }}""",
