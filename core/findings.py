@@ -236,6 +236,9 @@ def transfer_cells(pair: Pair, target: CatalogEntry, spec, lookup: Lookup) -> tu
              for source in (pair.treated, pair.control)]
     if any(c is None for c in cells):
         return None
+    if cells[0]["clean_correct"] != cells[1]["clean_correct"]:
+        raise FindingError(f"{pair.label} on {target.label}: the target's clean predictions differ between the two "
+                           "cells (computed on other images, or other weights); compute both cells again to compare")
     counted = np.asarray(cells[0]["clean_correct"], dtype=bool)
     return tuple(counted & ~np.asarray(c["adv_correct"], dtype=bool) for c in cells) + (counted,)
 
@@ -258,7 +261,7 @@ def training_rows(finding: str, entry: CatalogEntry, lookup: Lookup) -> list[Row
     label = training_label(entry)
     if len(history) < 3 or not entry.probe_images:
         return [Row(finding, label, "probe robust accuracy", "not measured",
-                    note="fewer than 3 probed epochs in its history")]
+                    note="fewer than 3 probed epochs in its history, or no record of the images probed")]
     early, last, n = history[len(history) // 3 - 1], history[-1], entry.probe_images
     effect = lookup.estimate(unpaired_difference, outcomes(early["robust_accuracy"], n),
                              outcomes(last["robust_accuracy"], n))

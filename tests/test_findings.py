@@ -119,6 +119,16 @@ def test_transfer_success_pairs_image_by_image_over_the_targets(pair, bn_success
     assert (row.p_value < 1e-6) == (verdict != "inconclusive")
 
 
+def test_transfer_cells_whose_target_saw_other_clean_images_are_refused_in_one_line(pair):
+    p, cache = pair
+    target = entry("t0", "none", "t0")
+    clean = np.arange(N) < 800
+    store_transfer(cache, target, p.treated, "ifgsm", clean, clean)
+    store_transfer(cache, target, p.control, "ifgsm", np.roll(clean, 1), clean)
+    with pytest.raises(FindingError, match="clean predictions differ between the two cells"):
+        transfer_rows("transfer", p, [target], Lookup(cache))
+
+
 def store_corruption(cache: ResultCache, model: CatalogEntry, name: str, severity: int, clean: np.ndarray,
                      correct: np.ndarray) -> None:
     experiment = get_experiment("corruption")
