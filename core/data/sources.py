@@ -122,6 +122,9 @@ class LazySplits(Mapping):
                 self._loaded[split] = self._loaders[split]()
             return self._loaded[split]
 
+    def __contains__(self, split: object) -> bool:  # Mapping's own would load the split to answer
+        return split in self._loaders
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._loaders)
 
