@@ -28,7 +28,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.attacks import AttackSpec  # noqa: E402
 from core.cache import ResultCache  # noqa: E402
 from core.catalog import CatalogEntry, list_checkpoints, snapshots, zoo_results  # noqa: E402
 from core.checkpoints import load_checkpoint  # noqa: E402
@@ -59,8 +58,7 @@ def robustness_outcomes(result: dict, model: torch.nn.Module, num_classes: int) 
     x, y = eval_tensors(config.data, num_classes)
     clean_correct = predict(model, x, attack_batch(model)) == y  # in the batches run_attack classifies them in
     expect("clean accuracy", result["clean_accuracy"], clean_correct.float().mean().item())
-    spec: AttackSpec = config.attack
-    zero = zero_gradient_mask(model, x, y, spec, num_classes).float().mean().item()
+    zero = zero_gradient_mask(model, x, y, config.attack, num_classes).float().mean().item()
     return {**result, "clean_correct": clean_correct.tolist(), "zero_gradient": zero}
 
 
@@ -73,7 +71,7 @@ def transfer_outcomes(result: dict, model: torch.nn.Module, num_classes: int) ->
     return {**result, **cell_outcomes(y, clean_pred, adv_pred)}
 
 
-def corruption_outcomes(key: str, result: dict, entry: CatalogEntry, cache: ResultCache) -> dict:
+def corruption_outcomes(result: dict, entry: CatalogEntry, cache: ResultCache) -> dict:
     experiment = get_experiment("corruption")
     config = config_from_dict(experiment.config_type, result["config"])
     fresh = experiment(entry, config, RunContext(cache))
@@ -104,7 +102,7 @@ def upgraded(results: dict, cache: ResultCache, save: Callable[[dict], None]) ->
         print(f"[{i + 1}/{len(stale)}] {entry.name}: {kind}", flush=True)
         try:
             if kind == "corruption":
-                done[key] = corruption_outcomes(key, result, entry, cache)
+                done[key] = corruption_outcomes(result, entry, cache)
             else:
                 if sha not in models:
                     models = {sha: load_checkpoint(entry.path)}  # one model at a time (stale is sorted by model)
