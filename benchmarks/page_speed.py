@@ -26,20 +26,19 @@ import json
 import os
 import pstats
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from load import free_port, wait_healthy  # noqa: E402  (benchmarks/ is on sys.path)
 from ui import navigation  # noqa: E402
 
 BARE_APP = '''
@@ -71,12 +70,6 @@ TITLE = """() => { const h = document.querySelector('[data-testid="stMain"] h1')
 TIMEOUT_MS = 300_000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def server(script: Path, cache: Path):
     """A fresh headless server of ``script``; yields its base URL."""
@@ -86,13 +79,7 @@ def server(script: Path, cache: Path):
     process = subprocess.Popen(command, cwd=script.parent, env={**os.environ, "NORMSCOPE_CACHE": str(cache)},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_healthy(port)  # a server that never answers stops the benchmark, not a silent timing of nothing
         yield f"http://localhost:{port}"
     finally:
         process.kill()
