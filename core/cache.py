@@ -23,6 +23,7 @@ from core.errors import NormScopeError
 from core.io import read_json, write_json
 
 DEFAULT_SIZE_LIMIT = 2 ** 30  # bytes; diskcache evicts least-recently-stored entries beyond it
+GENERATION = "__generation__"  # a counter every store moves on: what is shown from the cache is current while it holds
 
 
 def default_cache_dir() -> Path:
@@ -69,6 +70,7 @@ class ResultCache:
         :class:`CacheWriteError` says where and why."""
         try:
             self._cache.set(key, json.dumps(value), retry=True)
+            self._cache.incr(GENERATION, retry=True)
         except (OSError, sqlite3.Error) as e:
             self._forget(key)
             raise CacheWriteError(f"cannot store a result in the cache at {self.directory} ({e}: is the disk full or "
@@ -84,7 +86,8 @@ class ResultCache:
                checkpoints: set[str] | None = None) -> int:
         """Write the entries whose key starts with one of ``prefixes`` (and, if given, whose provenance
         names one of the ``checkpoints`` sha256s) to a JSON file; returns the count."""
-        entries = {k: self.get(k) for k in self._cache.iterkeys() if isinstance(k, str) and k.startswith(prefixes)}
+        entries = {k: self.get(k) for k in self._cache.iterkeys()
+                   if isinstance(k, str) and k.startswith(prefixes) and k != GENERATION}
         entries = {k: v for k, v in entries.items() if v is not MISSING and (
             checkpoints is None or (v.get("checkpoint") or {}).get("sha256") in checkpoints)}
         write_json(path, entries)
@@ -106,15 +109,26 @@ class ResultCache:
                 self.set(key, entries[key])
         return len(missing)
 
+    @property
+    def generation(self) -> int:
+        """How many stores this cache has seen (every process's): a view built from its results is current while
+        this holds, so a server shares one build across sessions without re-reading the results."""
+        return self._cache.get(GENERATION, 0, retry=True)
+
     def volume(self) -> int:
         """Bytes on disk."""
         return self._cache.volume()
 
     def __len__(self) -> int:
-        return len(self._cache)
+        """The results stored (the generation counter is not one)."""
+        return len(self._cache) - (GENERATION in self._cache)
 
     def clear(self) -> int:
-        return self._cache.clear(retry=True)
+        """Drop every result; the generation moves on (it never returns to a value a view was built at)."""
+        generation = self.generation
+        count = self._cache.clear(retry=True) - (generation > 0)
+        self._cache.set(GENERATION, generation + 1, retry=True)
+        return count
 
     def close(self) -> None:
         self._cache.close()

@@ -39,6 +39,7 @@ from core.findings import FINDINGS, VERDICT_RULE, effect_text, row_note, scorebo
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.models import list_models, model_entry
 from core.progress import ConsoleProgress
+from core.records import Record
 from core.robustness import AutoAttackConfig
 from core.surface import DEFAULT_RADIUS, LossSurfaceConfig
 
@@ -253,9 +254,9 @@ def cmd_eval(args) -> dict:
     specs, data = attack_specs(args), EvalData(args.dataset, "test", args.per_class)
     ckpt, run = checkpoint_arg(args), run_context(args)
     runs = [robustness(ckpt, RobustnessConfig(spec, data), run) for spec in specs]
-    results = [{**{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "target_success", "n")},
-                "zero_gradient": r.get("zero_gradient")} for r in runs]  # None: cached before it was measured
-    return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"],
+    results = [picked(r, "eps", "clean_accuracy", "robust_accuracy", "target_success", "n", "zero_gradient")
+               for r in runs]  # zero_gradient None: cached before it was measured
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0].dataset,
             "attack": {**config_dict(specs[0]), "threat": specs[0].entry.threat, "precision": specs[0].precision},
             "results": results}
 
@@ -272,9 +273,9 @@ def cmd_autoattack(args) -> dict:
                for eps in (args.eps or [None])]
     ckpt, run = checkpoint_arg(args), run_context(args)
     runs = [autoattack(ckpt, config, run) for config in configs]
-    results = [{**{k: r[k] for k in ("eps", "clean_accuracy", "robust_accuracy", "n", "per_attack", "zero_gradient")},
+    results = [{**picked(r, "eps", "clean_accuracy", "robust_accuracy", "n", "per_attack", "zero_gradient"),
                 "target_success": None} for r in runs]
-    return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0]["dataset"],
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": runs[0].dataset,
             "attack": {"name": "autoattack", "threat": args.threat, "steps": steps, "seed": args.seed,
                        "attacks": [f"{a}_{args.threat}" for a in AUTOATTACK_ATTACKS],
                        "not_included": ["fab-t", "square"]},
@@ -288,9 +289,9 @@ def cmd_ligs(args) -> dict:
     data = EvalData(args.dataset, "test", args.per_class)
     ckpt = checkpoint_arg(args)
     r = ligs_report(ckpt, LIGSConfig(spec, data), run_context(args))
-    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"],
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r.dataset,
             "perturbation": {**config_dict(spec), "precision": spec.precision},
-            "n": r["n"], "ligs": r["ligs"], "logit_similarity": r["logit_similarity"], "per_class": r["per_class"]}
+            **picked(r, "n", "ligs", "logit_similarity", "per_class")}
 
 
 def cmd_transfer(args) -> dict:
@@ -301,7 +302,7 @@ def cmd_transfer(args) -> dict:
                    steps=spec.steps if args.steps is None else args.steps)
     sources, targets = ([checkpoint_arg(args, a) for a in names] for names in (args.sources, args.targets))
     m = transfer_matrix(sources, targets, spec, EvalData(args.dataset, "test", args.per_class), run_context(args))
-    cells = [[{k: m.cells[i, j][k] for k in ("success_rate", "error_rate", "n", "n_images")} | {
+    cells = [[picked(m.cells[i, j], "success_rate", "error_rate", "n", "n_images") | {
         "white_box": (i, j) in m.white_box} for j in range(len(targets))] for i in range(len(sources))]
     return {"sources": [_ckpt_summary(c) for c in sources], "targets": [_ckpt_summary(c) for c in targets],
             "dataset": m.data.dataset, "attack": {**config_dict(spec), "threat": spec.entry.threat}, "cells": cells,
@@ -315,9 +316,9 @@ def cmd_landscape(args) -> dict:
                                data=EvalData(args.dataset, "test", 1))
     ckpt = checkpoint_arg(args)
     r = loss_surface(ckpt, config, run_context(args))
-    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r["dataset"], "surface": config_dict(config),
-            **{k: r[k] for k in ("image_index", "label", "axes", "coords", "loss", "pred", "centre_loss",
-                                 "centre_pred", "gradient_norm", "ligs")}}
+    return {"checkpoint": _ckpt_summary(ckpt), "dataset": r.dataset, "surface": config_dict(config),
+            **picked(r, "image_index", "label", "axes", "coords", "loss", "pred", "centre_loss", "centre_pred",
+                     "gradient_norm", "ligs")}
 
 
 def cmd_corruptions(args) -> dict:
@@ -327,6 +328,11 @@ def cmd_corruptions(args) -> dict:
     r = corruption_sweep(ckpt, tuple(args.corruptions), tuple(args.severities), EvalData(args.dataset, "test",
                          args.per_class), args.seed, args.source, run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), **{k: v for k, v in r.items() if k != "checkpoint"}}
+
+
+def picked(record: Record, *names: str) -> dict:
+    """Some of a record's fields, JSON-ready."""
+    return {name: config_dict(getattr(record, name), typed=False) for name in names}
 
 
 def settings(pairs: list[str]) -> dict:
@@ -350,7 +356,7 @@ def cmd_run(args) -> dict:
     ckpt = checkpoint_arg(args)
     result = experiment(ckpt, config, run_context(args))
     return {"checkpoint": _ckpt_summary(ckpt), "experiment": experiment.name,
-            "config": config_dict(experiment.resolved(ckpt, config)), "result": result}
+            "config": config_dict(experiment.resolved(ckpt, config)), "result": result.to_dict()}
 
 
 def checkpoint_arg(args, name: str | None = None):
@@ -402,16 +408,15 @@ def cmd_features(args) -> dict | list:
     config = features.feature_config(args.kind, args.preset, start=args.start)
     if args.action == "extract":
         results = [features.feature_dataset(s, config, run) for s in sources]
-        return [{"source": _ckpt_summary(s), **{k: r[k] for k in ("id", "kind", "images", "source_dataset", "sanity",
-                                                                   "config")}} for s, r in zip(sources, results)]
+        return [{"source": _ckpt_summary(s), **picked(r, "id", "kind", "images", "source_dataset", "sanity"),
+                 "config": config_dict(r.config)} for s, r in zip(sources, results)]
     epochs = {} if args.epochs is None else {"epochs": args.epochs}
     if args.action == "train":
         arch = {"arch": args.arch} if args.arch else {}
         train_config = features.feature_train_config(args.kind, norm=args.norm, preset=args.preset, **arch, **epochs)
         r = features.feature_training(sources[0], features.FeatureTrainingConfig(config, train_config), run)
         return {"source": _ckpt_summary(sources[0]), "target": {"arch": train_config.arch, "norm": train_config.norm},
-                **{k: r[k] for k in ("dataset_id", "kind", "test_accuracy", "test_images", "final_metrics", "history",
-                                     "model")}}
+                **picked(r, "dataset_id", "kind", "test_accuracy", "test_images", "final_metrics", "history", "model")}
     arch = args.arch or features.FEATURE_ARCH
     matrix = features.cross_evaluation(sources, [s.spec.norm for s in sources], args.kind, arch,
                                        tuple(args.norms), args.preset, run)

@@ -6,6 +6,7 @@ form a background job receives; :func:`config_dict` and :func:`config_from_dict`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from typing import Any
 
@@ -52,8 +53,14 @@ def config_from_dict(cls: type, d: dict) -> Any:
     """Rebuild a ``cls`` from :func:`config_dict`'s output (nested configs by their field types)."""
     if d.get("__type__", cls.__qualname__) != cls.__qualname__:
         raise ParameterError(f"expected a {cls.__qualname__} config, got {d['__type__']}")
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     return cls(**{f.name: _decode(hints[f.name], d[f.name]) for f in dataclasses.fields(cls) if f.name in d})
+
+
+@functools.cache
+def type_hints(cls: type) -> dict[str, Any]:
+    """A class's resolved field types, once per class (resolving them dominates reading a stored config)."""
+    return typing.get_type_hints(cls)
 
 
 def _decode(kind: Any, value: Any) -> Any:

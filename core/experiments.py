@@ -6,11 +6,14 @@ registers it, so that pages, the CLI, background jobs and ``python -m core list 
 find it by name::
 
     @experiment("ligs", LIGSConfig, "LIGS: similarity of input gradients under a small perturbation (Sec. 4)")
-    def ligs_report(checkpoint: Checkpoint, config: LIGSConfig, run: RunContext) -> dict:
+    def ligs_report(checkpoint: Checkpoint, config: LIGSConfig, run: RunContext) -> LIGSReport:
         x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-        return ligs(run.model(checkpoint), x, y, config.ligs, progress=run.progress).to_dict()
+        result = ligs(run.model(checkpoint), x, y, config.ligs, progress=run.progress)
+        return LIGSReport.of(result, y, checkpoint.spec.num_classes)
 
-    ligs_report(checkpoint_or_catalog_entry, LIGSConfig(), RunContext(cache=...))   # -> dict, or MISSING
+    ligs_report(checkpoint_or_catalog_entry, LIGSConfig(), RunContext(cache=...))   # -> LIGSReport, or MISSING
+
+Its result is a typed record (:mod:`core.records`), the type its compute is annotated to return.
 
 The key is the experiment's name + the code version + the checkpoint's sha256 + the config (with
 ``data.dataset="auto"`` resolved to the checkpoint's own dataset), so a lookup needs only a
@@ -19,8 +22,9 @@ subject's ``sha256`` and ``dataset``: a catalog entry is enough, and weights loa
 from __future__ import annotations
 
 import os
+import typing
 from pathlib import Path
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Protocol
 
 import torch
@@ -33,6 +37,7 @@ from core.data import DataError, balanced_subset, class_names, load_dataset, res
 from core.device import on_device, resolve_device
 from core.errors import ParameterError
 from core.progress import Progress, scaled
+from core.records import Record, RecordError, Source, is_record_type
 
 # Test images per class of every evaluation by default: the paper's 1000 samples (100 per class).
 # NORMSCOPE_PER_CLASS lowers it (a talk on a slow machine); pages, CLI and precompute all read it
@@ -101,9 +106,10 @@ class RunContext:
         """The checkpoint's model on this run's device, the loaded (maybe shared) object left where it is."""
         return on_device(checkpoint.model, self.torch_device)
 
-    def needed(self, need: Need) -> dict:
+    def needed(self, need: Need) -> Record:
         """The cached result of a prerequisite; a clear error if it was not computed first."""
-        found = self.results.get(make_key(need.experiment, need.sha256, need.config))
+        found = get_experiment(need.experiment).read(self.results.get(make_key(need.experiment, need.sha256,
+                                                                                need.config)))
         if found is MISSING:
             raise ParameterError(f"{need.experiment} of checkpoint {need.sha256[:12]} is not computed yet: it is "
                                  "needed first (core.planning.plan lists it before what needs it)")
@@ -119,16 +125,16 @@ class RunContext:
         return replace(self, progress=scaled(self.progress, index / count, (index + 1) / count))
 
 
-def always_current(result: dict) -> bool:
+def always_current(result: Record) -> bool:
     """Most results describe only their inputs, which the key holds: never stale."""
     return True
 
 
-def stores(*fields: str) -> Callable[[dict], bool]:
+def stores(*fields: str) -> Callable[[Record], bool]:
     """A ``current`` test for a result that gained ``fields`` (per-image outcomes): one cached before they were
     stored is still shown by cached-only runs, and computed again by the others."""
-    def has_fields(result: dict) -> bool:
-        return all(result.get(name) is not None for name in fields)
+    def has_fields(result: Record) -> bool:
+        return all(getattr(result, name) is not None for name in fields)
     return has_fields
 
 
@@ -163,15 +169,16 @@ def attack_work(config: Any) -> int:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A registered experiment: ``experiment(subject, config, run)`` -> its result dict, or MISSING."""
+    """A registered experiment: ``experiment(subject, config, run)`` -> its result record, or MISSING."""
 
     name: str
     config_type: type
-    compute: Callable[[Checkpoint, Any, RunContext], dict] = field(repr=False)
+    compute: Callable[[Checkpoint, Any, RunContext], Record] = field(repr=False)
     description: str
+    result_type: type[Record]
     # Whether a cached result still stands for what it describes (an extracted dataset's files may be gone):
     # a stale one is still shown by cached-only runs, and computed again by the others.
-    current: Callable[[dict], bool] = field(default=always_current, repr=False)
+    current: Callable[[Record], bool] = field(default=always_current, repr=False)
     # What must be cached before this computes (a planner computes it first; see core.planning).
     requires: Callable[[Any], list[Need]] = field(default=needs_nothing, repr=False)
     # Its size in WORK_UNIT (image passes), as a public server limits a request: by default each image once.
@@ -189,30 +196,41 @@ class Experiment:
     def key(self, subject: Subject, config: Any = None) -> str:
         return make_key(self.name, subject.sha256, self.resolved(subject, config))
 
-    def __call__(self, subject: Subject, config: Any = None, run: RunContext = RunContext()) -> dict | Missing:
+    def read(self, stored: dict | Missing) -> Record | Missing:
+        """A cached result as this experiment's record; MISSING for one stored with fields that no longer fit
+        (it is computed again where computing is allowed)."""
+        try:
+            return stored if stored is MISSING else self.result_type.from_dict(stored, self.config_type)
+        except RecordError:
+            return MISSING
+
+    def __call__(self, subject: Subject, config: Any = None, run: RunContext = RunContext()) -> Record | Missing:
         config = self.resolved(subject, config)
         key, cache = make_key(self.name, subject.sha256, config), run.results
-        found = cache.get(key)
+        found = self.read(cache.get(key))
         if run.cached_only or (found is not MISSING and self.current(found)):
             return found
         checkpoint = run.load(subject)
-        result = {**provenance(checkpoint, config), **self.compute(checkpoint, config, run)}
-        cache.set(key, result)
+        result = replace(self.compute(checkpoint, config, run), **provenance(checkpoint, config))
+        cache.set(key, result.to_dict())
         return result
 
 
 EXPERIMENTS: dict[str, Experiment] = {}
 
 
-def experiment(name: str, config_type: type, description: str, current: Callable[[dict], bool] = always_current,
+def experiment(name: str, config_type: type, description: str, current: Callable[[Record], bool] = always_current,
                requires: Callable[[Any], list[Need]] = needs_nothing,
                work: Callable[[Any], int] = images_in) -> Callable[[Callable], Experiment]:
-    """Declare ``compute(checkpoint, config, run) -> dict`` as the cached experiment ``name`` (``current``,
-    ``requires`` and ``work``: see :class:`Experiment`)."""
-    def declare(compute: Callable[[Checkpoint, Any, RunContext], dict]) -> Experiment:
+    """Declare ``compute(checkpoint, config, run) -> SomeRecord`` as the cached experiment ``name``; the record
+    type is the one its return annotation names (``current``, ``requires`` and ``work``: see :class:`Experiment`)."""
+    def declare(compute: Callable[[Checkpoint, Any, RunContext], Record]) -> Experiment:
         if name in EXPERIMENTS:
             raise ParameterError(f"experiment {name!r} is declared twice")
-        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, current, requires, work)
+        result_type = typing.get_type_hints(compute).get("return")
+        if not is_record_type(result_type):
+            raise TypeError(f"experiment {name!r} must be annotated to return a Record subclass, not {result_type}")
+        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, result_type, current, requires, work)
         return EXPERIMENTS[name]
     return declare
 
@@ -259,13 +277,12 @@ def eval_tensors(data: EvalData, num_classes: int) -> tuple[torch.Tensor, torch.
     return to_float(x[keep]), y[keep]
 
 
-def provenance(checkpoint: Checkpoint, config: Any) -> dict:
-    """How a result was made: which weights, which config, which code (and on which dataset)."""
-    data = data_of(config) if is_dataclass(config) else None
-    return {"checkpoint": {"name": checkpoint.name, "sha256": checkpoint.sha256, "arch": checkpoint.spec.arch,
-                           "norm": checkpoint.spec.norm, "dataset": checkpoint.dataset},
-            "config": config_dict(config), "code_version": CODE_VERSION,
-            **({"dataset": data.dataset} if isinstance(data, EvalData) else {})}
+def provenance(checkpoint: Checkpoint, config: Any) -> dict[str, Any]:
+    """How a result was made (:class:`Record`'s fields): which weights, config and code, and on which dataset."""
+    data = data_of(config)
+    return {"checkpoint": Source(checkpoint.name, checkpoint.sha256, checkpoint.spec.arch, checkpoint.spec.norm,
+                                 checkpoint.dataset),
+            "config": config, "code_version": CODE_VERSION, "dataset": None if data is None else data.dataset}
 
 
 @dataclass(frozen=True)
@@ -287,7 +304,7 @@ class Evaluation:
     def of(cls, subject: Subject, experiment: Experiment, config: Any) -> "Evaluation":
         return cls(experiment.name, config, str(subject.path), subject.sha256, subject.dataset)
 
-    def run(self, run: RunContext = RunContext()) -> dict | Missing:
+    def run(self, run: RunContext = RunContext()) -> Record | Missing:
         return get_experiment(self.experiment)(self, self.config, run)
 
     def to_dict(self) -> dict:

@@ -30,9 +30,10 @@ from core.cache import MISSING, ResultCache
 from core.catalog import CatalogEntry, list_checkpoints, snapshots
 from core.corruptions.evaluation import CorruptionConfig
 from core.errors import ParameterError
-from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, get_experiment
+from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext, data_of, get_experiment
 from core.features.reliance import RelianceConfig, seed_spread
-from core.robustness import LIGSConfig, RobustnessConfig
+from core.records import Record
+from core.robustness import LIGSConfig, RobustnessConfig, RobustnessResult
 from core.stats import (Estimate, bootstrap_estimate, mcnemar_exact, outcomes, paired_difference, seed_interval,
                         unpaired_difference)
 from core.transfer import TRANSFER_ATTACKS, TransferCellConfig
@@ -124,7 +125,7 @@ class Lookup:
 
     cache: ResultCache
 
-    def __call__(self, entry: CatalogEntry, experiment: str, config) -> dict | None:
+    def __call__(self, entry: CatalogEntry, experiment: str, config) -> Record | None:
         """The cached result; None where it is missing or predates the per-image outcomes a row pairs on."""
         declared = get_experiment(experiment)
         found = declared(entry, config, RunContext(self.cache, cached_only=True))
@@ -153,15 +154,15 @@ def eval_command(entry: CatalogEntry, attack: str) -> str:
     return f"python -m core eval {entry.name} --attack {attack}"
 
 
-def same_images(a: dict, b: dict, pair: Pair) -> None:
+def same_images(a: Record, b: Record, pair: Pair) -> None:
     """Refuse to compare results made on different images (one clear line)."""
-    if (a["dataset"], a["n"], a["config"].get("data")) != (b["dataset"], b["n"], b["config"].get("data")):
-        raise FindingError(f"{pair.label}: the results were computed on different images ({a['dataset']}, n={a['n']} "
-                           f"vs {b['dataset']}, n={b['n']}); compute both on the same data to compare them")
+    if (a.dataset, a.n, data_of(a.config)) != (b.dataset, b.n, data_of(b.config)):
+        raise FindingError(f"{pair.label}: the results were computed on different images ({a.dataset}, n={a.n} "
+                           f"vs {b.dataset}, n={b.n}); compute both on the same data to compare them")
 
 
-def clean_pair(a: dict, b: dict) -> tuple[tuple[float, float], bool]:
-    clean = (a["clean_accuracy"], b["clean_accuracy"])
+def clean_pair(a: RobustnessResult, b: RobustnessResult) -> tuple[tuple[float, float], bool]:
+    clean = (a.clean_accuracy, b.clean_accuracy)
     return clean, abs(clean[0] - clean[1]) <= MATCHED + 1e-9
 
 
@@ -180,10 +181,10 @@ def robustness_rows(finding: str, pair: Pair, attacks: tuple[str, ...], directio
             rows.append(missing_row(finding, pair, measure, eval_command(missing, attack)))
             continue
         same_images(a, b, pair)
-        effect = lookup.estimate(paired_difference, a["robust_correct"], b["robust_correct"]).scaled(direction)
+        effect = lookup.estimate(paired_difference, a.robust_correct, b.robust_correct).scaled(direction)
         clean, matched = clean_pair(a, b)
         rows.append(Row(finding, pair.label, measure, verdict_of(effect), effect,
-                        mcnemar_exact(a["robust_correct"], b["robust_correct"]), a["n"], 1, matched, clean))
+                        mcnemar_exact(a.robust_correct, b.robust_correct), a.n, 1, matched, clean))
     return rows
 
 
@@ -195,9 +196,9 @@ def ligs_rows(finding: str, pair: Pair, lookup: Lookup) -> list[Row]:
         missing = pair.treated if a is None else pair.control
         return [missing_row(finding, pair, "LIGS", f"python -m core ligs {missing.name}")]
     same_images(a, b, pair)
-    effect = lookup.estimate(paired_difference, a["per_sample"], b["per_sample"]).scaled(-1)
+    effect = lookup.estimate(paired_difference, a.per_sample, b.per_sample).scaled(-1)
     clean = robustness_clean(pair, lookup)
-    return [Row(finding, pair.label, "LIGS (Gaussian 0.01)", verdict_of(effect), effect, None, a["n"], 1,
+    return [Row(finding, pair.label, "LIGS (Gaussian 0.01)", verdict_of(effect), effect, None, a.n, 1,
                 None if clean is None else clean[1], None if clean is None else clean[0])]
 
 
@@ -236,11 +237,11 @@ def transfer_cells(pair: Pair, target: CatalogEntry, spec, lookup: Lookup) -> tu
              for source in (pair.treated, pair.control)]
     if any(c is None for c in cells):
         return None
-    if cells[0]["clean_correct"] != cells[1]["clean_correct"]:
+    if cells[0].clean_correct != cells[1].clean_correct:
         raise FindingError(f"{pair.label} on {target.label}: the target's clean predictions differ between the two "
                            "cells (computed on other images, or other weights); compute both cells again to compare")
-    counted = np.asarray(cells[0]["clean_correct"], dtype=bool)
-    return tuple(counted & ~np.asarray(c["adv_correct"], dtype=bool) for c in cells) + (counted,)
+    counted = np.asarray(cells[0].clean_correct, dtype=bool)
+    return tuple(counted & ~np.asarray(c.adv_correct, dtype=bool) for c in cells) + (counted,)
 
 
 def _pooled_success_gap(fooled_a, fooled_b, counted, axis: int = -1):
@@ -310,8 +311,8 @@ def family_outcomes(entry: CatalogEntry, names: tuple[str, ...],
              for name in names for severity in range(1, 6)]
     if any(c is None for c in cells):
         return None
-    clean = np.asarray(cells[0]["clean_correct"], dtype=float)
-    return clean, np.mean([c["correct"] for c in cells], axis=0, dtype=float)
+    clean = np.asarray(cells[0].clean_correct, dtype=float)
+    return clean, np.mean([c.correct for c in cells], axis=0, dtype=float)
 
 
 def demo_rows(finding: str, pair: Pair, lookup: Lookup) -> list[Row]:
@@ -324,10 +325,9 @@ def demo_rows(finding: str, pair: Pair, lookup: Lookup) -> list[Row]:
         rows.append(missing_row(finding, pair, "share following the non-robust cue",
                                 f"python -m core run conflict_reliance {pair.treated.name}"))
     else:
-        effect = lookup.estimate(unpaired_difference, outcomes(a["non_robust"], a["n"]),
-                                 outcomes(b["non_robust"], b["n"]))
+        effect = lookup.estimate(unpaired_difference, outcomes(a.non_robust, a.n), outcomes(b.non_robust, b.n))
         rows.append(Row(finding, pair.label, "share following the non-robust cue", verdict_of(effect), effect, None,
-                        a["n"], 1))
+                        a.n, 1))
     spread = seed_spread()
     if spread is not None:
         effect = seed_interval(spread.margins)

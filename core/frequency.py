@@ -21,6 +21,7 @@ from core.checkpoints import Checkpoint
 from core.errors import ParameterError
 from core.experiments import EvalData, RunContext, attack_work, eval_tensors, experiment, images_in
 from core.metrics import adversarial_examples, predict
+from core.records import Record
 
 YIN_EPS = 4.0  # Yin et al. 2019's per-channel l2 norm for CIFAR-10
 
@@ -68,6 +69,30 @@ def perturbed(x: torch.Tensor, basis: torch.Tensor, eps: float, g: torch.Generat
     return (x + delta).clamp(0, 1)
 
 
+@dataclass(frozen=True, kw_only=True)
+class FourierHeatmap(Record):
+    """The error rate under a perturbation along each Fourier basis (``[u][v]`` over ``frequencies`` both ways),
+    and on clean images."""
+
+    error: list[list[float]]
+    frequencies: list[int]
+    eps: float
+    n: int
+    clean_error: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class PerturbationSpectrum(Record):
+    """The mean magnitude spectrum of an attack's perturbations (centred), the share of their energy at high
+    frequencies, and their mean l2 norm."""
+
+    spectrum: list[list[float]]
+    n: int
+    attack: str
+    high_frequency_share: float
+    l2: float
+
+
 def fourier_work(config: FourierConfig) -> int:
     """A forward pass of every image per basis of a 32 x 32 image's half plane, and a clean one."""
     return images_in(config) * (len(half_plane(32)) + 1)
@@ -75,7 +100,7 @@ def fourier_work(config: FourierConfig) -> int:
 
 @experiment("fourier_heatmap", FourierConfig, "error under perturbations along each Fourier basis (App. A)",
             work=fourier_work)
-def fourier_heatmap(checkpoint: Checkpoint, config: FourierConfig, run: RunContext) -> dict:
+def fourier_heatmap(checkpoint: Checkpoint, config: FourierConfig, run: RunContext) -> FourierHeatmap:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     model, (h, w) = run.model(checkpoint), x.shape[-2:]
     freq_u, freq_v, g = frequencies(h), frequencies(w), torch.Generator().manual_seed(config.seed)
@@ -86,7 +111,7 @@ def fourier_heatmap(checkpoint: Checkpoint, config: FourierConfig, run: RunConte
         error[u + freq_u[-1]][v + freq_v[-1]] = error[-u + freq_u[-1]][-v + freq_v[-1]] = wrong
         run.report((k + 1) / len(plane), f"Fourier basis ({u}, {v})")
     clean_error = (predict(model, x) != y).float().mean().item()
-    return {"error": error, "frequencies": freq_u, "eps": config.eps, "n": len(y), "clean_error": clean_error}
+    return FourierHeatmap(error=error, frequencies=freq_u, eps=config.eps, n=len(y), clean_error=clean_error)
 
 
 def high_frequency_share(power: torch.Tensor) -> float:
@@ -99,12 +124,12 @@ def high_frequency_share(power: torch.Tensor) -> float:
 
 @experiment("perturbation_spectrum", SpectrumConfig, "Fourier spectrum of a model's adversarial perturbations",
             work=attack_work)
-def perturbation_spectrum(checkpoint: Checkpoint, config: SpectrumConfig, run: RunContext) -> dict:
+def perturbation_spectrum(checkpoint: Checkpoint, config: SpectrumConfig, run: RunContext) -> PerturbationSpectrum:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     adversarial = adversarial_examples(run.model(checkpoint), x, y, config.attack, checkpoint.spec.num_classes,
                                        progress=run.progress)
     delta = (adversarial - x.cpu()).double()
     transform = torch.fft.fftshift(torch.fft.fft2(delta), dim=(-2, -1)).abs()
-    return {"spectrum": transform.mean((0, 1)).tolist(), "n": len(y), "attack": config.attack.label,
-            "high_frequency_share": high_frequency_share((transform ** 2).mean((0, 1))),
-            "l2": delta.flatten(1).norm(dim=1).mean().item()}
+    return PerturbationSpectrum(spectrum=transform.mean((0, 1)).tolist(), n=len(y), attack=config.attack.label,
+                                high_frequency_share=high_frequency_share((transform ** 2).mean((0, 1))),
+                                l2=delta.flatten(1).norm(dim=1).mean().item())

@@ -17,6 +17,7 @@ from core.checkpoints import Checkpoint
 from core.experiments import EvalData, RunContext, attack_work, eval_tensors, experiment
 from core.images import amplify, decode_images, encode_images
 from core.metrics import confidences, target_labels
+from core.records import Record
 
 
 @dataclass
@@ -59,26 +60,45 @@ def adversarial_gallery(model: nn.Module, images: torch.Tensor, labels: torch.Te
     return Gallery(images.cpu(), adversarial, labels.cpu(), clean_pred, clean_conf, adv_pred, adv_conf)
 
 
+@dataclass(frozen=True, kw_only=True)
+class GalleryReport(Record):
+    """A :class:`Gallery` as stored: images encoded (:func:`core.images.encode_images`; the perturbation amplified
+    to be seen), each image's linf distance, labels, predictions and confidences."""
+
+    clean: dict
+    adversarial: dict
+    perturbation: dict
+    linf: list[float]
+    labels: list[int]
+    clean_pred: list[int]
+    clean_conf: list[float]
+    adv_pred: list[int]
+    adv_conf: list[float]
+
+    @classmethod
+    def of(cls, g: Gallery) -> "GalleryReport":
+        return cls(clean=encode_images(g.clean), adversarial=encode_images(g.adversarial),
+                   perturbation=encode_images(amplify(g.perturbation)),
+                   linf=g.perturbation.abs().flatten(1).amax(1).tolist(), labels=g.labels.tolist(),
+                   clean_pred=g.clean_pred.tolist(), clean_conf=g.clean_conf.tolist(), adv_pred=g.adv_pred.tolist(),
+                   adv_conf=g.adv_conf.tolist())
+
+
 @experiment("gallery", GalleryConfig, "clean and adversarial images with predictions (the adversarial gallery)",
             work=attack_work)
-def gallery_report(checkpoint: Checkpoint, config: GalleryConfig, run: RunContext) -> dict:
-    """Encoded clean / adversarial / amplified-perturbation images, labels, predictions and confidences."""
+def gallery_report(checkpoint: Checkpoint, config: GalleryConfig, run: RunContext) -> GalleryReport:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-    g = adversarial_gallery(run.model(checkpoint), x, y, config.attack, checkpoint.spec.num_classes)
-    return {"clean": encode_images(g.clean), "adversarial": encode_images(g.adversarial),
-            "perturbation": encode_images(amplify(g.perturbation)),
-            "linf": g.perturbation.abs().flatten(1).amax(1).tolist(),
-            "labels": g.labels.tolist(), "clean_pred": g.clean_pred.tolist(), "clean_conf": g.clean_conf.tolist(),
-            "adv_pred": g.adv_pred.tolist(), "adv_conf": g.adv_conf.tolist()}
+    return GalleryReport.of(adversarial_gallery(run.model(checkpoint), x, y, config.attack,
+                                                checkpoint.spec.num_classes))
 
 
-def gallery_grid(reports: dict[str, dict], rows: int, zoom: int = 4, gap: int = 2) -> np.ndarray:
+def gallery_grid(reports: dict[str, GalleryReport], rows: int, zoom: int = 4, gap: int = 2) -> np.ndarray:
     """The gallery as one uint8 ``[H, W, 3]`` image: a row per test image; columns clean, then per report
     (model) its adversarial image and amplified perturbation; ``zoom``x nearest-neighbour, white gaps."""
     first = next(iter(reports.values()))
-    columns = [decode_images(first["clean"])[:rows]]
+    columns = [decode_images(first.clean)[:rows]]
     for report in reports.values():
-        columns += [decode_images(report["adversarial"])[:rows], decode_images(report["perturbation"])[:rows]]
+        columns += [decode_images(report.adversarial)[:rows], decode_images(report.perturbation)[:rows]]
     cells = [[c[i].repeat(zoom, 0).repeat(zoom, 1) for c in columns] for i in range(len(columns[0]))]
     return _tile(cells, gap)
 

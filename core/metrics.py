@@ -21,6 +21,7 @@ from core.device import model_device, to_device
 from core.errors import ParameterError
 from core.models.inference import InferenceForm, check_precision
 from core.progress import Progress, null_progress
+from core.records import Record
 
 LIGS_KINDS = ("gaussian", "uniform", "fgsm", "pgd")
 MASKING_WARNING = 0.01  # a share of exactly-zero input gradients above this flags a result as possibly masked
@@ -82,11 +83,6 @@ class AttackResult:
     clean_correct: torch.Tensor  # bool [N]
     robust_correct: torch.Tensor  # bool [N]
     zero_gradient: float | None = None  # fraction of images whose attack-loss gradient at x is exactly 0
-
-    def to_dict(self) -> dict:
-        return {"attack": self.spec.name, "eps": self.spec.eps, "steps": self.spec.steps, "n": self.n,
-                "clean_accuracy": self.clean_accuracy, "robust_accuracy": self.robust_accuracy,
-                "target_success": self.target_success, "zero_gradient": self.zero_gradient}
 
 
 def adversarial_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: AttackSpec, num_classes: int = 10,
@@ -180,10 +176,6 @@ class LIGSResult:
     def mean(self) -> float:
         return self.per_sample.mean().item()
 
-    def to_dict(self) -> dict:
-        return {"kind": self.spec.kind, "size": self.spec.size, "n": len(self.per_sample), "ligs": self.mean,
-                "logit_similarity": self.logit_similarity.mean().item()}
-
 
 def perturbation(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec,
                  generator: torch.Generator) -> torch.Tensor:
@@ -225,9 +217,18 @@ def ligs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, spec: LIGSSpec = LI
     return LIGSResult(spec, torch.cat(cos), torch.cat(logit_cos))
 
 
-def conflict_reliance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class ConflictReliance(Record):
+    """On ``n`` images whose robust and non-robust features disagree: the share labelled by each cue."""
+
+    robust: float
+    non_robust: float
+    n: int
+
+
+def conflict_reliance(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int = 10) -> ConflictReliance:
     """On images whose robust features say ``y`` and non-robust ones ``y + 1 mod K`` (a ``conflict`` split):
     how often the model follows each cue; the two need not sum to 1."""
     pred, y = predict(model, x), y.cpu()
-    return {"robust": (pred == y).float().mean().item(),
-            "non_robust": (pred == (y + 1) % num_classes).float().mean().item(), "n": len(y)}
+    return ConflictReliance(robust=(pred == y).float().mean().item(),
+                            non_robust=(pred == (y + 1) % num_classes).float().mean().item(), n=len(y))

@@ -28,6 +28,7 @@ from core.errors import ParameterError
 from core.experiments import EvalData, RunContext, experiment
 from core.images import encode_images
 from core.metrics import LIGSSpec, batches, input_gradient, ligs
+from core.records import Record
 
 PLANES = ("gradient-random", "random-random")
 THREATS = ("l2", "linf")
@@ -149,11 +150,27 @@ def surface_work(config: LossSurfaceConfig) -> int:
     return config.resolution ** 2 + config.ligs.passes
 
 
+@dataclass(frozen=True, kw_only=True)
+class LossSurface(Record):
+    """The grid's coordinates, loss and predicted class (``[row][column]``: second direction, first direction),
+    the loss and prediction at the image, its label, input-gradient norm and LIGS, and the image itself."""
+
+    image_index: int
+    label: int
+    axes: list[str]
+    coords: list[float]
+    loss: list[list[float]]
+    pred: list[list[int]]
+    centre_loss: float
+    centre_pred: int
+    gradient_norm: float
+    ligs: float
+    image: dict
+
+
 @experiment("loss_surface", LossSurfaceConfig, "the loss on a 2-D plane of input space around one test image",
             work=surface_work)
-def loss_surface(checkpoint: Checkpoint, config: LossSurfaceConfig, run: RunContext) -> dict:
-    """The grid's coordinates, loss and predicted class (``[row][column]``: second direction, first
-    direction), the loss and prediction at the image, its label, input-gradient norm and LIGS."""
+def loss_surface(checkpoint: Checkpoint, config: LossSurfaceConfig, run: RunContext) -> LossSurface:
     model = run.model(checkpoint)
     x, y = split_image(config.data, config.image, checkpoint.spec.num_classes)
     x, y = to_device(x, run.torch_device), y.to(run.torch_device)
@@ -165,14 +182,14 @@ def loss_surface(checkpoint: Checkpoint, config: LossSurfaceConfig, run: RunCont
     run.report(0.1, "loss surface")
     loss, pred = plane_losses(model, x, y, d1, d2, coords)
     run.report(0.8, "LIGS of the image")
-    return {"image_index": config.image, "label": int(y.item()), "axes": axis_names(config.plane),
-            "coords": coords.tolist(), "loss": loss.tolist(), "pred": pred.tolist(),
-            "centre_loss": F.cross_entropy(logits, y).item(), "centre_pred": int(logits.argmax(1).item()),
-            "gradient_norm": gradient.flatten().norm().item(),
-            "ligs": ligs(model, x, y, config.ligs).mean, "image": encode_images(x.cpu())}
+    return LossSurface(image_index=config.image, label=int(y.item()), axes=axis_names(config.plane),
+                       coords=coords.tolist(), loss=loss.tolist(), pred=pred.tolist(),
+                       centre_loss=F.cross_entropy(logits, y).item(), centre_pred=int(logits.argmax(1).item()),
+                       gradient_norm=gradient.flatten().norm().item(), ligs=ligs(model, x, y, config.ligs).mean,
+                       image=encode_images(x.cpu()))
 
 
-def gradient_profile(result: dict) -> tuple[list[float], list[float]]:
+def gradient_profile(result: LossSurface) -> tuple[list[float], list[float]]:
     """The loss along the plane's first direction (the gradient's, on "gradient-random") through the image:
     the grid's middle row, as (coordinates, losses)."""
-    return result["coords"], result["loss"][len(result["coords"]) // 2]
+    return result.coords, result.loss[len(result.coords) // 2]

@@ -337,7 +337,7 @@ def conflict_probe(model: NormScopeModel, dataset: Dataset) -> dict:
         return {}
     x, y = dataset.split("conflict")
     reliance = conflict_reliance(model, to_float(x), y, dataset.num_classes)
-    return {"conflict_robust": reliance["robust"], "conflict_non_robust": reliance["non_robust"]}
+    return {"conflict_robust": reliance.robust, "conflict_non_robust": reliance.non_robust}
 
 
 def train(config: TrainConfig, out: str | os.PathLike, progress: Progress | None = None,

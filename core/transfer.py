@@ -28,6 +28,7 @@ from core.experiments import (EvalData, Evaluation, Need, RunContext, Subject, a
 from core.images import decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, predict
 from core.planning import plan
+from core.records import Record
 
 TRANSFER_ATTACKS = ("ifgsm", "mifgsm", "difgsm", "tifgsm")
 
@@ -57,21 +58,32 @@ def to_uint8_grid(x: torch.Tensor) -> torch.Tensor:
     return (x * 255).round() / 255
 
 
+@dataclass(frozen=True, kw_only=True)
+class TransferExamples(Record):
+    """A source's adversarial images (8-bit, :func:`core.images.encode_images`), their labels, the source's own
+    predictions on them, and the largest linf distance from a clean image."""
+
+    adversarial: dict
+    labels: list[int]
+    source_pred: list[int]
+    linf: float
+
+    @property
+    def images(self) -> torch.Tensor:
+        """The adversarial images as floats in [0, 1], ``[N, 3, H, W]``."""
+        return torch.from_numpy(decode_images(self.adversarial).copy()).permute(0, 3, 1, 2).float() / 255
+
+
 @experiment("transfer_examples", TransferConfig, "adversarial examples crafted on a source model (Sec. 7)",
             work=attack_work)
-def transfer_examples(checkpoint: Checkpoint, config: TransferConfig, run: RunContext) -> dict:
+def transfer_examples(checkpoint: Checkpoint, config: TransferConfig, run: RunContext) -> TransferExamples:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     model = run.model(checkpoint)
     crafted = adversarial_examples(model, x, y, config.attack, checkpoint.spec.num_classes, progress=run.progress)
     adversarial = to_uint8_grid(crafted)
-    return {"adversarial": encode_images(adversarial), "labels": y.tolist(),
-            "source_pred": predict(model, adversarial).tolist(),
-            "linf": (adversarial - x).abs().flatten(1).amax(1).max().item()}
-
-
-def examples_images(examples: dict) -> torch.Tensor:
-    """The stored adversarial images as floats in [0, 1], ``[N, 3, H, W]``."""
-    return torch.from_numpy(decode_images(examples).copy()).permute(0, 3, 1, 2).float() / 255
+    return TransferExamples(adversarial=encode_images(adversarial), labels=y.tolist(),
+                            source_pred=predict(model, adversarial).tolist(),
+                            linf=(adversarial - x).abs().flatten(1).amax(1).max().item())
 
 
 def examples_needed(config: TransferCellConfig) -> list[Need]:
@@ -79,36 +91,46 @@ def examples_needed(config: TransferCellConfig) -> list[Need]:
     return [Need(transfer_examples.name, config.source, config.examples)]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TransferCell(Record):
+    """One matrix cell: on the target, the attack success rate of a source's examples over the ``n`` images it
+    classifies correctly when clean (None if there are none), the plain error rate on all ``n_images``, and each
+    image's outcomes (with another source's cell on the same target they pair image by image)."""
+
+    source: str  # the source's sha256
+    n_images: int
+    n: int
+    success_rate: float | None
+    error_rate: float
+    clean_accuracy: float
+    adv_pred: list[int]
+    clean_correct: list[bool] | None = None  # per image; None in results cached before they were stored
+    adv_correct: list[bool] | None = None
+
+    @classmethod
+    def of(cls, source: str, y: torch.Tensor, clean_pred: torch.Tensor, adv_pred: torch.Tensor) -> "TransferCell":
+        correct, fooled = clean_pred == y, adv_pred != y
+        n = int(correct.sum())
+        return cls(source=source, n_images=len(y), n=n,
+                   success_rate=(correct & fooled).sum().item() / n if n else None,
+                   error_rate=fooled.float().mean().item(), clean_accuracy=correct.float().mean().item(),
+                   adv_pred=adv_pred.tolist(), clean_correct=correct.tolist(), adv_correct=(~fooled).tolist())
+
+
 CELL_OUTCOMES = ("clean_correct", "adv_correct")  # per image: the target right on the clean and on the adversarial
 
 
 @experiment("transfer", TransferCellConfig, "attack success rate on a target of a source's examples (Table 4, A8)",
             current=stores(*CELL_OUTCOMES), requires=examples_needed)
-def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunContext) -> dict:
+def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunContext) -> TransferCell:
     examples = run.needed(examples_needed(config)[0])
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
-    if examples["labels"] != y.tolist():
+    if examples.labels != y.tolist():
         raise ParameterError("the source's examples were made from other images than this target's test subset")
     model = run.model(checkpoint)
-    clean_pred, adv_pred = predict(model, x), predict(model, examples_images(examples["adversarial"]))
+    clean_pred, adv_pred = predict(model, x), predict(model, examples.images)
     run.report(1.0, f"{config.attack.label} on {checkpoint.name}")
-    return {"source": config.source, "n_images": len(y), **rates(y, clean_pred, adv_pred),
-            "adv_pred": adv_pred.tolist(), **cell_outcomes(y, clean_pred, adv_pred)}
-
-
-def cell_outcomes(y: torch.Tensor, clean_pred: torch.Tensor, adv_pred: torch.Tensor) -> dict:
-    """A cell's per-image outcomes (:data:`CELL_OUTCOMES`): with another source's cell on the same target they pair
-    image by image."""
-    return {"clean_correct": (clean_pred == y).tolist(), "adv_correct": (adv_pred == y).tolist()}
-
-
-def rates(y: torch.Tensor, clean_pred: torch.Tensor, adv_pred: torch.Tensor) -> dict:
-    """The attack success rate over the ``n`` images classified correctly when clean (None if there are none),
-    and the plain error rate on the adversarial images."""
-    correct, fooled = clean_pred == y, adv_pred != y
-    n = int(correct.sum())
-    return {"n": n, "success_rate": (correct & fooled).sum().item() / n if n else None,
-            "error_rate": fooled.float().mean().item(), "clean_accuracy": correct.float().mean().item()}
+    return TransferCell.of(config.source, y, clean_pred, adv_pred)
 
 
 def common_dataset(subjects: list[Subject], data: EvalData) -> EvalData:
@@ -130,12 +152,12 @@ class TransferMatrix:
     targets: list[str]
     attack: AttackSpec
     data: EvalData
-    cells: dict[tuple[int, int], dict | Missing] = field(default_factory=dict)
+    cells: dict[tuple[int, int], TransferCell | Missing] = field(default_factory=dict)
     white_box: set[tuple[int, int]] = field(default_factory=set)  # the same checkpoint as source and target
 
     def value(self, i: int, j: int, key: str = "success_rate") -> float | None:
         cell = self.cells.get((i, j), MISSING)
-        return None if cell is MISSING else cell[key]
+        return None if cell is MISSING else getattr(cell, key)
 
     def table(self, key: str = "success_rate") -> list[list[float | None]]:
         return [[self.value(i, j, key) for j in range(len(self.targets))] for i in range(len(self.sources))]
@@ -166,7 +188,7 @@ def matrix_requests(sources: list[Subject], targets: list[Subject], attack: Atta
 
 
 def assembled(sources: list[Subject], targets: list[Subject], attack: AttackSpec, data: EvalData,
-              cells: dict[tuple[int, int], dict]) -> TransferMatrix:
+              cells: dict[tuple[int, int], TransferCell]) -> TransferMatrix:
     """The matrix of the cells found (MISSING elsewhere)."""
     matrix = TransferMatrix([label(s) for s in sources], [label(t) for t in targets], attack, data)
     for i, source in enumerate(sources):
@@ -208,8 +230,8 @@ def transferred_gallery(source: Subject, matrix: TransferMatrix, shown: int, run
     if examples is MISSING:
         return None
     i = matrix.sources.index(label(source))
-    x, y = eval_tensors(matrix.data, getattr(source, "num_classes", max(examples["labels"]) + 1))
-    return {"clean": uint8_images(x[:shown]), "adversarial": decode_images(examples["adversarial"])[:shown],
-            "labels": y[:shown].tolist(), "source_pred": examples["source_pred"][:shown],
-            "target_pred": {t: matrix.cells[i, j]["adv_pred"][:shown] for j, t in enumerate(matrix.targets)
+    x, y = eval_tensors(matrix.data, getattr(source, "num_classes", max(examples.labels) + 1))
+    return {"clean": uint8_images(x[:shown]), "adversarial": decode_images(examples.adversarial)[:shown],
+            "labels": y[:shown].tolist(), "source_pred": examples.source_pred[:shown],
+            "target_pred": {t: matrix.cells[i, j].adv_pred[:shown] for j, t in enumerate(matrix.targets)
                             if matrix.value(i, j) is not None}}

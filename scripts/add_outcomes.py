@@ -28,14 +28,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.cache import ResultCache  # noqa: E402
+from core.cache import MISSING, ResultCache  # noqa: E402
 from core.catalog import CatalogEntry, list_checkpoints, snapshots, zoo_results  # noqa: E402
 from core.checkpoints import load_checkpoint  # noqa: E402
 from core.config import config_from_dict  # noqa: E402
-from core.experiments import RunContext, eval_tensors, get_experiment  # noqa: E402
+from core.experiments import Experiment, RunContext, eval_tensors, get_experiment  # noqa: E402
 from core.io import read_json, write_json  # noqa: E402
 from core.metrics import attack_batch, predict, zero_gradient_mask  # noqa: E402
-from core.transfer import cell_outcomes, rates, transfer_examples  # noqa: E402
+from core.transfer import TransferCell, transfer_examples  # noqa: E402
 
 
 class Mismatch(Exception):
@@ -65,10 +65,10 @@ def robustness_outcomes(result: dict, model: torch.nn.Module, num_classes: int) 
 def transfer_outcomes(result: dict, model: torch.nn.Module, num_classes: int) -> dict:
     config = config_from_dict(get_experiment("transfer").config_type, result["config"])
     x, y = eval_tensors(config.data, num_classes)
-    clean_pred, adv_pred = predict(model, x), torch.tensor(result["adv_pred"])
-    for key, value in rates(y, clean_pred, adv_pred).items():
-        expect(key, result[key], value)
-    return {**result, **cell_outcomes(y, clean_pred, adv_pred)}
+    cell = TransferCell.of(result["source"], y, predict(model, x), torch.tensor(result["adv_pred"]))
+    for key in ("n", "success_rate", "error_rate", "clean_accuracy"):
+        expect(key, result[key], getattr(cell, key))
+    return {**result, "clean_correct": cell.clean_correct, "adv_correct": cell.adv_correct}
 
 
 def corruption_outcomes(result: dict, entry: CatalogEntry, cache: ResultCache) -> dict:
@@ -76,8 +76,8 @@ def corruption_outcomes(result: dict, entry: CatalogEntry, cache: ResultCache) -
     config = config_from_dict(experiment.config_type, result["config"])
     fresh = experiment(entry, config, RunContext(cache))
     for name in ("n", "accuracy", "clean_accuracy"):
-        expect(name, result[name], fresh[name])
-    return fresh
+        expect(name, result[name], getattr(fresh, name))
+    return fresh.to_dict()
 
 
 def recomputed_in_full(kind: str, result: dict, entry: CatalogEntry, by_sha: dict, cache: ResultCache) -> dict:
@@ -86,7 +86,12 @@ def recomputed_in_full(kind: str, result: dict, entry: CatalogEntry, by_sha: dic
     config = config_from_dict(experiment.config_type, result["config"])
     if kind == "transfer":
         transfer_examples(by_sha[config.source], config.examples, run)
-    return experiment(entry, config, run)
+    return experiment(entry, config, run).to_dict()
+
+
+def lacks_outcomes(experiment: Experiment, result: dict) -> bool:
+    record = experiment.read(result)
+    return record is MISSING or not experiment.current(record)
 
 
 def upgraded(results: dict, cache: ResultCache, save: Callable[[dict], None]) -> dict[str, dict]:
@@ -95,7 +100,7 @@ def upgraded(results: dict, cache: ResultCache, save: Callable[[dict], None]) ->
     by_sha, done, models, recomputed = subjects(), {}, {}, []
     stale = {k: r for k, r in sorted(results.items(), key=lambda item: item[1]["checkpoint"]["sha256"])
              if k.split(":")[0] in ("robustness", "transfer", "corruption")
-             and not get_experiment(k.split(":")[0]).current(r)}
+             and lacks_outcomes(get_experiment(k.split(":")[0]), r)}
     for i, (key, result) in enumerate(stale.items()):
         kind, sha = key.split(":")[0], result["checkpoint"]["sha256"]
         entry = by_sha[sha]

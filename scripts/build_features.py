@@ -31,7 +31,7 @@ def run_cells(requests: dict, run: RunContext) -> None:
         start = time.perf_counter()
         result = evaluation.run(run)
         print(f"  {cell} {evaluation.name} -> {evaluation.config.train.arch}-{evaluation.config.train.norm}: "
-              f"{100 * result['test_accuracy']:.1f} % ({time.perf_counter() - start:.0f} s)", flush=True)
+              f"{100 * result.test_accuracy:.1f} % ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ def main(paths: list[str]) -> None:
     for path in paths or sorted(str(p) for p in zoo_dir().glob("builtin-*.safetensors")):
         ckpt = load_checkpoint(path)
         shares = conflict_reliance(ckpt.model, x, y)
-        print(f"| {ckpt.name} | {100 * shares['robust']:.1f} % | {100 * shares['non_robust']:.1f} % |")
+        print(f"| {ckpt.name} | {100 * shares.robust:.1f} % | {100 * shares.non_robust:.1f} % |")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from core.cache import ResultCache  # noqa: E402
 from core.catalog import list_checkpoints, zoo_results  # noqa: E402
 from core.corruptions import CORRUPTIONS, corruption_sweep  # noqa: E402
 from core.experiments import DEFAULT_PER_CLASS, EvalData, RunContext  # noqa: E402
-from core.frequency import FourierConfig, SpectrumConfig, fourier_heatmap, perturbation_spectrum  # noqa: E402
+from core.frequency import (FourierConfig, FourierHeatmap, SpectrumConfig, fourier_heatmap,  # noqa: E402
+                            perturbation_spectrum)
 from core.progress import ConsoleProgress  # noqa: E402
 from core.zoo import CORRUPTION_PAIRS  # noqa: E402
 
@@ -30,9 +31,9 @@ FAMILIES = ("noise", "blur", "weather", "digital")
 LOW = 4  # |u|, |v| < 4 of 32: the heat map's low-frequency block
 
 
-def heatmap_split(result: dict) -> tuple[float, float]:
+def heatmap_split(result: FourierHeatmap) -> tuple[float, float]:
     """The heat map's mean error over the low-frequency block and over the rest."""
-    error, f = torch.tensor(result["error"]), torch.tensor(result["frequencies"]).abs()
+    error, f = torch.tensor(result.error), torch.tensor(result.frequencies).abs()
     low = (f.view(-1, 1) < LOW) & (f.view(1, -1) < LOW)
     return error[low].mean().item(), error[~low].mean().item()
 
@@ -47,7 +48,7 @@ def row(entry, data: EvalData, run: RunContext) -> list[str]:
     low, high = heatmap_split(heat)
     pct = [100 * v for v in (sweep["clean_error"], sweep["mean_corruption_error"], *family.values(),
                              per["contrast"], per["fog"], low, high)]
-    return [entry.name, entry.norm, *(f"{v:.1f}" for v in pct), f"{spectrum['high_frequency_share']:.3f}"]
+    return [entry.name, entry.norm, *(f"{v:.1f}" for v in pct), f"{spectrum.high_frequency_share:.3f}"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.cache import ResultCache  # noqa: E402
+from core.cache import MISSING, ResultCache  # noqa: E402
 from core.catalog import list_checkpoints, zoo_results  # noqa: E402
 from core.experiments import RunContext  # noqa: E402
 from core.features import (FEATURE_ARCH, PAPER_NORMS, PAPER_TABLES, cross_evaluation, feature_config,  # noqa: E402
@@ -33,8 +33,8 @@ def matrix_markdown(table: str, entries: dict, run: RunContext) -> str:
         rows.append(f"| {norm} | " + " | ".join(f"{cell(v)} ({cell(p)})" for v, p in zip(row, paper))
                     + f" | {cell(sum(values) / len(values) if values else None)} ({cell(sum(known) / len(known))}) |")
     sets = [feature_dataset(s, feature_config(kind, "cpu"), run) for s in sources]
-    sanity = ", ".join(f"{n} {r['sanity']['relative_distance_mean']:.3f}" for n, r in zip(norms, sets)
-                       if isinstance(r, dict))
+    sanity = ", ".join(f"{n} {r.sanity['relative_distance_mean']:.3f}" for n, r in zip(norms, sets)
+                       if r is not MISSING)
     return f"{head}\n" + "\n".join(rows) + f"\n\nEq. A2 relative feature distance at the end (mean): {sanity}\n"
 
 
@@ -43,13 +43,13 @@ def trends_markdown(entries: dict, run: RunContext) -> str:
              "|---|---|---|---|---|---|---|"]
     for kind, request in trend_requests(entries).items():
         r = request.run(run)
-        if not isinstance(r, dict):
+        if r is MISSING:
             lines.append(f"| {kind} | {request.name} | not computed | | | | |")
             continue
-        last = [h for h in r["history"] if "ligs" in h][-1]
+        last = [h for h in r.history if "ligs" in h][-1]
         conflict = (f"{last['conflict_robust']:.2f} / {last['conflict_non_robust']:.2f}"
                     if "conflict_robust" in last else "")
-        lines.append(f"| {kind} | {request.name} | {len(r['history'])} | {100 * r['test_accuracy']:.1f} | "
+        lines.append(f"| {kind} | {request.name} | {len(r.history)} | {100 * r.test_accuracy:.1f} | "
                      f"{100 * last['robust_accuracy']:.1f} | {last['ligs']:.3f} | {conflict} |")
     return "\n".join(lines) + "\n"
 

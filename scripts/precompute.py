@@ -45,7 +45,7 @@ def precompute(entry: CatalogEntry, per_class: int, cache: ResultCache, tables_o
         print(f"  corruptions {', '.join(names)}: mCE {sweep['mean_corruption_error']:.3f}")
         return
     curve = robustness_sweep(checkpoint, paper_spec("pgd_l2"), list(SWEEP_EPS["l2"]), data, run)
-    print("  l2 sweep  " + ", ".join(f"{p['eps']:g}: {p['robust_accuracy']:.2f}" for p in curve))
+    print("  l2 sweep  " + ", ".join(f"{p.eps:g}: {p.robust_accuracy:.2f}" for p in curve))
     gallery_report(checkpoint, GalleryConfig(paper_spec(DEFAULT_ATTACK)), run)
 
 

@@ -15,8 +15,8 @@ from core.attacks.apgd import APGD, APGDT, checkpoint_lengths, halve_step
 from core.attacks.losses import dlr, dlr_targeted
 from core.cache import MISSING, ResultCache
 from core.experiments import EvalData, RunContext
-from core.robustness import (AUTOATTACK_EPS, AutoAttackConfig, RobustnessConfig, autoattack, robustness,
-                             worst_case)
+from core.robustness import (AUTOATTACK_EPS, AutoAttackConfig, RobustnessConfig, RobustnessResult, autoattack,
+                             robustness, worst_case)
 
 
 def paper_checkpoints(steps: int) -> list[int]:
@@ -188,12 +188,13 @@ def test_same_seed_same_result(trained_pair, eval_batch):
 
 
 def test_worst_case_is_per_image_and_never_above_any_attack():
-    common = {"n": 4, "clean_accuracy": 1.0, "robust_accuracy": 0.75}
-    results = {"a": {**common, "robust_correct": [True, True, False, True]},
-               "b": {**common, "robust_correct": [True, False, True, True], "zero_gradient": 0.25}}
-    out = worst_case(results)
-    assert out["robust_correct"] == [True, False, False, True] and out["robust_accuracy"] == 0.5
-    assert out["per_attack"] == {"a": 0.75, "b": 0.75} and out["zero_gradient"] == {"a": None, "b": 0.25}
+    common = dict(attack="pgd", eps=0.5, steps=1, n=4, clean_accuracy=1.0, robust_accuracy=0.75)
+    results = {"a": RobustnessResult(**common, robust_correct=[True, True, False, True]),
+               "b": RobustnessResult(**common, robust_correct=[True, False, True, True], zero_gradient=0.25)}
+    out = worst_case(AutoAttackConfig("l2"), results)
+    assert out.robust_correct == [True, False, False, True] and out.robust_accuracy == 0.5
+    assert out.per_attack == {"a": 0.75, "b": 0.75} and out.zero_gradient == {"a": None, "b": 0.25}
+    assert (out.threat, out.eps, out.n) == ("l2", 0.5, 4)
 
 
 def test_autoattack_experiment_is_the_per_image_worst_case_of_cached_attacks(trained_pair, tmp_path):
@@ -204,9 +205,9 @@ def test_autoattack_experiment_is_the_per_image_worst_case_of_cached_attacks(tra
              for s in config.specs]
     assert MISSING not in parts and [s.name for s in config.specs] == ["apgd_ce_l2", "apgd_t_l2"]
     for part in parts:
-        assert all(not aa or one for aa, one in zip(result["robust_correct"], part["robust_correct"]))
-        assert result["robust_accuracy"] <= part["robust_accuracy"]
-    assert result["n"] == 20 and set(result["zero_gradient"]) == {"apgd_ce_l2", "apgd_t_l2"}
+        assert all(not aa or one for aa, one in zip(result.robust_correct, part.robust_correct))
+        assert result.robust_accuracy <= part.robust_accuracy
+    assert result.n == 20 and set(result.zero_gradient) == {"apgd_ce_l2", "apgd_t_l2"}
 
 
 def test_autoattack_config_defaults_and_refusals():

@@ -12,6 +12,7 @@ from pathlib import Path
 import core.cache as cache_module
 from core.attacks import paper_spec
 from core.cache import MISSING, ResultCache, make_key
+from core.io import read_json
 from core.experiments import EvalData, RunContext
 from core.robustness import LIGSConfig, RobustnessConfig, ligs_report, robustness
 
@@ -22,7 +23,7 @@ def test_cached_result_equals_recomputed(trained_pair, tmp_path):
     ckpt, data = trained_pair["bn"], EvalData("builtin", "test", 5)
     cache, config = ResultCache(tmp_path), RobustnessConfig(paper_spec("pgd_linf", steps=5), data)
     first = robustness(ckpt, config, RunContext(cache))
-    assert cache.get(robustness.key(ckpt, config)) == first
+    assert cache.get(robustness.key(ckpt, config)) == first.to_dict()
     fresh = robustness(ckpt, config, RunContext(ResultCache(tmp_path / "other")))
     assert first == fresh == robustness(ckpt, config, RunContext(cache, cached_only=True))
     ligs = LIGSConfig(data=data)
@@ -51,7 +52,7 @@ def test_corrupt_entry_is_recomputed_by_an_experiment(trained_pair, tmp_path):
     ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
     config = RobustnessConfig(paper_spec("fgsm"), EvalData("builtin", "test", 2))
     cache._cache.set(robustness.key(ckpt, config), "{not json")
-    assert robustness(ckpt, config, RunContext(cache))["n"] == 20
+    assert robustness(ckpt, config, RunContext(cache)).n == 20
 
 
 def _writer(directory: str, worker: int) -> None:
@@ -123,3 +124,16 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_entry(tmp_path):
     assert again.get("before") == {"kept": True}
     again.set("after", {"fine": 1})  # with room again, the cache works on
     assert again.get("after") == {"fine": 1} and len(again) == 2
+
+
+def test_the_generation_moves_on_with_every_store_and_never_back(tmp_path):
+    """A view built from the cache is current while the generation holds (the Overview's shared scoreboard)."""
+    cache = ResultCache(tmp_path)
+    assert cache.generation == 0
+    cache.set("a", {"x": 1})
+    cache.set("b", {"x": 2})
+    assert cache.generation == 2 and len(cache) == 2 and ResultCache(tmp_path).generation == 2  # every process
+    assert cache.export(tmp_path / "out.json") == 2 and set(read_json(tmp_path / "out.json")) == {"a", "b"}
+    assert cache.clear() == 2 and len(cache) == 0 and cache.generation == 3
+    cache.set("a", {"x": 1})
+    assert cache.generation == 4

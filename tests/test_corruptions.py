@@ -9,7 +9,7 @@ import torch
 from core.cache import ResultCache
 from core.corruptions import (CORRUPTIONS, NOT_PROVIDED, CorruptionConfig, corrupt, corruption_cell,
                               corruption_sweep, load_cifar10c, quantized, summary)
-from core.corruptions.evaluation import corrupted_dir
+from core.corruptions.evaluation import CorruptionCell, corrupted_dir
 from core.corruptions.transforms import (brightness, contrast, defocus_blur, fog, gaussian_blur, gaussian_noise,
                                          saturate, zoom_blur)
 from core.data import DataError, load_dataset, to_float
@@ -88,10 +88,10 @@ def test_a_cell_is_cached_and_its_images_are_made_once_for_every_model(trained_p
     sets = list(corrupted_dir().glob("*.npy"))
     second = corruption_cell(trained_pair["bn"], config, run)
     assert len(sets) == 1 and list(corrupted_dir().glob("*.npy")) == sets  # the same images, made once
-    assert first["n"] == second["n"] == 30 and 0 <= first["accuracy"] <= 1
+    assert first.n == second.n == 30 and 0 <= first.accuracy <= 1
     assert corruption_cell(trained_pair["none"], config, RunContext(ResultCache(tmp_path), cached_only=True)) == first
     fresh = corruption_cell(trained_pair["none"], config, RunContext(ResultCache(tmp_path / "fresh")))
-    assert fresh["accuracy"] == first["accuracy"]  # recomputed from the stored images == cached
+    assert fresh.accuracy == first.accuracy  # recomputed from the stored images == cached
 
 
 def test_the_sweep_summary_is_the_mean_error_over_its_cells(trained_pair, tmp_path):
@@ -99,8 +99,9 @@ def test_the_sweep_summary_is_the_mean_error_over_its_cells(trained_pair, tmp_pa
     errors = [1 - c["accuracy"] for c in sweep["cells"]]
     assert len(errors) == 4 and sweep["mean_corruption_error"] == pytest.approx(sum(errors) / 4)
     assert sweep["relative_mean_corruption_error"] == pytest.approx(sum(errors) / 4 - (1 - sweep["clean_accuracy"]))
-    cells = {("a", 1): {"accuracy": 0.5, "clean_accuracy": 0.9}, ("a", 2): {"accuracy": 0.3, "clean_accuracy": 0.9},
-             ("b", 1): {"accuracy": 0.8, "clean_accuracy": 0.9}}
+    cells = {(name, severity): CorruptionCell(corruption=name, severity=severity, n=10, accuracy=accuracy,
+                                              clean_accuracy=0.9)
+             for name, severity, accuracy in (("a", 1, 0.5), ("a", 2, 0.3), ("b", 1, 0.8))}
     assert summary(cells)["per_corruption"] == pytest.approx({"a": 0.6, "b": 0.2})
 
 

@@ -26,8 +26,9 @@ from core.corruptions import CorruptionConfig, corruption_cell
 from core.data import balanced_subset
 from core.device import to_device
 from core.experiments import EvalData, RunContext, registry
-from core.features import (FeatureTrainingConfig, RelianceConfig, conflict_reliance_report, feature_config,
-                           feature_dataset, feature_train_config, feature_training, load_feature_dataset)
+from core.features import (FeatureDataset, FeatureTrainingConfig, RelianceConfig, conflict_reliance_report,
+                           feature_config, feature_dataset, feature_train_config, feature_training,
+                           load_feature_dataset)
 from core.frequency import FourierConfig, SpectrumConfig, fourier_heatmap, perturbation_spectrum
 from core.gallery import GalleryConfig, gallery_report
 from core.images import decode_images
@@ -36,6 +37,7 @@ from core.surface import LossSurfaceConfig, loss_surface
 from core.metrics import LIGSSpec, ligs, run_attack
 from core.models import build
 from core.progress import Cancelled
+from core.records import Record
 from core.robustness import AutoAttackConfig, LIGSConfig, RobustnessConfig, autoattack, ligs_report, robustness
 from core.train import preset, read_history, state_path, train
 from core.transfer import TransferConfig, transfer_examples, transfer_matrix
@@ -317,45 +319,45 @@ class Case:
     asserting they agree; ``covers`` names the registered experiments it runs."""
 
     covers: tuple[str, ...]
-    run: Callable[[dict, RunContext], dict]
-    compare: Callable[[dict, dict], None]
+    run: Callable[[dict, RunContext], Record | dict]
+    compare: Callable[[Record | dict, Record | dict], None]
 
 
-def compare_robustness(got: dict, want: dict) -> None:
-    n = want["n"]
-    assert got["n"] == n and got["attack"] == want["attack"]
+def compare_robustness(got: Record, want: Record) -> None:
+    n = want.n
+    assert got.n == n and got.attack == want.attack
     for key in ("clean_accuracy", "robust_accuracy", "zero_gradient"):
-        assert within_samples(got[key], want[key], n), key
-    assert (got["target_success"] is None) == (want["target_success"] is None)
-    if want["target_success"] is not None:
-        assert within_samples(got["target_success"], want["target_success"], n)
-    assert mismatches(got["robust_correct"], want["robust_correct"]) <= SAMPLES
+        assert within_samples(getattr(got, key), getattr(want, key), n), key
+    assert (got.target_success is None) == (want.target_success is None)
+    if want.target_success is not None:
+        assert within_samples(got.target_success, want.target_success, n)
+    assert mismatches(got.robust_correct, want.robust_correct) <= SAMPLES
 
 
-def compare_ligs(got: dict, want: dict) -> None:
-    assert got["labels"] == want["labels"] and got["n"] == want["n"]
-    assert abs(got["ligs"] - want["ligs"]) <= 1e-2 and abs(got["logit_similarity"] - want["logit_similarity"]) <= 1e-3
-    assert np.allclose(got["per_class"], want["per_class"], atol=1e-2)
-    assert np.abs(np.subtract(got["per_sample"], want["per_sample"])).mean() <= 1e-2
+def compare_ligs(got: Record, want: Record) -> None:
+    assert got.labels == want.labels and got.n == want.n
+    assert abs(got.ligs - want.ligs) <= 1e-2 and abs(got.logit_similarity - want.logit_similarity) <= 1e-3
+    assert np.allclose(got.per_class, want.per_class, atol=1e-2)
+    assert np.abs(np.subtract(got.per_sample, want.per_sample)).mean() <= 1e-2
 
 
-def compare_autoattack(got: dict, want: dict) -> None:
-    n = want["n"]
-    assert got["n"] == n and got["per_attack"].keys() == want["per_attack"].keys()
-    assert within_samples(got["clean_accuracy"], want["clean_accuracy"], n)
-    assert within_samples(got["robust_accuracy"], want["robust_accuracy"], n)
-    assert all(within_samples(got["per_attack"][a], want["per_attack"][a], n) for a in want["per_attack"])
-    assert mismatches(got["robust_correct"], want["robust_correct"]) <= SAMPLES
+def compare_autoattack(got: Record, want: Record) -> None:
+    n = want.n
+    assert got.n == n and got.per_attack.keys() == want.per_attack.keys()
+    assert within_samples(got.clean_accuracy, want.clean_accuracy, n)
+    assert within_samples(got.robust_accuracy, want.robust_accuracy, n)
+    assert all(within_samples(got.per_attack[a], want.per_attack[a], n) for a in want.per_attack)
+    assert mismatches(got.robust_correct, want.robust_correct) <= SAMPLES
 
 
-def compare_gallery(got: dict, want: dict, eps: float) -> None:
-    assert got["labels"] == want["labels"]
-    assert np.array_equal(decode_images(got["clean"]), decode_images(want["clean"]))
-    assert max(got["linf"]) <= eps + 1e-6 and max(want["linf"]) <= eps + 1e-6
-    assert mismatches(got["clean_pred"], want["clean_pred"]) <= SAMPLES
-    assert mismatches(got["adv_pred"], want["adv_pred"]) <= SAMPLES
-    assert np.allclose(got["clean_conf"], want["clean_conf"], atol=1e-3)
-    adversarial = [decode_images(r["adversarial"]).astype(np.int16) for r in (got, want)]
+def compare_gallery(got: Record, want: Record, eps: float) -> None:
+    assert got.labels == want.labels
+    assert np.array_equal(decode_images(got.clean), decode_images(want.clean))
+    assert max(got.linf) <= eps + 1e-6 and max(want.linf) <= eps + 1e-6
+    assert mismatches(got.clean_pred, want.clean_pred) <= SAMPLES
+    assert mismatches(got.adv_pred, want.adv_pred) <= SAMPLES
+    assert np.allclose(got.clean_conf, want.clean_conf, atol=1e-3)
+    adversarial = [decode_images(r.adversarial).astype(np.int16) for r in (got, want)]
     assert np.abs(adversarial[0] - adversarial[1]).mean() <= 0.1 * eps * 255
 
 
@@ -373,47 +375,52 @@ def compare_transfer(got: dict, want: dict) -> None:
     assert got["cells"].keys() == want["cells"].keys()
     for key, cell in want["cells"].items():
         other = got["cells"][key]
-        assert other["n_images"] == cell["n_images"] and abs(other["n"] - cell["n"]) <= SAMPLES
-        assert mismatches(other["adv_pred"], cell["adv_pred"]) <= SAMPLES
-        assert within_samples(other["error_rate"], cell["error_rate"], cell["n_images"])
-        assert within_samples(other["success_rate"], cell["success_rate"], cell["n"], 2 * SAMPLES)
+        assert other.n_images == cell.n_images and abs(other.n - cell.n) <= SAMPLES
+        assert mismatches(other.adv_pred, cell.adv_pred) <= SAMPLES
+        assert within_samples(other.error_rate, cell.error_rate, cell.n_images)
+        assert within_samples(other.success_rate, cell.success_rate, cell.n, 2 * SAMPLES)
     for g, w in zip(got["examples"], want["examples"], strict=True):
-        assert g["labels"] == w["labels"] and g["linf"] <= 8 / 255 + 1e-6 and w["linf"] <= 8 / 255 + 1e-6
-        assert mismatches(g["source_pred"], w["source_pred"]) <= SAMPLES
-        images = [decode_images(e["adversarial"]).astype(np.int16) for e in (g, w)]
+        assert g.labels == w.labels and g.linf <= 8 / 255 + 1e-6 and w.linf <= 8 / 255 + 1e-6
+        assert mismatches(g.source_pred, w.source_pred) <= SAMPLES
+        images = [decode_images(e.adversarial).astype(np.int16) for e in (g, w)]
         assert np.abs(images[0] - images[1]).mean() <= 0.1 * 8
 
 
-def compare_surface(got: dict, want: dict) -> None:
+def compare_surface(got: Record, want: Record) -> None:
     for key in ("image_index", "label", "axes", "coords", "image"):
-        assert got[key] == want[key], key
-    assert np.allclose(got["loss"], want["loss"], rtol=1e-3, atol=1e-4)
-    assert mismatches(np.ravel(got["pred"]).tolist(), np.ravel(want["pred"]).tolist()) <= SAMPLES
-    assert got["centre_pred"] == want["centre_pred"]
-    assert got["centre_loss"] == pytest.approx(want["centre_loss"], rel=1e-3, abs=1e-5)
-    assert got["gradient_norm"] == pytest.approx(want["gradient_norm"], rel=1e-3)
-    assert abs(got["ligs"] - want["ligs"]) <= 1e-2
+        assert getattr(got, key) == getattr(want, key), key
+    assert np.allclose(got.loss, want.loss, rtol=1e-3, atol=1e-4)
+    assert mismatches(np.ravel(got.pred).tolist(), np.ravel(want.pred).tolist()) <= SAMPLES
+    assert got.centre_pred == want.centre_pred
+    assert got.centre_loss == pytest.approx(want.centre_loss, rel=1e-3, abs=1e-5)
+    assert got.gradient_norm == pytest.approx(want.gradient_norm, rel=1e-3)
+    assert abs(got.ligs - want.ligs) <= 1e-2
 
 
 def run_features(kind: str) -> Callable[[dict, RunContext], dict]:
     def run(pair: dict, run: RunContext) -> dict:
         result = feature_dataset(pair["bn"], feature_config(kind, "tiny", steps=3, data=FEATURE_DATA), run)
-        data = load_feature_dataset(result["id"])  # the images on disk, under this run's NORMSCOPE_CACHE
-        return {**result, "stored": {s: data.split(s) for s in data.splits if s != "test"}}
+        data = load_feature_dataset(result.id)  # the images on disk, under this run's NORMSCOPE_CACHE
+        return {"record": result, "stored": {s: data.split(s) for s in data.splits if s != "test"}}
     return run
 
 
 def compare_features(got: dict, want: dict) -> None:
-    assert got["id"] == want["id"] and got["images"] == want["images"] and got["kind"] == want["kind"]
-    assert got["preview"]["labels"] == want["preview"]["labels"]
-    assert got["preview"]["targets"] == want["preview"]["targets"]
+    compare_feature_records(got["record"], want["record"])
     assert got["stored"].keys() == want["stored"].keys()
     for split, (x, y) in want["stored"].items():
         other_x, other_y = got["stored"][split]
         assert torch.equal(other_y, y) and other_x.dtype == x.dtype == torch.float16
         assert (other_x.float() - x.float()).abs().mean() <= 2e-3, split
-    for key, value in want["sanity"].items():  # relative distances (Eq. A2) or the target rate (attacks)
-        assert np.allclose(got["sanity"][key], value, atol=SAMPLES / want["images"]), key
+
+
+def compare_feature_records(got: FeatureDataset, want: FeatureDataset) -> None:
+    assert got.id == want.id and got.images == want.images and got.kind == want.kind
+    assert got.preview["labels"] == want.preview["labels"]
+    assert got.preview["targets"] == want.preview["targets"]
+    for key, value in want.sanity.items():  # relative distances (Eq. A2) or the target rate (attacks)
+        assert np.allclose(got.sanity[key], value, atol=SAMPLES / want.images), key
+    assert got.checkpoint == want.checkpoint and got.config == want.config
 
 
 def run_feature_training(pair: dict, run: RunContext) -> dict:
@@ -423,37 +430,37 @@ def run_feature_training(pair: dict, run: RunContext) -> dict:
     return feature_training(pair["bn"], config, run)
 
 
-def compare_feature_training(got: dict, want: dict) -> None:
-    assert got["dataset_id"] == want["dataset_id"] and got["test_images"] == want["test_images"]
-    assert len(got["history"]) == len(want["history"]) == 1
-    assert math.isfinite(got["history"][0]["train_loss"])
-    assert got["history"][0]["train_loss"] == pytest.approx(want["history"][0]["train_loss"], rel=0.05)
-    assert abs(got["test_accuracy"] - want["test_accuracy"]) <= 0.01  # 2000 test images, after 1 SGD step
+def compare_feature_training(got: Record, want: Record) -> None:
+    assert got.dataset_id == want.dataset_id and got.test_images == want.test_images
+    assert len(got.history) == len(want.history) == 1
+    assert math.isfinite(got.history[0]["train_loss"])
+    assert got.history[0]["train_loss"] == pytest.approx(want.history[0]["train_loss"], rel=0.05)
+    assert abs(got.test_accuracy - want.test_accuracy) <= 0.01  # 2000 test images, after 1 SGD step
 
 
-def compare_reliance(got: dict, want: dict) -> None:
-    assert got["n"] == want["n"]
-    assert within_samples(got["robust"], want["robust"], want["n"])
-    assert within_samples(got["non_robust"], want["non_robust"], want["n"])
+def compare_reliance(got: Record, want: Record) -> None:
+    assert got.n == want.n
+    assert within_samples(got.robust, want.robust, want.n)
+    assert within_samples(got.non_robust, want.non_robust, want.n)
 
 
-def compare_corruption(got: dict, want: dict) -> None:
-    assert got["n"] == want["n"] and (got["corruption"], got["severity"]) == (want["corruption"], want["severity"])
-    assert within_samples(got["accuracy"], want["accuracy"], want["n"])
-    assert within_samples(got["clean_accuracy"], want["clean_accuracy"], want["n"])
+def compare_corruption(got: Record, want: Record) -> None:
+    assert got.n == want.n and (got.corruption, got.severity) == (want.corruption, want.severity)
+    assert within_samples(got.accuracy, want.accuracy, want.n)
+    assert within_samples(got.clean_accuracy, want.clean_accuracy, want.n)
 
 
-def compare_fourier(got: dict, want: dict) -> None:
-    assert got["n"] == want["n"] and got["frequencies"] == want["frequencies"]
-    assert np.abs(np.subtract(got["error"], want["error"])).max() <= SAMPLES / want["n"]
-    assert within_samples(got["clean_error"], want["clean_error"], want["n"])
+def compare_fourier(got: Record, want: Record) -> None:
+    assert got.n == want.n and got.frequencies == want.frequencies
+    assert np.abs(np.subtract(got.error, want.error)).max() <= SAMPLES / want.n
+    assert within_samples(got.clean_error, want.clean_error, want.n)
 
 
-def compare_spectrum(got: dict, want: dict) -> None:
-    assert got["n"] == want["n"] and got["attack"] == want["attack"]
-    assert abs(got["high_frequency_share"] - want["high_frequency_share"]) <= 0.02
-    assert got["l2"] == pytest.approx(want["l2"], rel=0.02)
-    assert np.abs(np.subtract(got["spectrum"], want["spectrum"])).mean() <= 0.05 * np.mean(want["spectrum"])
+def compare_spectrum(got: Record, want: Record) -> None:
+    assert got.n == want.n and got.attack == want.attack
+    assert abs(got.high_frequency_share - want.high_frequency_share) <= 0.02
+    assert got.l2 == pytest.approx(want.l2, rel=0.02)
+    assert np.abs(np.subtract(got.spectrum, want.spectrum)).mean() <= 0.05 * np.mean(want.spectrum)
 
 
 GALLERY_EPS = 4 / 255
@@ -514,8 +521,8 @@ def test_experiment_on_a_device_equals_its_cpu_result(pair_paths, cpu_experiment
     got = run_case(name, pair_paths, device, tmp_path)
     want = cpu_experiments(name)
     CASES[name].compare(got, want)
-    if "checkpoint" in want:
-        assert got["checkpoint"] == want["checkpoint"] and got["config"] == want["config"]
+    if isinstance(want, Record):
+        assert got.checkpoint == want.checkpoint and got.config == want.config
 
 
 # --- the optimization landscape ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from core.io import read_json
 from core.experiments import (EXPERIMENTS, EvalData, Evaluation, RunContext, experiment, get_experiment, registry,
                               run_evaluations, stores)
 from core.metrics import LIGSSpec
+from core.records import Record, RecordError
 from core.zoo import LANDSCAPE_GROUP
 from core.robustness import (LIGSConfig, RobustnessConfig, TABLE_ATTACKS, ligs_report, paper_table_row, robustness,
                              robustness_sweep)
@@ -28,15 +29,26 @@ class CountConfig:
     offset: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class Count(Record):
+    value: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcomes(Record):
+    accuracy: float
+    correct: list[bool] | None = None
+
+
 @pytest.fixture
 def counting():
     """A toy experiment counting its computations; removed from the registry afterwards."""
     calls = []
 
     @experiment("test_count", CountConfig, "counts test images (tests only)")
-    def count(checkpoint, config: CountConfig, run: RunContext) -> dict:
+    def count(checkpoint, config: CountConfig, run: RunContext) -> Count:
         calls.append(config)
-        return {"value": config.data.per_class * 10 + config.offset}
+        return Count(value=config.data.per_class * 10 + config.offset)
 
     yield count, calls
     del EXPERIMENTS["test_count"]
@@ -54,6 +66,15 @@ def test_declaring_a_name_twice_is_refused(counting):
         experiment("test_count", CountConfig, "again")(lambda c, cfg, run: {})
 
 
+def test_an_experiment_must_return_a_record_type():
+    def untyped(checkpoint, config: CountConfig, run: RunContext) -> dict:
+        return {}
+
+    with pytest.raises(TypeError, match="Record subclass"):
+        experiment("test_untyped", CountConfig, "returns a dict")(untyped)
+    assert "test_untyped" not in EXPERIMENTS
+
+
 def test_key_is_name_sha_and_config_with_auto_resolved(trained_pair):
     ckpt = trained_pair["bn"]
     config = RobustnessConfig(paper_spec("pgd_l2"), EvalData("auto", "test", 3))
@@ -68,9 +89,28 @@ def test_miss_is_the_sentinel_and_a_hit_computes_once(counting, trained_pair, tm
     ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
     assert count(ckpt, CountConfig(), RunContext(cache, cached_only=True)) is MISSING and calls == []
     first = count(ckpt, CountConfig(), RunContext(cache))
-    assert first["value"] == 20 and first["dataset"] == "builtin" and first["checkpoint"]["sha256"] == ckpt.sha256
+    assert first.value == 20 and first.dataset == "builtin" and first.checkpoint.sha256 == ckpt.sha256
+    assert first.config == CountConfig(EvalData("builtin", "test", 2)) and isinstance(first, Count)
     assert count(ckpt, CountConfig(), RunContext(cache)) == first and len(calls) == 1
-    assert count(ckpt, CountConfig(offset=1), RunContext(cache))["value"] == 21 and len(calls) == 2
+    assert count(ckpt, CountConfig(offset=1), RunContext(cache)).value == 21 and len(calls) == 2
+
+
+def test_a_stored_result_that_no_longer_fits_its_record_is_computed_again(counting, trained_pair, tmp_path):
+    count, calls = counting
+    ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
+    cache.set(count.key(ckpt, CountConfig()), {"total": 20})  # as a version with other fields stored it
+    assert count(ckpt, CountConfig(), RunContext(cache, cached_only=True)) is MISSING
+    assert count(ckpt, CountConfig(), RunContext(cache)).value == 20 and len(calls) == 1
+
+
+def test_records_round_trip_through_their_stored_form(counting, trained_pair, tmp_path):
+    count, _ = counting
+    first = count(trained_pair["bn"], CountConfig(), RunContext(ResultCache(tmp_path)))
+    stored = first.to_dict()
+    assert stored["config"]["__type__"] == "CountConfig" and stored["checkpoint"]["sha256"] == first.checkpoint.sha256
+    assert Count.from_dict(stored, CountConfig) == first and json.loads(json.dumps(stored)) == stored
+    with pytest.raises(RecordError, match="does not fit"):
+        Count.from_dict({"total": 1})
 
 
 def test_a_result_cached_before_its_outcomes_is_shown_cached_only_and_computed_again_otherwise(trained_pair, tmp_path):
@@ -78,17 +118,18 @@ def test_a_result_cached_before_its_outcomes_is_shown_cached_only_and_computed_a
     calls = []
 
     @experiment("test_outcomes", CountConfig, "stores per-image outcomes (tests only)", current=stores("correct"))
-    def with_outcomes(checkpoint, config: CountConfig, run: RunContext) -> dict:
+    def with_outcomes(checkpoint, config: CountConfig, run: RunContext) -> Outcomes:
         calls.append(config)
-        return {"accuracy": 0.5, "correct": [True, False]}
+        return Outcomes(accuracy=0.5, correct=[True, False])
 
     try:
         ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
         old = {"accuracy": 0.5}  # as an earlier version cached it
         cache.set(with_outcomes.key(ckpt, CountConfig()), old)
-        assert with_outcomes(ckpt, CountConfig(), RunContext(cache, cached_only=True)) == old and calls == []
+        assert with_outcomes(ckpt, CountConfig(), RunContext(cache, cached_only=True)) == Outcomes(accuracy=0.5)
+        assert calls == []
         fresh = with_outcomes(ckpt, CountConfig(), RunContext(cache))
-        assert fresh["correct"] == [True, False] and len(calls) == 1
+        assert fresh.correct == [True, False] and len(calls) == 1
         assert with_outcomes(ckpt, CountConfig(), RunContext(cache)) == fresh and len(calls) == 1
     finally:
         del EXPERIMENTS["test_outcomes"]
@@ -134,7 +175,7 @@ def test_composites_are_missing_until_complete(trained_pair, tmp_path):
     robustness(ckpt, RobustnessConfig(spec.with_eps(0.0), DATA), RunContext(cache))
     assert robustness_sweep(ckpt, spec, [0.0, 0.5], DATA, lookup) is MISSING  # one point of two
     curve = robustness_sweep(ckpt, spec, [0.0, 0.5], DATA, RunContext(cache))
-    assert [p["eps"] for p in curve] == [0.0, 0.5] and curve[0]["robust_accuracy"] == curve[0]["clean_accuracy"]
+    assert [p.eps for p in curve] == [0.0, 0.5] and curve[0].robust_accuracy == curve[0].clean_accuracy
     assert paper_table_row(ckpt, DATA, lookup) is MISSING
 
 
@@ -198,3 +239,12 @@ def test_every_shipped_result_is_keyed_by_the_config_it_records():
         name = key.split(":")[0]
         config = config_from_dict(experiments[name].config_type, result["config"])
         assert make_key(name, result["checkpoint"]["sha256"], config) == key, key
+
+
+def test_every_shipped_result_reads_as_its_record_and_is_stored_back_unchanged():
+    shipped, experiments = read_json(zoo_results()), registry()
+    for key, stored in shipped.items():
+        declared = experiments[key.split(":")[0]]
+        record = declared.read(stored)
+        assert isinstance(record, declared.result_type), key
+        assert record.to_dict() == stored, key

@@ -86,7 +86,7 @@ def test_labels_follow_each_kind_rule(tiny_sets, trained_pair, builtin):
         images = torch.cat([data.split(s)[0] for s in data.splits if s != "test"])
         assert images.dtype == torch.float16 and len(images) == 200
         assert data.split("test")[0].shape == builtin.split("test")[0].shape  # the real test set
-        preview = feature_dataset(trained_pair["bn"], config, RunContext(cached_only=True))["preview"]
+        preview = feature_dataset(trained_pair["bn"], config, RunContext(cached_only=True)).preview
         original, targets = torch.tensor(preview["labels"]), torch.tensor(preview["targets"])
         rule = {"D_det": targets == (original + 1) % 10, "D_rand": targets != original, "D_NR": targets == original}
         assert rule[kind].all(), kind
@@ -158,7 +158,7 @@ def test_cached_equals_recomputed_and_lost_files_are_reextracted(trained_pair):
     assert ensure_dataset(source, config, run) == name
     assert torch.equal(load_feature_dataset(name).split("train")[0], first)
     again = feature_dataset(source, config, replace(run, cached_only=True))
-    assert again["sanity"] == cached["sanity"] and again["id"] == cached["id"]
+    assert again.sanity == cached.sanity and again.id == cached.id
     with pytest.raises(LookupError):
         shutil.rmtree(features_dir() / name)
         ensure_dataset(source, config, replace(run, cached_only=True))
@@ -221,8 +221,8 @@ def test_conflict_reliance_bn_follows_non_robust_cue():
 
     shares = {n: conflict_reliance_report(load_checkpoint(ZOO.format(n)), RelianceConfig(), RunContext())
               for n in ("none", "bn")}
-    assert shares["bn"]["non_robust"] > shares["none"]["non_robust"]
-    assert shares["bn"]["robust"] < shares["none"]["robust"]
+    assert shares["bn"].non_robust > shares["none"].non_robust
+    assert shares["bn"].robust < shares["none"].robust
 
 
 def test_feature_training_records_conflict_curves(trained_pair):
@@ -232,8 +232,8 @@ def test_feature_training_records_conflict_curves(trained_pair):
     config = FeatureTrainingConfig(feature_config("D_det", "tiny", steps=3),
                                    feature_train_config("D_det", "vgg11", "none", "tiny", epochs=2))
     result = feature_training(trained_pair["bn"], config, RunContext(ResultCache()))
-    assert len(result["history"]) == 2 and result["test_images"] == 2000
-    assert all({"conflict_robust", "conflict_non_robust"} <= set(h) for h in result["history"])
+    assert len(result.history) == 2 and result.test_images == 2000
+    assert all({"conflict_robust", "conflict_non_robust"} <= set(h) for h in result.history)
 
 
 def test_float_images_stay_in_unit_range():

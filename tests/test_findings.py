@@ -15,12 +15,12 @@ from core.cache import ResultCache
 from core.catalog import CatalogEntry, shipped_seeds, zoo_results
 from core.io import read_json
 from core.experiments import DEFAULT_PER_CLASS, EvalData, get_experiment
-from core.corruptions.evaluation import CorruptionConfig
+from core.corruptions.evaluation import CorruptionCell, CorruptionConfig
 from core.findings import (CORRUPTION_FAMILIES, FINDING_VERDICTS, FINDINGS, VERDICTS, FindingError, Lookup, Pair, Row,
                            comparable_pairs, corruption_rows, named_pair, robustness_rows, scoreboard,
                            summary_verdict, transfer_rows)
-from core.robustness import RobustnessConfig
-from core.transfer import TransferCellConfig
+from core.robustness import RobustnessConfig, RobustnessResult
+from core.transfer import TransferCell, TransferCellConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 1000
@@ -33,13 +33,14 @@ def entry(name: str, norm: str, sha: str) -> CatalogEntry:
 def store_robustness(cache: ResultCache, model: CatalogEntry, robust: np.ndarray, clean: float = 0.9,
                      per_class: int = DEFAULT_PER_CLASS) -> None:
     """A robustness result of PGD-l2 as the experiment would cache it, with the given per-image outcomes."""
-    config = RobustnessConfig(paper_spec("pgd_l2"), EvalData(per_class=per_class))
+    spec = paper_spec("pgd_l2")
     experiment = get_experiment("robustness")
-    resolved = experiment.resolved(model, config)
-    cache.set(experiment.key(model, config), {
-        "dataset": "builtin", "n": len(robust), "clean_accuracy": clean, "robust_accuracy": float(np.mean(robust)),
-        "clean_correct": [bool(i < round(clean * len(robust))) for i in range(len(robust))], "zero_gradient": 0.0,
-        "robust_correct": [bool(v) for v in robust], "config": {"data": {"per_class": resolved.data.per_class}}})
+    config = experiment.resolved(model, RobustnessConfig(spec, EvalData(per_class=per_class)))
+    cache.set(experiment.key(model, config), RobustnessResult(
+        attack=spec.name, eps=spec.eps, steps=spec.steps, n=len(robust), clean_accuracy=clean,
+        robust_accuracy=float(np.mean(robust)), zero_gradient=0.0,
+        clean_correct=[bool(i < round(clean * len(robust))) for i in range(len(robust))],
+        robust_correct=[bool(v) for v in robust], config=config, dataset=config.data.dataset).to_dict())
 
 
 def planted(bn_rate: float, none_rate: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,11 +92,14 @@ def store_transfer(cache: ResultCache, target: CatalogEntry, source: CatalogEntr
                    clean_correct: np.ndarray, adv_correct: np.ndarray) -> None:
     """A transfer cell as the experiment caches it: the target's per-image outcomes on the source's examples."""
     experiment = get_experiment("transfer")
-    config = TransferCellConfig(source.sha256, paper_spec(attack), EvalData(per_class=DEFAULT_PER_CLASS))
+    config = experiment.resolved(target, TransferCellConfig(source.sha256, paper_spec(attack),
+                                                            EvalData(per_class=DEFAULT_PER_CLASS)))
     counted = clean_correct.sum()
-    cache.set(experiment.key(target, config), {
-        "dataset": "builtin", "n": int(counted), "success_rate": float((clean_correct & ~adv_correct).sum() / counted),
-        "clean_correct": clean_correct.tolist(), "adv_correct": adv_correct.tolist()})
+    cache.set(experiment.key(target, config), TransferCell(
+        source=source.sha256, n_images=N, n=int(counted),
+        success_rate=float((clean_correct & ~adv_correct).sum() / counted), error_rate=float(1 - adv_correct.mean()),
+        clean_accuracy=float(clean_correct.mean()), adv_pred=[], clean_correct=clean_correct.tolist(),
+        adv_correct=adv_correct.tolist(), config=config, dataset=config.data.dataset).to_dict())
 
 
 @pytest.mark.parametrize("bn_success, none_success, verdict", [(0.30, 0.60, "holds"), (0.60, 0.30, "reversed"),
@@ -132,10 +136,10 @@ def test_transfer_cells_whose_target_saw_other_clean_images_are_refused_in_one_l
 def store_corruption(cache: ResultCache, model: CatalogEntry, name: str, severity: int, clean: np.ndarray,
                      correct: np.ndarray) -> None:
     experiment = get_experiment("corruption")
-    config = CorruptionConfig(name, severity, EvalData(per_class=DEFAULT_PER_CLASS))
-    cache.set(experiment.key(model, config), {"n": N, "accuracy": float(correct.mean()),
-                                              "clean_accuracy": float(clean.mean()),
-                                              "clean_correct": clean.tolist(), "correct": correct.tolist()})
+    config = experiment.resolved(model, CorruptionConfig(name, severity, EvalData(per_class=DEFAULT_PER_CLASS)))
+    cache.set(experiment.key(model, config), CorruptionCell(
+        corruption=name, severity=severity, n=N, accuracy=float(correct.mean()), clean_accuracy=float(clean.mean()),
+        clean_correct=clean.tolist(), correct=correct.tolist(), config=config, dataset=config.data.dataset).to_dict())
 
 
 def test_accuracy_lost_to_corruptions_pairs_image_by_image(pair):

@@ -71,21 +71,21 @@ class LowPass(nn.Module):
 def test_a_low_pass_models_heat_map_is_low_at_high_frequencies(trained_pair, builtin, tmp_path):
     checkpoint = replace(trained_pair["none"], model=LowPass(trained_pair["none"].spec, builtin).eval())
     result = fourier_heatmap(checkpoint, FourierConfig(eps=4.0, data=DATA), RunContext(ResultCache(tmp_path)))
-    error, f = torch.tensor(result["error"]), torch.tensor(result["frequencies"]).abs()
+    error, f = torch.tensor(result.error), torch.tensor(result.frequencies).abs()
     high = (f.view(-1, 1) >= CUTOFF) | (f.view(1, -1) >= CUTOFF)
     # Only clipping to [0, 1] could leak a high-frequency perturbation into what the model sees (hardly any pixel
     # of the built-in images is at 0 or 1).
-    assert (error[high] - result["clean_error"]).abs().max() <= 0.02
-    assert error[~high].max() > result["clean_error"] + 0.2  # the low frequencies it sees do change its predictions
+    assert (error[high] - result.clean_error).abs().max() <= 0.02
+    assert error[~high].max() > result.clean_error + 0.2  # the low frequencies it sees do change its predictions
     assert torch.equal(error, error.flip(0).flip(1))  # (u, v) and (-u, -v): one image
 
 
 def test_perturbation_spectrum_of_a_model(trained_pair, tmp_path):
     spec = SpectrumConfig(paper_spec("pgd_l2"), EvalData("builtin", "test", 2))
     result = perturbation_spectrum(trained_pair["bn"], spec, RunContext(ResultCache(tmp_path)))
-    spectrum = torch.tensor(result["spectrum"])
-    assert spectrum.shape == (32, 32) and (spectrum >= 0).all() and 0 < result["high_frequency_share"] < 1
-    assert result["l2"] <= 0.5 + 1e-4  # the paper's l2 budget
+    spectrum = torch.tensor(result.spectrum)
+    assert spectrum.shape == (32, 32) and (spectrum >= 0).all() and 0 < result.high_frequency_share < 1
+    assert result.l2 <= 0.5 + 1e-4  # the paper's l2 budget
 
 
 def test_high_frequency_share_of_known_spectra():

@@ -6,7 +6,7 @@ import torch
 from core.attacks import paper_spec
 from core.cache import MISSING, ResultCache
 from core.experiments import RunContext
-from core.gallery import GalleryConfig, adversarial_gallery, gallery_grid, gallery_report
+from core.gallery import GalleryConfig, GalleryReport, adversarial_gallery, gallery_grid, gallery_report
 from core.images import decode_images, encode_images, png_bytes
 
 
@@ -35,7 +35,7 @@ def test_report_is_cached_and_cached_only_misses_first(trained_pair, tmp_path):
     config = GalleryConfig(paper_spec("pgd_l2", steps=3))  # default data: one image per class of its own dataset
     assert gallery_report(ckpt, config, RunContext(cache, cached_only=True)) is MISSING
     first = gallery_report(ckpt, config, RunContext(cache))
-    assert first["dataset"] == "builtin" and len(first["labels"]) == 10
+    assert first.dataset == "builtin" and len(first.labels) == 10
     assert gallery_report(ckpt, config, RunContext(cache, cached_only=True)) == first
 
 
@@ -45,13 +45,14 @@ def test_grid_png_puts_each_image_in_its_cell():
     import numpy as np
     from PIL import Image
 
-    def report(seed: int) -> dict:
+    def report(seed: int) -> GalleryReport:
         g = torch.Generator().manual_seed(seed)
-        return {k: encode_images(torch.rand(3, 3, 4, 4, generator=g)) for k in ("clean", "adversarial", "perturbation")}
+        images = {k: encode_images(torch.rand(3, 3, 4, 4, generator=g)) for k in ("clean", "adversarial", "perturbation")}
+        return GalleryReport(**images, linf=[], labels=[], clean_pred=[], clean_conf=[], adv_pred=[], adv_conf=[])
 
     reports = {"bn": report(0), "none": report(1)}
     grid = np.asarray(Image.open(io.BytesIO(png_bytes(gallery_grid(reports, rows=2, zoom=2, gap=1)))))
     assert grid.shape == (2 * 8 + 1, 5 * 8 + 4, 3)  # 2 rows; clean + 2 x (adversarial, perturbation) columns
     cell = (slice(9, 17), slice(3 * 9, 3 * 9 + 8))  # row 1, column 3: the second model's adversarial image
-    assert (grid[cell] == decode_images(reports["none"]["adversarial"])[1].repeat(2, 0).repeat(2, 1)).all()
+    assert (grid[cell] == decode_images(reports["none"].adversarial)[1].repeat(2, 0).repeat(2, 1)).all()
     assert (grid[8] == 255).all() and (grid[:, 8] == 255).all()  # white gaps

@@ -136,6 +136,6 @@ def test_masked_gradients_read_as_robustness_and_the_result_says_so():
     plain = run_attack(ScaledLinear(1.0), x, y, paper_spec("pgd_linf", eps=0.3, steps=10))
     assert masked.clean_accuracy == plain.clean_accuracy == 1.0
     assert masked.robust_accuracy == 1.0 and plain.robust_accuracy < 0.9  # same decisions, PGD sees nothing
-    assert masked.to_dict()["zero_gradient"] == 1.0 and plain.to_dict()["zero_gradient"] == 0.0
+    assert masked.zero_gradient == 1.0 and plain.zero_gradient == 0.0
     dlr = run_attack(ScaledLinear(1e4), x, y, paper_spec("apgd_dlr_linf", eps=0.3, steps=20))
     assert dlr.zero_gradient == 0.0 and dlr.robust_accuracy < 0.9  # the scale-invariant loss sees through it

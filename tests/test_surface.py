@@ -66,13 +66,13 @@ def test_the_surface_experiment_centre_is_the_models_loss_at_the_image(vgg_bn, b
         expected = F.cross_entropy(model(image), label).item()
     # Two fp32 code paths (the experiment's batched, folded-BN forward and a plain one): their convolutions sum in
     # another order, which moves the loss by ~1e-6 relative on some kernels (AVX-512's oneDNN: 2.7e-6), so 1e-5
-    assert result["label"] == label.item() and result["centre_loss"] == pytest.approx(expected, rel=1e-5)
-    assert result["loss"][2][2] == pytest.approx(expected, rel=1e-5)
-    assert result["coords"] == pytest.approx([-1.0, -0.5, 0.0, 0.5, 1.0])  # l2 default radius 1.0
-    assert result["centre_pred"] == result["pred"][2][2] == model(image).argmax().item()
-    assert -1 <= result["ligs"] <= 1 and result["axes"] == ["gradient", "random"]
+    assert result.label == label.item() and result.centre_loss == pytest.approx(expected, rel=1e-5)
+    assert result.loss[2][2] == pytest.approx(expected, rel=1e-5)
+    assert result.coords == pytest.approx([-1.0, -0.5, 0.0, 0.5, 1.0])  # l2 default radius 1.0
+    assert result.centre_pred == result.pred[2][2] == model(image).argmax().item()
+    assert -1 <= result.ligs <= 1 and result.axes == ["gradient", "random"]
     coords, profile = gradient_profile(result)
-    assert coords == result["coords"] and profile == result["loss"][2]
+    assert coords == result.coords and profile == result.loss[2]
     assert loss_surface(vgg_bn, config, RunContext(ResultCache(tmp_path), cached_only=True)) == result
 
 
@@ -85,10 +85,10 @@ def test_the_loss_rises_along_the_gradient_axis_at_the_rate_of_the_gradient_norm
     h = 1e-3
     config = LossSurfaceConfig(image=7, radius=h, resolution=3, data=EvalData("builtin"))
     result = loss_surface(trained_pair["none"], config, RunContext(ResultCache(tmp_path), device="cpu"))
-    assert result["gradient_norm"] > 0.1
-    slope = (result["loss"][1][2] - result["loss"][1][0]) / (2 * h)
-    assert slope == pytest.approx(result["gradient_norm"], rel=0.02)
-    assert abs(result["loss"][2][1] - result["loss"][0][1]) / (2 * h) < 0.05 * result["gradient_norm"]
+    assert result.gradient_norm > 0.1
+    slope = (result.loss[1][2] - result.loss[1][0]) / (2 * h)
+    assert slope == pytest.approx(result.gradient_norm, rel=0.02)
+    assert abs(result.loss[2][1] - result.loss[0][1]) / (2 * h) < 0.05 * result.gradient_norm
 
 
 def test_surface_config_defaults_validation_and_round_trip():

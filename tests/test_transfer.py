@@ -10,7 +10,7 @@ import torch
 from core.attacks import IFGSM, build_attack, paper_spec
 from core.cache import MISSING, ResultCache
 from core.experiments import EvalData, RunContext, load_subject
-from core.transfer import (TRANSFER_ATTACKS, TransferCellConfig, TransferConfig, rates, transfer_cell,
+from core.transfer import (TRANSFER_ATTACKS, TransferCellConfig, TransferCell, TransferConfig, transfer_cell,
                            transfer_examples, transfer_matrix, transferability_over_training)
 
 DATA = EvalData("builtin", "test", 2)
@@ -46,14 +46,15 @@ def test_success_rate_counts_only_images_the_target_gets_right_when_clean():
     y = torch.tensor([0, 1, 2, 3])
     clean = torch.tensor([0, 1, 0, 3])  # image 2 is already wrong: not counted
     adv = torch.tensor([1, 1, 0, 0])  # fooled: 0 and 3 (of the counted), and 2 (error only)
-    assert rates(y, clean, adv) == {"n": 3, "success_rate": pytest.approx(2 / 3), "error_rate": 0.75,
-                                    "clean_accuracy": 0.75}
-    assert rates(y, torch.tensor([1, 0, 0, 0]), adv)["success_rate"] is None  # no image to count
+    cell = TransferCell.of("source", y, clean, adv)
+    assert (cell.n, cell.success_rate, cell.error_rate, cell.clean_accuracy) == (3, pytest.approx(2 / 3), 0.75, 0.75)
+    assert cell.clean_correct == [True, True, False, True] and cell.adv_correct == [False, True, False, False]
+    assert TransferCell.of("source", y, torch.tensor([1, 0, 0, 0]), adv).success_rate is None  # no image to count
 
 
 def test_stored_examples_keep_the_budget_after_8_bit_rounding(trained_pair, tmp_path):
     examples = transfer_examples(trained_pair["none"], TransferConfig(data=DATA), RunContext(ResultCache(tmp_path)))
-    assert examples["linf"] <= EPS + 1e-6 and len(examples["labels"]) == 20
+    assert examples.linf <= EPS + 1e-6 and len(examples.labels) == 20
 
 
 def test_matrix_shape_diagonal_and_cached_equals_recomputed(trained_pair, tmp_path):

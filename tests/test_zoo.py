@@ -53,8 +53,8 @@ def test_shipped_clean_and_pgd_accuracy_reproduce(name, tmp_path):
     part = RobustnessConfig(paper_spec("pgd_l2"), EvalData(entry.dataset, per_class=PGD_IMAGES_PER_CLASS))
     now = robustness(entry, part, run)
     expected = torch.tensor(record["robust_correct"])[first_per_class(entry, PGD_IMAGES_PER_CLASS)]
-    assert now["n"] == len(expected) == 10 * PGD_IMAGES_PER_CLASS
-    assert 100 * abs(now["robust_accuracy"] - expected.float().mean().item()) <= TOLERANCE
+    assert now.n == len(expected) == 10 * PGD_IMAGES_PER_CLASS
+    assert 100 * abs(now.robust_accuracy - expected.float().mean().item()) <= TOLERANCE
     clean = accuracy(load_checkpoint(entry.path).model, *eval_tensors(full.data, 10))
     assert 100 * abs(clean - record["clean_accuracy"]) <= TOLERANCE
 

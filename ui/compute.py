@@ -18,6 +18,7 @@ from core.errors import ParameterError
 from core import planning
 from core.experiments import Evaluation, RunContext
 from core.planning import Plan
+from core.records import Record
 from core.progress import Progress
 from ui import catalog, datasource, render, serving, state
 
@@ -35,13 +36,13 @@ def plan(requests: dict[Hashable, Evaluation], **where) -> Plan | None:
     return None
 
 
-def gather(requests: dict[Hashable, Evaluation], key: str, what: str = "results", **where) -> dict[Hashable, dict]:
+def gather(requests: dict[Hashable, Evaluation], key: str, what: str = "results", **where) -> dict[Hashable, Record]:
     """The results of ``requests`` (planned with ``where``) that are cached or were just computed."""
     work = plan(requests, **where)
     return settle(work, key, what) if work is not None else {}
 
 
-def settle(work: Plan, key: str, what: str = "results") -> dict[Hashable, dict]:
+def settle(work: Plan, key: str, what: str = "results") -> dict[Hashable, Record]:
     """A plan's cached results, with what cannot be had here named, and the rest computed on request (a button
     press: here under a progress bar, or as a background job), never in demo mode."""
     for dataset, count in work.unreachable.items():

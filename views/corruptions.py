@@ -38,8 +38,8 @@ data = EvalData(dataset, per_class=widgets.per_class_input("cor_per_class"))
 def cell_frame(cells: dict, models: list) -> pd.DataFrame:
     norms = {e.label: e.norm for e in models}
     return pd.DataFrame([{"model": m, "norm": norms[m], "corruption": CORRUPTIONS[c].title, "family":
-                          CORRUPTIONS[c].family, "severity": s, "error": 1 - r["accuracy"],
-                          "clean error": 1 - r["clean_accuracy"], "n": r["n"], "dataset": r["dataset"]}
+                          CORRUPTIONS[c].family, "severity": s, "error": 1 - r.accuracy,
+                          "clean error": 1 - r.clean_accuracy, "n": r.n, "dataset": r.dataset}
                          for (m, c, s), r in cells.items()])
 
 
@@ -121,14 +121,14 @@ if models:
     heat = compute.gather({e.label: Evaluation.of(e, fourier_heatmap, FourierConfig(eps, data)) for e in models},
                           "cor_fourier_run", "Fourier heat maps")
     if heat:
-        facets({m: r["error"] for m, r in heat.items()}, f"Error rate under Fourier perturbations (ε {eps:g})",
+        facets({m: r.error for m, r in heat.items()}, f"Error rate under Fourier perturbations (ε {eps:g})",
                f"fourier-heatmap-{eps:g}-{dataset}", "cor_fourier", z_max=1.0)
     st.subheader("Where adversarial perturbations put their energy")
     spec = paper_spec("pgd_l2")
     spectra = compute.gather({e.label: Evaluation.of(e, perturbation_spectrum, SpectrumConfig(spec, data))
                               for e in models}, "cor_spectrum_run", "perturbation spectra")
     if spectra:
-        facets({m: np.log10(np.asarray(r["spectrum"]) + 1e-6) for m, r in spectra.items()},
+        facets({m: np.log10(np.asarray(r.spectrum) + 1e-6) for m, r in spectra.items()},
                f"log10 |FFT| of the {spec.label} perturbations", f"perturbation-spectrum-{dataset}", "cor_spectrum")
         st.caption("Share of the perturbations' energy above a quarter of the sampling rate: " + ", ".join(
-            f"**{m}** {r['high_frequency_share']:.3f}" for m, r in spectra.items()))
+            f"**{m}** {r.high_frequency_share:.3f}" for m, r in spectra.items()))

@@ -8,7 +8,7 @@ import streamlit as st
 
 from core.data import class_names
 from core.experiments import Evaluation
-from core.features import (KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, RelianceConfig,
+from core.features import (KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, FeatureDataset, RelianceConfig,
                            conflict_reliance_report, cross_table, feature_config, feature_dataset,
                            preview_images, seed_spread, table_kind, trend_requests, zoo_cross_requests)
 from ui import catalog, compute, render, state
@@ -33,8 +33,8 @@ def reliance_demo() -> None:
     results = compute.gather({e.label: Evaluation.of(e, conflict_reliance_report, RelianceConfig()) for e in models},
                              "nrf_reliance_run", "reliance measures")
     rows = [{"model": m, "norm": next(e.norm for e in models if e.label == m), "cue": cue,
-             "share of the conflict split": r[key]} for m, r in results.items()
-            for cue, key in (("robust (class y)", "robust"), ("non-robust (class y + 1)", "non_robust"))]
+             "share of the conflict split": share} for m, r in results.items()
+            for cue, share in (("robust (class y)", r.robust), ("non-robust (class y + 1)", r.non_robust))]
     if rows:
         frame = pd.DataFrame(rows)
         fig = px.bar(frame, x="model", y="share of the conflict split", color="cue", barmode="group",
@@ -97,7 +97,7 @@ def heatmap(frame: pd.DataFrame, title: str, key: str) -> None:
 def trends() -> None:
     """Fig. A4 (accuracy, robust accuracy, LIGS on D_R / D_NR / D_rand) and Fig. 6 / A5 (the conflict curves)."""
     results = compute.gather(trend_requests(zoo), "nrf_trend_run", "training runs")
-    rows = [{"dataset": kind, **h} for kind, r in results.items() for h in r["history"]]
+    rows = [{"dataset": kind, **h} for kind, r in results.items() for h in r.history]
     if not rows:
         return
     frame = pd.DataFrame(rows)
@@ -120,7 +120,7 @@ def trends() -> None:
         render.chart(fig, long, "nrf-conflict-curves", "nrf_conflict")
 
 
-def dataset_results() -> dict[str, dict]:
+def dataset_results() -> dict[str, FeatureDataset]:
     """Every cached feature dataset of the zoo's sources (metadata, sanity figures, preview images)."""
     found = {}
     for table in ("standard", "robust"):
@@ -133,11 +133,11 @@ def dataset_results() -> dict[str, dict]:
     return compute.gather(found, "nrf_sets_run", "feature datasets")
 
 
-def sanity_table(sets: dict[str, dict]) -> None:
-    rows = [{"dataset": name, "kind": r["kind"], "preset": r["config"]["preset"], "images": r["images"],
-             "feature distance / start (mean)": r["sanity"].get("relative_distance_mean"),
-             "(std)": r["sanity"].get("relative_distance_std"),
-             "source predicts the target": r["sanity"].get("target_rate")} for name, r in sets.items()]
+def sanity_table(sets: dict[str, FeatureDataset]) -> None:
+    rows = [{"dataset": name, "kind": r.kind, "preset": r.config.preset, "images": r.images,
+             "feature distance / start (mean)": r.sanity.get("relative_distance_mean"),
+             "(std)": r.sanity.get("relative_distance_std"),
+             "source predicts the target": r.sanity.get("target_rate")} for name, r in sets.items()]
     render.table(pd.DataFrame(rows), "feature-datasets-sanity", "nrf_sanity", column_config={
         "images": st.column_config.NumberColumn(format="%d"),
         **{c: st.column_config.NumberColumn(format="%.3f") for c in list(rows[0])[4:]}})
@@ -145,17 +145,17 @@ def sanity_table(sets: dict[str, dict]) -> None:
                "(0 = matched). Adversarial kinds: the share the source model classifies as the target label.")
 
 
-def gallery(sets: dict[str, dict]) -> None:
+def gallery(sets: dict[str, FeatureDataset]) -> None:
     """x, x' and the extracted image (with the change from x' amplified) for the chosen datasets."""
     chosen = st.multiselect("Datasets", list(sets), default=list(sets)[:3], key="nrf_gallery_sets")
     index = st.slider("Image (one per class)", 0, 9, 0, key="nrf_gallery_index")
     for name in chosen:
-        preview = sets[name]["preview"]
+        preview = sets[name].preview
         images = preview_images(preview)
         x, start, extracted, change = (images[k] for k in ("x", "start", "extracted", "change"))
         if index >= len(x):
             continue
-        names = class_names(sets[name]["source_dataset"])
+        names = class_names(sets[name].source_dataset)
         cols = st.columns(5)
         cols[0].markdown(f"**{name}**  \nlabel: {names[preview['targets'][index]]}")
         cols[1].image(render.zoomed(x[index]), caption=f"x ({names[preview['labels'][index]]})", width=WIDTH)

@@ -41,35 +41,35 @@ def render_row(i: int, results: dict, images: dict, names: list[str]) -> None:
     """One image: clean (true label), then per model the adversarial image and its perturbation."""
     first = next(iter(results.values()))
     cols = st.columns(1 + 2 * len(results))
-    y = first["labels"][i]
+    y = first.labels[i]
     cols[0].image(render.zoomed(images["clean"][i]), caption=f"true: {names[y]}", width=WIDTH)
     for j, (label, r) in enumerate(results.items()):
-        mark = "✓" if r["adv_pred"][i] == y else "✗"
+        mark = "✓" if r.adv_pred[i] == y else "✗"
         cols[1 + 2 * j].image(render.zoomed(images[label, "adversarial"][i]), width=WIDTH,
-                              caption=f"{mark} {names[r['adv_pred'][i]]} ({r['adv_conf'][i]:.2f})")
+                              caption=f"{mark} {names[r.adv_pred[i]]} ({r.adv_conf[i]:.2f})")
         cols[2 + 2 * j].image(render.zoomed(images[label, "perturbation"][i]), width=WIDTH,
-                              caption=f"δ ×{0.5 / max(r['linf'][i], 1e-12):.0f} · clean pred {names[r['clean_pred'][i]]} "
-                                      f"({r['clean_conf'][i]:.2f})")
+                              caption=f"δ ×{0.5 / max(r.linf[i], 1e-12):.0f} · clean pred {names[r.clean_pred[i]]} "
+                                      f"({r.clean_conf[i]:.2f})")
 
 
 def decoded(results: dict) -> dict:
     """Every image array once (decoding per cell would repeat it for every row)."""
-    images = {"clean": decode_images(next(iter(results.values()))["clean"])}
-    return images | {(m, kind): decode_images(r[kind]) for m, r in results.items()
+    images = {"clean": decode_images(next(iter(results.values())).clean)}
+    return images | {(m, kind): decode_images(getattr(r, kind)) for m, r in results.items()
                      for kind in ("adversarial", "perturbation")}
 
 
 def predictions(results: dict, names: list[str]) -> pd.DataFrame:
-    return pd.DataFrame([{"model": m, "image": i, "dataset": r["dataset"], "true": names[y],
-                          "clean pred": names[r["clean_pred"][i]], "clean conf": r["clean_conf"][i],
-                          "adv pred": names[r["adv_pred"][i]], "adv conf": r["adv_conf"][i], "linf": r["linf"][i]}
-                         for m, r in results.items() for i, y in enumerate(r["labels"])])
+    return pd.DataFrame([{"model": m, "image": i, "dataset": r.dataset, "true": names[y],
+                          "clean pred": names[r.clean_pred[i]], "clean conf": r.clean_conf[i],
+                          "adv pred": names[r.adv_pred[i]], "adv conf": r.adv_conf[i], "linf": r.linf[i]}
+                         for m, r in results.items() for i, y in enumerate(r.labels)])
 
 
 if models:
     requests = {e.label: Evaluation.of(e, gallery_report, GalleryConfig(spec, data)) for e in models}
     results = compute.gather(requests, "gal_run", "galleries", source_first=True)
-    shown_on = sorted({r["dataset"] for r in results.values()})
+    shown_on = sorted({r.dataset for r in results.values()})
     if len(shown_on) > 1:
         st.info(f"These models were evaluated on different images ({', '.join(shown_on)}): pick models trained on "
                 "one dataset to see the same images side by side.")
@@ -79,10 +79,10 @@ if models:
                    "and its amplified perturbation.")
         header(results)
         images = decoded(results)
-        for i in range(min(shown, len(next(iter(results.values()))["labels"]))):
+        for i in range(min(shown, len(next(iter(results.values())).labels))):
             render_row(i, results, images, names)
         st.download_button("Download PNG", png_bytes(gallery_grid(results, shown)), key="gal_png",
                            file_name=f"{render.slug(f'gallery-{name}-{shown_on[0]}')}.png", mime="image/png",
                            icon=":material/download:")
         render.table(predictions(results, names), f"gallery-{name}-{shown_on[0]}", "gal_preds")
-        render.dataset_caption({r["dataset"] for r in results.values()})
+        render.dataset_caption({r.dataset for r in results.values()})

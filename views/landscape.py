@@ -143,16 +143,16 @@ config = LossSurfaceConfig(image, plane, threat, float(radius), resolution, data
 
 def grid_frame(results: dict[str, dict]) -> pd.DataFrame:
     """The grids as rows: model, the two coordinates, loss and predicted class."""
-    rows = [{"model": m, r["axes"][0]: a, r["axes"][1]: b, "loss": r["loss"][i][j], "predicted": r["pred"][i][j]}
-            for m, r in results.items() for i, b in enumerate(r["coords"]) for j, a in enumerate(r["coords"])]
+    rows = [{"model": m, r.axes[0]: a, r.axes[1]: b, "loss": r.loss[i][j], "predicted": r.pred[i][j]}
+            for m, r in results.items() for i, b in enumerate(r.coords) for j, a in enumerate(r.coords)]
     return pd.DataFrame(rows)
 
 
 def surface_figure(model: str, r: dict, zrange: tuple[float, float]) -> go.Figure:
-    fig = go.Figure(go.Surface(z=r["loss"], x=r["coords"], y=r["coords"], cmin=zrange[0], cmax=zrange[1],
+    fig = go.Figure(go.Surface(z=r.loss, x=r.coords, y=r.coords, cmin=zrange[0], cmax=zrange[1],
                                colorscale="Viridis", colorbar=dict(title="loss")))
     fig.update_layout(title=model, height=460, scene=dict(
-        xaxis_title=r["axes"][0], yaxis_title=r["axes"][1], zaxis_title="loss", zaxis=dict(range=list(zrange)),
+        xaxis_title=r.axes[0], yaxis_title=r.axes[1], zaxis_title="loss", zaxis=dict(range=list(zrange)),
         aspectmode="cube", camera=dict(eye=dict(x=1.6, y=-1.6, z=1.1))))
     return fig
 
@@ -160,43 +160,43 @@ def surface_figure(model: str, r: dict, zrange: tuple[float, float]) -> go.Figur
 def plane_figure(model: str, r: dict, zrange: tuple[float, float], names: list[str]) -> go.Figure:
     """Loss contours and predicted-class regions on the plane, the image at the centre (x)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "predicted class"], horizontal_spacing=0.12)
-    fig.add_trace(go.Contour(z=r["loss"], x=r["coords"], y=r["coords"], zmin=zrange[0], zmax=zrange[1],
+    fig.add_trace(go.Contour(z=r.loss, x=r.coords, y=r.coords, zmin=zrange[0], zmax=zrange[1],
                              colorscale="Viridis", showscale=False), row=1, col=1)
     k = len(names)
     palette = [qualitative.Dark24[c % 24] for c in range(k)]
     scale = [[edge / k, palette[c]] for c in range(k) for edge in (c, c + 1)]
-    fig.add_trace(go.Heatmap(z=r["pred"], x=r["coords"], y=r["coords"], zmin=-0.5, zmax=k - 0.5, colorscale=scale,
-                             showscale=False, customdata=[[names[p] for p in row] for row in r["pred"]],
+    fig.add_trace(go.Heatmap(z=r.pred, x=r.coords, y=r.coords, zmin=-0.5, zmax=k - 0.5, colorscale=scale,
+                             showscale=False, customdata=[[names[p] for p in row] for row in r.pred],
                              hovertemplate="%{customdata}<extra></extra>"), row=1, col=2)
-    for c in sorted({p for row in r["pred"] for p in row}):  # a legend entry per class on the plane
+    for c in sorted({p for row in r.pred for p in row}):  # a legend entry per class on the plane
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=names[c],
                                  marker=dict(symbol="square", size=10, color=palette[c])), row=1, col=2)
     for col in (1, 2):
         fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=dict(symbol="x", size=10, color="white"),
                                  showlegend=False, hoverinfo="skip"), row=1, col=col)
-    fig.update_xaxes(title_text=r["axes"][0])
-    fig.update_yaxes(title_text=r["axes"][1], col=1)
+    fig.update_xaxes(title_text=r.axes[0])
+    fig.update_yaxes(title_text=r.axes[1], col=1)
     fig.update_layout(height=330, margin=dict(t=40, b=10))
     return fig
 
 
 def show_surfaces(results: dict[str, dict]) -> None:
     first = next(iter(results.values()))
-    known = class_names(first["dataset"])
+    known = class_names(first.dataset)
     names = [known[c] if c < len(known) else str(c) for c in range(max(e.num_classes for e in models))]
-    losses = [v for r in results.values() for row in r["loss"] for v in row]
+    losses = [v for r in results.values() for row in r.loss for v in row]
     zrange = (min(losses), max(losses))  # one colour scale for every model
     left, right = st.columns([1, 4])
-    left.image(render.zoomed(decode_images(first["image"])[0]), width=128,
-               caption=f"image {first['image_index']}: {names[first['label']]}")
+    left.image(render.zoomed(decode_images(first.image)[0]), width=128,
+               caption=f"image {first.image_index}: {names[first.label]}")
     right.markdown(f"Plane **{plane}**, radius {radius:g} in {threat}, {resolution}×{resolution} points; one colour "
                    f"scale for all models (loss {zrange[0] + 0:.3g} to {zrange[1]:.3g}). Drag a surface to rotate it.")
     for i, (col, (model, r)) in enumerate(zip(st.columns(len(results)), results.items())):
         with col:
             a, b, c = st.columns(3)
-            a.metric("LIGS (this image)", f"{r['ligs']:.3f}")
-            b.metric("loss at the image", f"{r['centre_loss']:.3g}")
-            c.metric("predicted", names[r["centre_pred"]])
+            a.metric("LIGS (this image)", f"{r.ligs:.3f}")
+            b.metric("loss at the image", f"{r.centre_loss:.3g}")
+            c.metric("predicted", names[r.centre_pred])
             frame = grid_frame({model: r})
             render.chart(surface_figure(model, r, zrange), frame, f"loss-surface-{model}-{image}", f"ls_surface_{i}")
             st.plotly_chart(plane_figure(model, r, zrange, names), key=f"ls_plane_{i}_chart")
@@ -208,7 +208,7 @@ if models:
                                   "loss surfaces")
         if surfaces:
             show_surfaces(surfaces)
-            render.dataset_caption({r["dataset"] for r in surfaces.values()})
+            render.dataset_caption({r.dataset for r in surfaces.values()})
 
 st.subheader("Loss along the gradient direction")
 st.markdown("The middle row of each model's grid: the loss from the image along the plane's first direction (its own "
@@ -222,7 +222,7 @@ if profiled:
             rows = [{"model": m, "norm": e.norm, "step": t, "loss": v} for e in profiled
                     if (m := e.label) in profiles for t, v in zip(*gradient_profile(profiles[m]))]
             curve = pd.DataFrame(rows)
-            axis = next(iter(profiles.values()))["axes"][0]
+            axis = next(iter(profiles.values())).axes[0]
             fig = px.line(curve, x="step", y="loss", color="model", markers=True,
                           title=f"Loss along the {axis} direction ({threat}, image {image})")
             fig.update_xaxes(title_text=f"step along the {axis} direction ({threat})")

@@ -26,13 +26,13 @@ if models:
                              "ligs_run", "LIGS evaluations")
     if results:
         summary = pd.DataFrame([{"model": m, "norm": next(e.norm for e in models if e.label == m),
-                                 "dataset": r["dataset"], "kind": r["kind"], "size": r["size"], "n": r["n"],
-                                 "LIGS": r["ligs"], "logit similarity": r["logit_similarity"]}
+                                 "dataset": r.dataset, "kind": r.kind, "size": r.size, "n": r.n,
+                                 "LIGS": r.ligs, "logit similarity": r.logit_similarity}
                                 for m, r in results.items()])
         render.table(summary, f"ligs-{spec.kind}-{dataset}", "ligs_summary")
-        names = {m: class_names(r["dataset"]) for m, r in results.items()}
+        names = {m: class_names(r.dataset) for m, r in results.items()}
         samples = pd.DataFrame([{"model": m, "class": names[m][y] if y < len(names[m]) else str(y), "LIGS": v}
-                                for m, r in results.items() for v, y in zip(r["per_sample"], r["labels"])])
+                                for m, r in results.items() for v, y in zip(r.per_sample, r.labels)])
         left, right = st.columns(2)
         with left:
             fig = px.violin(samples, x="model", y="LIGS", color="model", box=True, points=False,

@@ -44,17 +44,17 @@ def table1(results: dict) -> pd.DataFrame:
     rows = []
     for e in models:
         got = {column(s): results.get((e.label, s)) for s in specs}
-        clean = next((r["clean_accuracy"] for r in got.values() if r), None)
-        evaluated_on = ", ".join(sorted({r["dataset"] for r in got.values() if r})) or None
+        clean = next((r.clean_accuracy for r in got.values() if r), None)
+        evaluated_on = ", ".join(sorted({r.dataset for r in got.values() if r})) or None
         rows.append({"model": e.label, "arch": e.arch, "norm": e.norm, "dataset": evaluated_on, "clean acc": clean,
-                     **{label: r["robust_accuracy"] if r else None for label, r in got.items()}})
+                     **{label: r.robust_accuracy if r else None for label, r in got.items()}})
     return pd.DataFrame(rows)
 
 
 def intervals(results: dict) -> pd.DataFrame:
     """Per model and attack: robust accuracy, its 95 % Wilson interval (as text, and as the bars' error lengths)."""
-    rows = [{"model": e.label, "attack": column(s), "robust accuracy": r["robust_accuracy"], "n": r["n"],
-             "dataset": r["dataset"]} for e in models for s in specs if (r := results.get((e.label, s))) is not None]
+    rows = [{"model": e.label, "attack": column(s), "robust accuracy": r.robust_accuracy, "n": r.n,
+             "dataset": r.dataset} for e in models for s in specs if (r := results.get((e.label, s))) is not None]
     return with_wilson(pd.DataFrame(rows), "robust accuracy") if rows else pd.DataFrame()
 
 
@@ -65,18 +65,18 @@ def share(value: float | None) -> str:
 
 def zero_gradients(results: dict) -> pd.DataFrame:
     """Per model and attack of Table 1, the share of images whose input gradient is exactly zero at the start."""
-    return pd.DataFrame([{"model": e.label, **{column(s): share(results[(e.label, s)].get("zero_gradient"))
+    return pd.DataFrame([{"model": e.label, **{column(s): share(results[(e.label, s)].zero_gradient)
                                                for s in specs if (e.label, s) in results}} for e in models])
 
 
 def autoattack_table(found: dict[str, dict], names: list[str]) -> pd.DataFrame:
     """Per model: clean accuracy, each attack's accuracy, the worst case per image (with its 95 % Wilson interval),
     and each zero-gradient share."""
-    table = pd.DataFrame([{"model": m, "dataset": r["dataset"], "clean acc": r["clean_accuracy"],
-                           **{ATTACKS[a].title: r["per_attack"][a] for a in names},
-                           "worst case": r["robust_accuracy"],
-                           **{f"{ATTACKS[a].title} zero grad.": share(r["zero_gradient"][a]) for a in names},
-                           "n": r["n"]} for m, r in found.items()])
+    table = pd.DataFrame([{"model": m, "dataset": r.dataset, "clean acc": r.clean_accuracy,
+                           **{ATTACKS[a].title: r.per_attack[a] for a in names},
+                           "worst case": r.robust_accuracy,
+                           **{f"{ATTACKS[a].title} zero grad.": share(r.zero_gradient[a]) for a in names},
+                           "n": r.n} for m, r in found.items()])
     return with_wilson(table, "worst case").drop(columns=[LOW, HIGH]).rename(columns={TEXT: "worst case, 95 % CI"})
 
 
@@ -100,7 +100,7 @@ if models and specs:
     if results:
         st.caption("Share of images with an exactly zero input gradient at the start of each attack:")
         render.table(zero_gradients(results), f"zero-gradients-{dataset}", "rob_zero")
-        warn_masking({f"{m} under {column(s)}": r.get("zero_gradient") for (m, s), r in results.items()})
+        warn_masking({f"{m} under {column(s)}": r.zero_gradient for (m, s), r in results.items()})
     long = intervals(results)
     if not long.empty:
         with st.expander("95 % intervals of every robust accuracy (Wilson; the Overview compares pairs image by image)"):
@@ -111,7 +111,7 @@ if models and specs:
                            "per class; steps in parentheses; bars: 95 % Wilson intervals)")
         fig.update_yaxes(range=[0, 1])
         render.chart(fig, long, f"robustness-bars-{dataset}", "rob_bars")
-    render.dataset_caption({r["dataset"] for r in results.values()} or {data.dataset})
+    render.dataset_caption({r.dataset for r in results.values()} or {data.dataset})
 
 st.subheader("Accuracy vs eps")
 if models:
@@ -129,8 +129,8 @@ if models:
         eps = sorted({x for _, x in sweep_requests})
         points = compute.gather(sweep_requests, "sweep_run", "curve points")
         complete = [e.label for e in models if all((e.label, x) in points for x in eps)]  # a curve shows whole
-        rows = [{"model": m, "eps": p["eps"], "robust accuracy": p["robust_accuracy"], "n": p["n"],
-                 "dataset": p["dataset"]} for (m, _), p in points.items() if m in complete]
+        rows = [{"model": m, "eps": p.eps, "robust accuracy": p.robust_accuracy, "n": p.n,
+                 "dataset": p.dataset} for (m, _), p in points.items() if m in complete]
         if rows:
             sweep = with_wilson(pd.DataFrame(rows).sort_values(["model", "eps"]), "robust accuracy")
             fig = px.line(sweep, x="eps", y="robust accuracy", color="model", markers=True, **error_bars(sweep),
@@ -162,5 +162,5 @@ AutoAttack's. Budgets: AutoAttack's standard (linf 8/255, l2 0.5) or the paper's
             table = autoattack_table(found, names)
             render.table(table, f"autoattack-{aa_threat}-{dataset}", "aa", column_config={
                 c: st.column_config.NumberColumn(format="%.3f") for c in table.columns[2:4 + len(names)]})
-            warn_masking({f"{m} under {ATTACKS[a].title}": r["zero_gradient"][a] for m, r in found.items()
+            warn_masking({f"{m} under {ATTACKS[a].title}": r.zero_gradient[a] for m, r in found.items()
                           for a in names})

@@ -28,6 +28,7 @@ from core.data import DataError, balanced_subset, load_dataset, to_float
 from core.data.sources import SAME_IMAGES
 from core.experiments import EvalData, Evaluation, RunContext, Subject, data_for, eval_tensors, experiment, stores
 from core.metrics import predict
+from core.records import Record
 from core.progress import Progress, null_progress
 
 IMAGE_SOURCES = ("generated", "cifar10c")
@@ -89,12 +90,25 @@ def published_images(config: CorruptionConfig, y: torch.Tensor) -> torch.Tensor:
     return x_all[keep]
 
 
+@dataclass(frozen=True, kw_only=True)
+class CorruptionCell(Record):
+    """Accuracy on ``n`` images under one corruption at one severity, and clean, with each image's outcome."""
+
+    corruption: str
+    severity: int
+    n: int
+    accuracy: float
+    clean_accuracy: float
+    clean_correct: list[bool] | None = None  # per image; None in results cached before they were stored
+    correct: list[bool] | None = None
+
+
 CELL_OUTCOMES = ("clean_correct", "correct")  # per image: right on the clean image, right on the corrupted one
 
 
 @experiment("corruption", CorruptionConfig, "accuracy under one common corruption at one severity (Sec. 3.2)",
             current=stores(*CELL_OUTCOMES))
-def corruption_cell(checkpoint: Checkpoint, config: CorruptionConfig, run: RunContext) -> dict:
+def corruption_cell(checkpoint: Checkpoint, config: CorruptionConfig, run: RunContext) -> CorruptionCell:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     if config.source == "generated":
         images = generated_images(config, x, run.progress or null_progress)
@@ -104,9 +118,9 @@ def corruption_cell(checkpoint: Checkpoint, config: CorruptionConfig, run: RunCo
     correct = predict(model, to_float(images)) == y
     clean = predict(model, x) == y
     run.report(1.0, f"{config.corruption} {config.severity} on {checkpoint.name}")
-    return {"corruption": config.corruption, "severity": config.severity, "n": len(y),
-            "accuracy": correct.float().mean().item(), "clean_accuracy": clean.float().mean().item(),
-            "clean_correct": clean.tolist(), "correct": correct.tolist()}
+    return CorruptionCell(corruption=config.corruption, severity=config.severity, n=len(y),
+                          accuracy=correct.float().mean().item(), clean_accuracy=clean.float().mean().item(),
+                          clean_correct=clean.tolist(), correct=correct.tolist())
 
 
 def sweep_requests(subject: Subject, corruptions: tuple[str, ...] = tuple(CORRUPTIONS),
@@ -118,10 +132,10 @@ def sweep_requests(subject: Subject, corruptions: tuple[str, ...] = tuple(CORRUP
             for c in corruptions for s in severities}
 
 
-def summary(cells: dict[tuple[str, int], dict]) -> dict:
+def summary(cells: dict[tuple[str, int], CorruptionCell]) -> dict:
     """The mean corruption error over the cells, relative to clean too, and the mean error per corruption."""
-    errors = {k: 1 - c["accuracy"] for k, c in cells.items()}
-    clean_error = 1 - next(iter(cells.values()))["clean_accuracy"]
+    errors = {k: 1 - c.accuracy for k, c in cells.items()}
+    clean_error = 1 - next(iter(cells.values())).clean_accuracy
     per_corruption: dict[str, list[float]] = {}
     for (name, _), error in errors.items():
         per_corruption.setdefault(name, []).append(error)
@@ -140,9 +154,9 @@ def corruption_sweep(subject: Subject, corruptions: tuple[str, ...] = tuple(CORR
     if any(c is MISSING for c in cells.values()):
         return MISSING
     first = next(iter(cells.values()))
-    return {"checkpoint": first["checkpoint"]["name"], "dataset": first["dataset"], "n": first["n"],
-            "clean_accuracy": first["clean_accuracy"], "source": source, "seed": seed,
-            "cells": [{"corruption": c, "severity": s, "accuracy": cells[c, s]["accuracy"]} for c, s in cells],
+    return {"checkpoint": first.checkpoint.name, "dataset": first.dataset, "n": first.n,
+            "clean_accuracy": first.clean_accuracy, "source": source, "seed": seed,
+            "cells": [{"corruption": c, "severity": s, "accuracy": cells[c, s].accuracy} for c, s in cells],
             **summary(cells)}
 
 

@@ -29,20 +29,20 @@ from core.features.config import (ADVERSARIAL_KINDS, FEATURE_MATCHING, HOLDOUT_K
 from core.features.cross_evaluation import (PAPER_NORMS, PAPER_TABLES, CrossEvaluation, cross_evaluation,
                                             cross_evaluation_requests, cross_table, table_kind,
                                             zoo_cross_requests)
-from core.features.extraction import (check_source, dataset_id, ensure_dataset, extract, feature_dataset,
-                                      match_features, other_class_partners, preview_images)
+from core.features.extraction import (FeatureDataset, check_source, dataset_id, ensure_dataset, extract,
+                                      feature_dataset, match_features, other_class_partners, preview_images)
 from core.features.reliance import SPREAD_FILE, RelianceConfig, SeedSpread, conflict_reliance_report, seed_spread
 from core.features.storage import (Part, features_dir, list_feature_datasets, load_feature_dataset, read_meta,
                                    write_dataset)
-from core.features.training import (FEATURES_PLACEHOLDER, TRAIN_PRESETS, FeatureTrainingConfig, feature_train_config,
-                                    feature_training, trend_config, trend_requests)
+from core.features.training import (FEATURES_PLACEHOLDER, TRAIN_PRESETS, FeatureTraining, FeatureTrainingConfig,
+                                    feature_train_config, feature_training, trend_config, trend_requests)
 from core.zoo import FEATURE_ARCH
 
 __all__ = ["ADVERSARIAL_KINDS", "FEATURE_MATCHING", "HOLDOUT_KINDS", "KINDS", "PRESETS", "FeatureConfig",
            "feature_config", "PAPER_NORMS", "PAPER_TABLES", "CrossEvaluation", "cross_evaluation",
-           "cross_evaluation_requests", "cross_table", "table_kind", "zoo_cross_requests", "check_source", "dataset_id",
+           "cross_evaluation_requests", "cross_table", "table_kind", "zoo_cross_requests", "FeatureDataset", "check_source", "dataset_id",
            "ensure_dataset", "extract", "feature_dataset", "match_features", "other_class_partners", "preview_images",
            "RelianceConfig", "SPREAD_FILE", "SeedSpread", "conflict_reliance_report", "seed_spread", "Part", "features_dir", "list_feature_datasets",
            "load_feature_dataset", "read_meta", "write_dataset", "FEATURES_PLACEHOLDER", "TRAIN_PRESETS",
-           "FeatureTrainingConfig", "feature_train_config", "feature_training", "trend_config", "trend_requests",
+           "FeatureTraining", "FeatureTrainingConfig", "feature_train_config", "feature_training", "trend_config", "trend_requests",
            "FEATURE_ARCH"]

@@ -65,7 +65,7 @@ def cross_table(sources: list[Subject], source_norms: list[str], targets: tuple[
     """The table of the cells' results (a page's gathered ones, or :func:`cross_evaluation`'s); a requested
     cell without a result is missing."""
     found = {cell: r for cell, r in results.items() if r is not MISSING}
-    grid = [[100 * found[(i, j)]["test_accuracy"] if (i, j) in found else None for j in range(len(targets))]
+    grid = [[100 * found[(i, j)].test_accuracy if (i, j) in found else None for j in range(len(targets))]
             for i in range(len(sources))]
     return CrossEvaluation([s.name for s in sources], list(source_norms), list(targets), grid,
                            [cell for cell in requests if cell not in found])

@@ -2,7 +2,7 @@
 attacks (D_rand / D_det / D_conflict), batch by batch and resumable, as the cached experiment ``feature_dataset``."""
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from core.features.storage import Part, features_dir, load_part, save_part, writ
 from core.images import amplify, decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, batches, predict, target_labels
 from core.progress import Progress, null_progress
+from core.records import Record
 
 CHUNK = 500  # images per resumable part
 PREVIEW = 10  # images kept in the cached result for the gallery (the first of each class)
@@ -162,10 +163,24 @@ def check_source(checkpoint: Checkpoint, config: FeatureConfig) -> None:
                              "trained (its Eq. A2 dataset is D_R)")
 
 
-def extracted(result: dict) -> bool:
+@dataclass(frozen=True, kw_only=True)
+class FeatureDataset(Record):
+    """An extracted feature dataset's metadata (as its folder's ``meta.json`` holds it): its ``id``, kind, size, the
+    dataset and model it came from, the sanity figures (:func:`sanity`), and a preview of one image per class."""
+
+    id: str
+    kind: str
+    images: int
+    source_dataset: str
+    source: dict  # {"name", "sha256"} of the model it was extracted from
+    sanity: dict
+    preview: dict
+
+
+def extracted(result: FeatureDataset) -> bool:
     """Whether a cached extraction's files are on this machine (a result outlives them: shipped, or a cleared
     features folder)."""
-    return (features_dir() / result["id"] / "meta.json").is_file()
+    return (features_dir() / result.id / "meta.json").is_file()
 
 
 def extraction_work(config: FeatureConfig) -> int:
@@ -176,7 +191,7 @@ def extraction_work(config: FeatureConfig) -> int:
 @experiment("feature_dataset", FeatureConfig, "a feature dataset D_R / D_NR / D_rand / D_det / D_conflict "
             "extracted from the model (App. C, F); its metadata and sanity figures", current=extracted,
             work=extraction_work)
-def feature_dataset(checkpoint: Checkpoint, config: FeatureConfig, run: RunContext) -> dict:
+def feature_dataset(checkpoint: Checkpoint, config: FeatureConfig, run: RunContext) -> FeatureDataset:
     """Extract into the features folder (resuming), and return the dataset's metadata."""
     check_source(checkpoint, config)
     dataset, name = load_dataset(config.data.dataset), dataset_id(checkpoint, config)
@@ -186,7 +201,7 @@ def feature_dataset(checkpoint: Checkpoint, config: FeatureConfig, run: RunConte
             "source_dataset": dataset.name, "source": {"name": checkpoint.name, "sha256": checkpoint.sha256},
             "config": config_dict(config), "sanity": sanity(config, parts)}
     write_dataset(folder, parts, meta)
-    return {**meta, "preview": preview(parts, dataset, config)}
+    return FeatureDataset(**{k: v for k, v in meta.items() if k != "config"}, preview=preview(parts, dataset, config))
 
 
 def ensure_dataset(source: Subject, config: FeatureConfig, run: RunContext = RunContext()) -> str:
@@ -195,4 +210,4 @@ def ensure_dataset(source: Subject, config: FeatureConfig, run: RunContext = Run
     result = feature_dataset(source, config, run)
     if result is MISSING or not extracted(result):
         raise LookupError(f"feature dataset {dataset_id(source, config)} is not extracted on this machine")
-    return result["id"]
+    return result.id

@@ -9,7 +9,7 @@ from pathlib import Path
 from core.catalog import zoo_dir
 from core.checkpoints import Checkpoint
 from core.experiments import EvalData, RunContext, eval_tensors, experiment
-from core.metrics import conflict_reliance
+from core.metrics import ConflictReliance, conflict_reliance
 
 SPREAD_FILE = "builtin-margin.jsonl"  # in the zoo's folder; written by scripts/conflict_margin.py
 
@@ -24,7 +24,7 @@ class RelianceConfig:
 
 @experiment("conflict_reliance", RelianceConfig, "on images whose robust and non-robust features disagree, "
             "the share labelled by each (reliance on robust vs non-robust features)")
-def conflict_reliance_report(checkpoint: Checkpoint, config: RelianceConfig, run: RunContext) -> dict:
+def conflict_reliance_report(checkpoint: Checkpoint, config: RelianceConfig, run: RunContext) -> ConflictReliance:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     return conflict_reliance(run.model(checkpoint), x, y, checkpoint.spec.num_classes)
 

@@ -16,6 +16,7 @@ from core.features.extraction import dataset_id, ensure_dataset, extraction_work
 from core.features.storage import features_dir
 from core.metrics import accuracy
 from core.progress import scaled
+from core.records import Record
 from core.train import PRESETS as TRAINING_PRESETS
 from core.train import TrainConfig, train
 from core.zoo import FEATURE_TREND_ARCH, FEATURE_TREND_SOURCES
@@ -55,6 +56,21 @@ class FeatureTrainingConfig:
     train: TrainConfig = TrainConfig(dataset=FEATURES_PLACEHOLDER)
 
 
+@dataclass(frozen=True, kw_only=True)
+class FeatureTraining(Record):
+    """A model trained on a feature dataset (``dataset_id``, of ``kind``), its file, training history and final
+    metrics, and its accuracy on the real test split."""
+
+    dataset_id: str
+    kind: str
+    model: str
+    model_sha256: str
+    history: list[dict]
+    final_metrics: dict
+    test_accuracy: float
+    test_images: int
+
+
 def feature_training_work(config: FeatureTrainingConfig) -> int:
     """Extracting the dataset, then an epoch of training per image and epoch (the test pass left out)."""
     return extraction_work(config.features) + images_in(config.features) * config.train.epochs
@@ -62,7 +78,7 @@ def feature_training_work(config: FeatureTrainingConfig) -> int:
 
 @experiment("feature_training", FeatureTrainingConfig, "a model trained on a feature dataset of this model, "
             "evaluated on the real test set (Tables A3-A5, Fig. 6, A4, A5)", work=feature_training_work)
-def feature_training(checkpoint: Checkpoint, config: FeatureTrainingConfig, run: RunContext) -> dict:
+def feature_training(checkpoint: Checkpoint, config: FeatureTrainingConfig, run: RunContext) -> FeatureTraining:
     """Extract (or find) the dataset, train on it (resumable), and test on the whole real test split."""
     name = ensure_dataset(checkpoint, config.features, run.part(0, 4))
     dataset = load_dataset(f"features:{name}")
@@ -71,9 +87,9 @@ def feature_training(checkpoint: Checkpoint, config: FeatureTrainingConfig, run:
                  dataset=dataset)
     x, y = dataset.split("test")
     model = run.model(load_checkpoint(weights_file(out)))
-    return {"dataset_id": name, "kind": config.features.kind, "model": str(weights_file(out)),
-            "model_sha256": meta["sha256"], "history": meta["history"], "final_metrics": meta["final_metrics"],
-            "test_accuracy": accuracy(model, to_float(x), y), "test_images": len(y)}
+    return FeatureTraining(dataset_id=name, kind=config.features.kind, model=str(weights_file(out)),
+                           model_sha256=meta["sha256"], history=meta["history"], final_metrics=meta["final_metrics"],
+                           test_accuracy=accuracy(model, to_float(x), y), test_images=len(y))
 
 
 def run_tag(config: FeatureTrainingConfig) -> str:
