@@ -53,7 +53,7 @@ def main() -> None:
         times["Fourier heat map"] = time.perf_counter() - start
     print(f"model {checkpoint.name} ({checkpoint.dataset}), {describe_device(device)}, {args.threads} threads; "
           f"sweep: {len(CORRUPTIONS)} corruptions x {len(SEVERITIES)} severities x {sweep['n']} images; heat map: "
-          f"{len(half_plane(32))} bases measured (31 x 31 shown) x {heat['n']} images")
+          f"{len(half_plane(32))} bases measured (31 x 31 shown) x {heat.n} images")
     print("| run | seconds |\n|---|---|")
     for name, seconds in times.items():
         print(f"| {name} | {seconds:.1f} |")

@@ -7,6 +7,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 from pandas.io.formats.style import Styler
 import streamlit as st
 
@@ -44,7 +45,18 @@ def table(df: pd.DataFrame, name: str, key: str, style: Callable[[pd.DataFrame],
     csv_button(df, name, f"{key}_csv")
 
 
-def chart(fig, df: pd.DataFrame, name: str, key: str) -> None:
+@st.cache_data(show_spinner=False, max_entries=512)
+def _built(name: str, args: tuple, kwargs: dict, _build: Callable[..., go.Figure]) -> go.Figure:
+    return _build(*args, **kwargs)
+
+
+def built(build: Callable[..., go.Figure], *args, **kwargs) -> go.Figure:
+    """``build(*args, **kwargs)``, a figure of :mod:`ui.figures`, made once per server for equal inputs (Plotly Express
+    takes 30-100 ms a figure, and a page has up to ten); every session gets its own copy."""
+    return _built(f"{build.__module__}.{build.__qualname__}", args, kwargs, build)
+
+
+def chart(fig: go.Figure, df: pd.DataFrame, name: str, key: str) -> None:
     """A plotly figure (PNG via its toolbar's camera) and a CSV of the data behind it."""
     fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
     st.plotly_chart(fig, key=f"{key}_chart", config={"toImageButtonOptions": {"format": "png", "filename": slug(name)}})

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core.attacks import paper_spec
@@ -13,8 +12,8 @@ from core.data import class_names
 from core.experiments import EvalData, Evaluation
 from core.frequency import YIN_EPS, FourierConfig, SpectrumConfig, fourier_heatmap, perturbation_spectrum
 from core.zoo import CORRUPTION_PAIRS
-from ui import compute, render, state, widgets
-from ui.intervals import error_bars, with_wilson
+from ui import compute, figures, render, state, widgets
+from ui.intervals import with_wilson
 
 SOURCES = {"generated": "made here (CIFAR-10-C parameters, seed 0)", "cifar10c": "the published CIFAR-10-C arrays"}
 
@@ -48,17 +47,15 @@ def corruption_charts(frame: pd.DataFrame) -> None:
     shown = st.select_slider("Severity shown", ["mean", *sorted(frame["severity"].unique())], key="cor_shown")
     at = frame if shown == "mean" else frame[frame["severity"] == shown]
     if shown == "mean":  # one mean over severities of the same images: no binomial interval
-        bars, intervals = at.groupby(["model", "corruption"], as_index=False, sort=False)["error"].mean(), {}
+        bars = at.groupby(["model", "corruption"], as_index=False, sort=False)["error"].mean()
     else:
         bars = with_wilson(at[["model", "corruption", "error", "n"]], "error")
-        intervals = error_bars(bars)
-    fig = px.bar(bars, x="corruption", y="error", color="model", barmode="group", range_y=[0, 1], **intervals,
-                 title=f"Error under each corruption (severity {shown}" +
-                       (")" if shown == "mean" else "; bars: 95 % Wilson intervals)"))
+    fig = render.built(figures.grouped_bars, bars, "corruption", "error", "model",
+                       f"Error under each corruption (severity {shown}"
+                       + (")" if shown == "mean" else "; bars: 95 % Wilson intervals)"), intervals=shown != "mean")
     render.chart(fig, bars, f"corruptions-bars-{shown}-{dataset}", "cor_bars")
     grid = frame.groupby(["model", "corruption"], sort=False)["error"].mean().unstack()
-    fig = px.imshow(100 * grid, zmin=0, zmax=100, color_continuous_scale="Viridis", aspect="auto", text_auto=".0f",
-                    title="Mean error over the chosen severities (%)")
+    fig = render.built(figures.percent_heatmap, 100 * grid, "Mean error over the chosen severities (%)")
     render.chart(fig, grid.reset_index(), f"corruptions-heatmap-{dataset}", "cor_heatmap")
     summary = frame.groupby(["model", "norm"], as_index=False, sort=False).agg(
         clean_error=("clean error", "first"), mean_corruption_error=("error", "mean"))
@@ -92,15 +89,8 @@ def gallery() -> None:
 
 def facets(maps: dict[str, list], title: str, name: str, key: str, z_max: float | None = None) -> None:
     """Maps of equal shape side by side on one colour scale, frequencies centred."""
-    labels, stack = list(maps), np.stack([np.asarray(m, dtype=float) for m in maps.values()])
-    half = stack.shape[1] // 2
-    axis = list(range(-half, stack.shape[1] - half))
-    fig = px.imshow(stack, facet_col=0, facet_col_wrap=min(4, len(labels)), x=axis, y=axis, zmin=0,
-                    zmax=z_max or float(stack.max()), color_continuous_scale="Viridis", title=title)
-    fig.for_each_annotation(lambda a: a.update(text=labels[int(a.text.split("=")[1])]))
-    frame = pd.DataFrame([{"model": m, "u": axis[i], "v": axis[j], "value": stack[k, i, j]}
-                          for k, m in enumerate(labels) for i in range(len(axis)) for j in range(len(axis))])
-    render.chart(fig, frame, name, key)
+    maps = {m: np.asarray(grid, dtype=float) for m, grid in maps.items()}
+    render.chart(render.built(figures.facets, maps, title, z_max), figures.facets_frame(maps), name, key)
 
 
 if models and chosen and severities:

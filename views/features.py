@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core.data import class_names
@@ -11,7 +10,7 @@ from core.experiments import Evaluation
 from core.features import (KINDS, PAPER_NORMS, PAPER_TABLES, PRESETS, FeatureDataset, RelianceConfig,
                            conflict_reliance_report, cross_table, feature_config, feature_dataset,
                            preview_images, seed_spread, table_kind, trend_requests, zoo_cross_requests)
-from ui import catalog, compute, render, state
+from ui import catalog, compute, figures, render, state
 
 WIDTH = 96
 
@@ -37,9 +36,8 @@ def reliance_demo() -> None:
             for cue, share in (("robust (class y)", r.robust), ("non-robust (class y + 1)", r.non_robust))]
     if rows:
         frame = pd.DataFrame(rows)
-        fig = px.bar(frame, x="model", y="share of the conflict split", color="cue", barmode="group",
-                     title="Built-in data, conflict split: which cue each model follows")
-        fig.update_yaxes(range=[0, 1])
+        fig = render.built(figures.grouped_bars, frame, "model", "share of the conflict split", "cue",
+                           "Built-in data, conflict split: which cue each model follows", intervals=False)
         render.chart(fig, frame, "nrf-reliance-builtin", "nrf_reliance")
         render.dataset_caption({"builtin"})
     spread_chart()
@@ -53,9 +51,8 @@ def spread_chart() -> None:
         return
     frame = pd.DataFrame([{"model": f"VGG11 {norm_label(n)} (tiny preset)", "follows the non-robust cue": r[n],
                            "seed": r["seed"], "CPU kernels": r["kernels"]} for r in spread.runs for n in ("bn", "none")])
-    fig = px.strip(frame, x="model", y="follows the non-robust cue", color="CPU kernels", hover_data=["seed"],
-                   title="Retrained from scratch: every seed and CPU kernel path measured")
-    fig.update_yaxes(range=[0, 1])
+    fig = render.built(figures.strip, frame, "model", "follows the non-robust cue", "CPU kernels", ("seed",),
+                       "Retrained from scratch: every seed and CPU kernel path measured")
     render.chart(fig, frame, "nrf-reliance-spread", "nrf_spread")
     st.caption(spread.summary() + ". The zoo's pair above is one of these runs' recipes at seed 0.")
 
@@ -88,9 +85,8 @@ def heatmap(frame: pd.DataFrame, title: str, key: str) -> None:
     """Accuracy cells; "-" on the diagonal (not trained, as in the paper), "?" where not computed yet."""
     text = [["-" if s == t else "?" if pd.isna(v) else f"{v:.1f}" for t, v in row.items()]
             for s, row in frame.iterrows()]
-    fig = px.imshow(frame.astype(float), zmin=0, zmax=100, color_continuous_scale="Viridis", aspect="auto",
-                    labels=dict(x="target", y="source", color="accuracy %"), title=title)
-    fig.update_traces(text=text, texttemplate="%{text}")
+    fig = render.built(figures.percent_heatmap, frame, title, text,
+                       labels=dict(x="target", y="source", color="accuracy %"))
     render.chart(fig, frame.reset_index(names="source"), f"{key}-{title}", key)
 
 
@@ -106,7 +102,7 @@ def trends() -> None:
                                            ("ligs", "LIGS"))):
         with col:
             shown = frame[frame["dataset"].isin(("D_R", "D_NR", "D_rand"))].dropna(subset=[metric])
-            fig = px.line(shown, x="epoch", y=metric, color="dataset", markers=True, title=label)
+            fig = render.built(figures.lines, shown, "epoch", metric, "dataset", label)
             render.chart(fig, shown[["dataset", "epoch", metric]], f"nrf-trend-{metric}", f"nrf_trend_{metric}")
     conflict = frame[frame["dataset"].isin(("D_det", "D_conflict"))].dropna(subset=["conflict_robust"])
     if not conflict.empty:
@@ -114,9 +110,9 @@ def trends() -> None:
                              var_name="label", value_name="share")
         long["label"] = long["label"].map({"conflict_robust": "y (robust features)",
                                            "conflict_non_robust": "t = y + 1 (non-robust features)"})
-        fig = px.line(long, x="epoch", y="share", color="label", line_dash="dataset", markers=True,
-                      title="Held-out D_det / D_conflict images: labelled by which features (Fig. 6, A5)")
-        fig.update_yaxes(range=[0, 1])
+        fig = render.built(figures.lines, long, "epoch", "share", "label",
+                           "Held-out D_det / D_conflict images: labelled by which features (Fig. 6, A5)",
+                           y_range=figures.SHARE, dash="dataset")
         render.chart(fig, long, "nrf-conflict-curves", "nrf_conflict")
 
 

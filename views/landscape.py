@@ -3,11 +3,7 @@ of input space around one image, where LIGS's "locally linear" becomes visible."
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
-from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
 from core.catalog import CatalogEntry
 from core.data import class_names
@@ -15,15 +11,10 @@ from core.experiments import EvalData, Evaluation
 from core.images import decode_images
 from core.landscape import (LANDSCAPE_STEP_FACTORS, SUMMARY_MEASURES, comparison_members, landscape_phases,
                             landscape_records, landscape_summary)
-from core.surface import DEFAULT_RADIUS, PLANES, THREATS, LossSurfaceConfig, gradient_profile, loss_surface
-from core.models import NORMS
+from core.surface import (DEFAULT_RADIUS, PLANES, THREATS, LossSurface, LossSurfaceConfig, gradient_profile,
+                          loss_surface)
 from core.zoo import LANDSCAPE_COMPARISONS
-from ui import catalog, compute, render, state, widgets
-
-NORM_COLOURS = dict(zip((*NORMS, "fixup"), qualitative.Plotly))  # one colour per normalization, as in Fig. A7
-MEASURES = (("loss", "Loss variation", "loss_min", "loss_max"),
-            ("grad_change", "Gradient change (l2)", "grad_change_min", "grad_change_max"),
-            ("beta", "β-smoothness", "beta", "beta"))
+from ui import catalog, compute, figures, render, state, widgets
 
 st.title("Loss landscape")
 dataset = state.dataset()
@@ -45,42 +36,6 @@ def landscape_frame(entries: list[CatalogEntry]) -> pd.DataFrame:
     rows = [{"model": e.label, "norm": e.norm, "dataset": e.dataset, **r} for e in entries
             for r in landscape_records(list(e.history))]
     return pd.DataFrame(rows)
-
-
-def rgba(colour: str, alpha: float) -> str:
-    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r}, {g}, {b}, {alpha})"
-
-
-def model_colours(df: pd.DataFrame) -> dict[str, str]:
-    """One colour per normalization, as Fig. A7; one per model where two models share a normalization
-    (shortcut on / off, ResNet20 and ResNet56)."""
-    norms = df.drop_duplicates("model").set_index("model")["norm"]
-    if norms.is_unique:
-        return {m: NORM_COLOURS.get(n, "#444444") for m, n in norms.items()}
-    return {m: qualitative.Plotly[i % len(qualitative.Plotly)] for i, m in enumerate(norms.index)}
-
-
-def band_figure(df: pd.DataFrame) -> go.Figure:
-    """The three measures over training steps: min-max bands over the step sizes, a colour per normalization."""
-    titles = [title for _, title, _, _ in MEASURES]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.07)
-    colours = model_colours(df)
-    for model, d in df.groupby("model", sort=False):
-        colour = colours[model]
-        for col, (_, _, low, high) in enumerate(MEASURES, start=1):
-            first = col == 1
-            if low != high:
-                band = go.Scatter(x=[*d["step"], *reversed(d["step"].tolist())],
-                                  y=[*d[high], *reversed(d[low].tolist())], fill="toself",
-                                  fillcolor=rgba(colour, 0.35), line=dict(width=0), name=model,
-                                  legendgroup=model, showlegend=first, hoverinfo="skip")
-                fig.add_trace(band, row=1, col=col)
-            fig.add_trace(go.Scatter(x=d["step"], y=d[high], mode="lines", line=dict(color=colour, width=1), name=model,
-                                     legendgroup=model, showlegend=False), row=1, col=col)
-    fig.update_xaxes(title_text="training step")
-    fig.update_layout(title=f"Optimization landscape on {', '.join(df['dataset'].unique())}", height=380)
-    return fig
 
 
 # recorded histories need no data: every dataset's runs
@@ -110,7 +65,7 @@ if trained and not recorded:
             "at each measured step.")
 if recorded:
     frame = landscape_frame(recorded)
-    render.chart(band_figure(frame), frame, f"optimization-landscape-{dataset}", "ls_bands")
+    render.chart(render.built(figures.landscape_bands, frame), frame, f"optimization-landscape-{dataset}", "ls_bands")
     cost = pd.DataFrame([{"model": e.label, "norm": e.norm,
                           "landscape seconds": sum(h.get("landscape_seconds", 0) for h in e.history),
                           "training seconds": sum(h.get("train_seconds", 0) for h in e.history)} for e in recorded])
@@ -119,8 +74,8 @@ if recorded:
     summary = pd.DataFrame([{"model": e.label, "norm": e.norm, "medians over": phase, **landscape_summary(records)}
                             for e in recorded for phase, records in
                             landscape_phases(landscape_records(list(e.history))).items()])
-    st.dataframe(summary.rename(columns={"steps": "measured steps", **SUMMARY_MEASURES}), hide_index=True,
-                 key="ls_summary")
+    render.table(summary.rename(columns={"steps": "measured steps", **SUMMARY_MEASURES}),
+                 f"optimization-landscape-summary-{dataset}", "ls_summary")
     st.caption("Medians over the measured steps, of the whole run and of its last epoch. Gradient change / ‖g‖ is "
                "scale-free: a model stuck on a flat plateau (norm-free, Fixup: the first steps) has a small gradient, "
                "hence small changes, without a smoother landscape.")
@@ -141,46 +96,14 @@ resolution = c5.slider("Points per axis", 5, 41, 21, step=2, key="ls_resolution"
 config = LossSurfaceConfig(image, plane, threat, float(radius), resolution, data=EvalData(dataset, per_class=1))
 
 
-def grid_frame(results: dict[str, dict]) -> pd.DataFrame:
+def grid_frame(results: dict[str, LossSurface]) -> pd.DataFrame:
     """The grids as rows: model, the two coordinates, loss and predicted class."""
     rows = [{"model": m, r.axes[0]: a, r.axes[1]: b, "loss": r.loss[i][j], "predicted": r.pred[i][j]}
             for m, r in results.items() for i, b in enumerate(r.coords) for j, a in enumerate(r.coords)]
     return pd.DataFrame(rows)
 
 
-def surface_figure(model: str, r: dict, zrange: tuple[float, float]) -> go.Figure:
-    fig = go.Figure(go.Surface(z=r.loss, x=r.coords, y=r.coords, cmin=zrange[0], cmax=zrange[1],
-                               colorscale="Viridis", colorbar=dict(title="loss")))
-    fig.update_layout(title=model, height=460, scene=dict(
-        xaxis_title=r.axes[0], yaxis_title=r.axes[1], zaxis_title="loss", zaxis=dict(range=list(zrange)),
-        aspectmode="cube", camera=dict(eye=dict(x=1.6, y=-1.6, z=1.1))))
-    return fig
-
-
-def plane_figure(model: str, r: dict, zrange: tuple[float, float], names: list[str]) -> go.Figure:
-    """Loss contours and predicted-class regions on the plane, the image at the centre (x)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["loss", "predicted class"], horizontal_spacing=0.12)
-    fig.add_trace(go.Contour(z=r.loss, x=r.coords, y=r.coords, zmin=zrange[0], zmax=zrange[1],
-                             colorscale="Viridis", showscale=False), row=1, col=1)
-    k = len(names)
-    palette = [qualitative.Dark24[c % 24] for c in range(k)]
-    scale = [[edge / k, palette[c]] for c in range(k) for edge in (c, c + 1)]
-    fig.add_trace(go.Heatmap(z=r.pred, x=r.coords, y=r.coords, zmin=-0.5, zmax=k - 0.5, colorscale=scale,
-                             showscale=False, customdata=[[names[p] for p in row] for row in r.pred],
-                             hovertemplate="%{customdata}<extra></extra>"), row=1, col=2)
-    for c in sorted({p for row in r.pred for p in row}):  # a legend entry per class on the plane
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=names[c],
-                                 marker=dict(symbol="square", size=10, color=palette[c])), row=1, col=2)
-    for col in (1, 2):
-        fig.add_trace(go.Scatter(x=[0], y=[0], mode="markers", marker=dict(symbol="x", size=10, color="white"),
-                                 showlegend=False, hoverinfo="skip"), row=1, col=col)
-    fig.update_xaxes(title_text=r.axes[0])
-    fig.update_yaxes(title_text=r.axes[1], col=1)
-    fig.update_layout(height=330, margin=dict(t=40, b=10))
-    return fig
-
-
-def show_surfaces(results: dict[str, dict]) -> None:
+def show_surfaces(results: dict[str, LossSurface]) -> None:
     first = next(iter(results.values()))
     known = class_names(first.dataset)
     names = [known[c] if c < len(known) else str(c) for c in range(max(e.num_classes for e in models))]
@@ -198,8 +121,10 @@ def show_surfaces(results: dict[str, dict]) -> None:
             b.metric("loss at the image", f"{r.centre_loss:.3g}")
             c.metric("predicted", names[r.centre_pred])
             frame = grid_frame({model: r})
-            render.chart(surface_figure(model, r, zrange), frame, f"loss-surface-{model}-{image}", f"ls_surface_{i}")
-            st.plotly_chart(plane_figure(model, r, zrange, names), key=f"ls_plane_{i}_chart")
+            render.chart(render.built(figures.loss_surface_3d, model, r.loss, r.coords, r.axes, zrange), frame,
+                         f"loss-surface-{model}-{image}", f"ls_surface_{i}")
+            render.chart(render.built(figures.loss_plane, r.loss, r.pred, r.coords, r.axes, zrange, names), frame,
+                         f"loss-plane-{model}-{image}", f"ls_plane_{i}")
 
 
 if models:
@@ -223,7 +148,7 @@ if profiled:
                     if (m := e.label) in profiles for t, v in zip(*gradient_profile(profiles[m]))]
             curve = pd.DataFrame(rows)
             axis = next(iter(profiles.values())).axes[0]
-            fig = px.line(curve, x="step", y="loss", color="model", markers=True,
-                          title=f"Loss along the {axis} direction ({threat}, image {image})")
-            fig.update_xaxes(title_text=f"step along the {axis} direction ({threat})")
+            fig = render.built(figures.lines, curve, "step", "loss", "model",
+                               f"Loss along the {axis} direction ({threat}, image {image})",
+                               x_title=f"step along the {axis} direction ({threat})")
             render.chart(fig, curve, f"loss-profile-{image}", "ls_profile")

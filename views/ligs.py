@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core.data import class_names
 from core.experiments import EvalData, Evaluation
 from core.robustness import LIGSConfig, ligs_report
-from ui import compute, render, state, widgets
+from ui import compute, figures, render, state, widgets
 
 st.title("LIGS explorer")
 st.latex(r"\mathrm{LIGS} = \mathbb{E}_{(x, y)}\, \cos\big(\nabla_x L(x, y),\ \nabla_x L(x + \nu, y)\big)")
@@ -35,12 +34,12 @@ if models:
                                 for m, r in results.items() for v, y in zip(r.per_sample, r.labels)])
         left, right = st.columns(2)
         with left:
-            fig = px.violin(samples, x="model", y="LIGS", color="model", box=True, points=False,
-                            title=f"Per-sample LIGS ({spec.kind}, size {spec.size:g})")
-            fig.update_layout(showlegend=False)
+            fig = render.built(figures.violins, samples, "model", "LIGS",
+                               f"Per-sample LIGS ({spec.kind}, size {spec.size:g})")
             render.chart(fig, samples, f"ligs-samples-{spec.kind}-{dataset}", "ligs_violin")
         with right:
             per_class = samples.groupby(["model", "class"], as_index=False)["LIGS"].mean()
-            fig = px.bar(per_class, x="class", y="LIGS", color="model", barmode="group", title="Mean LIGS per class")
+            fig = render.built(figures.grouped_bars, per_class, "class", "LIGS", "model", "Mean LIGS per class",
+                               intervals=False, y_range=None)
             render.chart(fig, per_class, f"ligs-per-class-{spec.kind}-{dataset}", "ligs_class")
         render.dataset_caption(set(summary["dataset"]))

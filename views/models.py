@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core import jobs
@@ -19,7 +18,7 @@ from core.errors import ParameterError
 from core.speed import speed_note
 from core.models import ModelSpec, list_models, model_entry
 from core.train import PRESETS, TrainConfig, preset, read_history
-from ui import catalog, compute, render, serving, state, widgets
+from ui import catalog, compute, figures, render, serving, state, widgets
 
 FROM_FILE = "as recorded in the file"
 CUSTOM = "custom"
@@ -201,8 +200,8 @@ def job_panel() -> None:
         df = pd.DataFrame(history).melt(id_vars=["epoch"], value_vars=[c for c in ("test_accuracy", "robust_accuracy",
                                                                                   "ligs", "train_loss")
                                                                        if c in history[0]], var_name="metric")
-        fig = px.line(df, x="epoch", y="value", color="metric", markers=True,
-                      title=f"{job.spec.get('title')} on {job.spec['params']['config']['dataset']}")
+        fig = figures.lines(df, "epoch", "value", "metric",
+                            f"{job.spec.get('title')} on {job.spec['params']['config']['dataset']}")
         render.chart(fig, df, f"job-{job.id}", "job_curves")
     with st.expander("Log"):
         st.code(job.log(30) or "(empty)")

@@ -3,7 +3,6 @@ beside each, an AutoAttack-style evaluation, and eps sweeps."""
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core.attacks import ATTACKS, WHITE_BOX, AttackSpec, paper_spec
@@ -11,8 +10,8 @@ from core.experiments import EvalData, Evaluation
 from core.metrics import MASKING_WARNING
 from core.robustness import (SWEEP_EPS, AutoAttackConfig, RobustnessConfig, autoattack, autoattack_budgets,
                              robustness)
-from ui import compute, render, state, widgets
-from ui.intervals import HIGH, LOW, TEXT, error_bars, with_wilson
+from ui import compute, figures, render, state, widgets
+from ui.intervals import HIGH, LOW, TEXT, with_wilson
 
 st.title("Robustness")
 st.markdown("""Robust accuracy under white-box attacks, at the paper's settings by default:
@@ -106,10 +105,9 @@ if models and specs:
         with st.expander("95 % intervals of every robust accuracy (Wilson; the Overview compares pairs image by image)"):
             render.table(long.pivot(index="model", columns="attack", values=TEXT).reset_index(),
                          f"robustness-intervals-{dataset}", "rob_ci")
-        fig = px.bar(long, x="attack", y="robust accuracy", color="model", barmode="group", **error_bars(long),
-                     title=f"Robust accuracy on {', '.join(sorted(set(long['dataset'])))} ({data.per_class} images "
-                           "per class; steps in parentheses; bars: 95 % Wilson intervals)")
-        fig.update_yaxes(range=[0, 1])
+        fig = render.built(figures.grouped_bars, long, "attack", "robust accuracy", "model",
+                           f"Robust accuracy on {', '.join(sorted(set(long['dataset'])))} ({data.per_class} images per "
+                           "class; steps in parentheses; bars: 95 % Wilson intervals)")
         render.chart(fig, long, f"robustness-bars-{dataset}", "rob_bars")
     render.dataset_caption({r.dataset for r in results.values()} or {data.dataset})
 
@@ -133,10 +131,10 @@ if models:
                  "dataset": p.dataset} for (m, _), p in points.items() if m in complete]
         if rows:
             sweep = with_wilson(pd.DataFrame(rows).sort_values(["model", "eps"]), "robust accuracy")
-            fig = px.line(sweep, x="eps", y="robust accuracy", color="model", markers=True, **error_bars(sweep),
-                          title=f"{ATTACKS[name].title} ({base.steps} steps) on "
-                                f"{', '.join(sorted(set(sweep['dataset'])))} (bars: 95 % Wilson intervals)")
-            fig.update_yaxes(range=[0, 1])
+            fig = render.built(figures.lines, sweep, "eps", "robust accuracy", "model",
+                               f"{ATTACKS[name].title} ({base.steps} steps) on "
+                               f"{', '.join(sorted(set(sweep['dataset'])))} (bars: 95 % Wilson intervals)",
+                               intervals=True, y_range=figures.SHARE)
             render.chart(fig, sweep, f"sweep-{name}-{dataset}", "sweep")
 
 

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core.catalog import CatalogEntry
-from ui import render, state, widgets
-from ui.intervals import error_bars, with_wilson
+from ui import figures, render, state, widgets
+from ui.intervals import with_wilson
 
 METRICS = {"test_accuracy": "clean accuracy", "robust_accuracy": "robust accuracy (l2-PGD)", "ligs": "LIGS"}
 ACCURACIES = ("test_accuracy", "robust_accuracy")  # shares of the probe's images: binomial intervals
@@ -34,10 +33,7 @@ missing = [e.label for e in models if not e.history]
 if missing:
     st.info("No per-epoch history recorded for: " + ", ".join(missing))
 if not df.empty:
-    fig = px.line(df, x="epoch", y="value", color="model", facet_col="metric", markers=True, facet_col_spacing=0.06,
-                  **error_bars(df), category_orders={"metric": list(METRICS.values())},
-                  title=f"Probes over training on {dataset} (accuracy bars: 95 % Wilson intervals)")
-    fig.update_yaxes(matches=None, showticklabels=True)
-    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    fig = render.built(figures.probes_over_training, df, tuple(METRICS.values()),
+                       f"Probes over training on {dataset} (accuracy bars: 95 % Wilson intervals)")
     render.chart(fig, df, f"training-dynamics-{dataset}", "dyn")
     render.dataset_caption(set(df["dataset"]))

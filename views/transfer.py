@@ -3,7 +3,6 @@ Table 4 / A8), over the source's training epochs (Fig. 9) and as images."""
 from __future__ import annotations
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core.attacks import ATTACKS
@@ -13,7 +12,7 @@ from core.experiments import EvalData
 from core.transfer import (TRANSFER_ATTACKS, TransferMatrix, assembled, examples_request, matrix_requests,
                            transferred_gallery)
 from core.zoo import TRANSFER_SOURCES, TRANSFER_TARGETS
-from ui import compute, render, state, widgets
+from ui import compute, figures, render, state, widgets
 from ui.intervals import TEXT, with_wilson
 
 WIDTH = 128  # one display width, so the clean and adversarial images line up
@@ -65,9 +64,8 @@ def heatmap(matrix: TransferMatrix) -> None:
     marks = {(matrix.sources[i], matrix.targets[j]) for i, j in matrix.white_box}
     text = [[("-" if pd.isna(v) else f"{100 * v:.1f}") + ("*" if (s, t) in marks else "") for t, v in row.items()]
             for s, row in frame.iterrows()]
-    fig = px.imshow(100 * frame.astype(float), zmin=0, zmax=100, color_continuous_scale="Viridis", aspect="auto",
-                    title=f"{spec.label} on {matrix.data.dataset}: success rate (%)")
-    fig.update_traces(text=text, texttemplate="%{text}")
+    fig = render.built(figures.percent_heatmap, 100 * frame.astype(float),
+                       f"{spec.label} on {matrix.data.dataset}: success rate (%)", text)
     render.chart(fig, frame.reset_index(), f"transfer-{name}-{dataset}", "tr_heatmap")
 
 
@@ -121,7 +119,7 @@ elif targets:
                 for name_, snaps in epochs.items() for s in snaps]
         curve = pd.DataFrame(rows).dropna()
         if not curve.empty:
-            fig = px.line(curve, x="epoch", y="success rate", color="source", markers=True,
-                          title=f"Mean success rate on the {len(targets)} targets, per source epoch ({spec.label})")
-            fig.update_yaxes(range=[0, 1])
+            fig = render.built(figures.lines, curve, "epoch", "success rate", "source",
+                               f"Mean success rate on the {len(targets)} targets, per source epoch ({spec.label})",
+                               y_range=figures.SHARE)
             render.chart(fig, curve, f"transfer-epochs-{name}-{dataset}", "tr_epochs")
