@@ -63,7 +63,12 @@ def test_overview_is_the_findings_scoreboard_then_the_models_behind_it():
     assert set(scoreboard["verdict"]) == {"not measured"}  # nothing cached yet for the test zoo's pair
     assert scoreboard.set_index("#").loc["demo", "rows"] == "1 not measured"  # the conflict split, not yet evaluated
     assert set(PAIR) == set(pairs.index) and set(pairs["dataset"]) == {"builtin"}
-    assert len(at.expander) >= len(FINDINGS)  # each finding's rows and forest plot
+    assert len(at.expander) >= len(FINDINGS)  # each finding's rows and forest plot, drawn once opened
+    assert not [d for d in at.dataframe if "measure" in d.value.columns]
+    at.session_state["finding_pgd_open"] = True  # the reader opens finding 1
+    at.run()
+    (rows,) = [d.value for d in at.dataframe if "measure" in d.value.columns]
+    assert len(rows) >= 1 and set(rows["verdict"]) == {"not measured"}
 
 
 def test_robustness_computes_then_renders_from_cache():

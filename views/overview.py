@@ -29,6 +29,16 @@ st.markdown(
     "attacks at similar clean accuracy, and their loss is **less locally linear** (lower LIGS). "
     "Adversarial examples from models *without* BN also transfer better.")
 
+def evidence(finding: dict) -> None:
+    """A finding's rows: the forest plot of their effects and intervals, the table, and the page to see more."""
+    figure, rows = render.built(forest_figure, finding), rows_table(finding)
+    if figure is not None:
+        render.chart(figure, rows, f"finding-{finding['key']}", f"finding_{finding['key']}")
+    render.table(rows, f"finding-{finding['key']}-rows", f"finding_{finding['key']}_rows", style=verdict_colours)
+    st.page_link(navigation.st_page(finding["page"]), label="The evidence, page by page",
+                 icon=":material/arrow_forward:")
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def shared_scoreboard(generation: int, models: tuple[tuple[str, str], ...], _entries: list[CatalogEntry]) -> list[dict]:
     """:func:`scoreboard` built once per server for every session on the same models (their labels and sha256s),
@@ -46,13 +56,11 @@ if board:
                  column_config={"claim": st.column_config.TextColumn(width="large")})
     st.caption(VERDICT_RULE + " " + CAVEAT)
     for finding in board:
-        with st.expander(f"{finding['number']}. {finding['claim']} ({finding['source']}) {badge(finding['verdict'])}"):
-            figure, rows = forest_figure(finding), rows_table(finding)
-            if figure is not None:
-                render.chart(figure, rows, f"finding-{finding['key']}", f"finding_{finding['key']}")
-            render.table(rows, f"finding-{finding['key']}-rows", f"finding_{finding['key']}_rows", style=verdict_colours)
-            st.page_link(navigation.st_page(finding["page"]), label="The evidence, page by page",
-                         icon=":material/arrow_forward:")
+        # Drawn once opened: nine plots and styled tables cost ~0.3 s of every visit, most of the page's time.
+        with st.expander(f"{finding['number']}. {finding['claim']} ({finding['source']}) {badge(finding['verdict'])}",
+                         key=f"finding_{finding['key']}_open", on_change="rerun") as details:
+            if details.open:
+                evidence(finding)
     with st.expander("Score another pair: your uploads, IN / LN / GN, any two models with cached results"):
         labels = [e.label for e in entries]
         c1, c2 = st.columns(2)
@@ -100,8 +108,10 @@ else:
         if others:
             landscape = sum(e.group == LANDSCAPE_GROUP for e in others)
             with st.expander(f"Other models ({len(others)}: {landscape} App. I landscape runs, adversarially trained "
-                             "models, other normalizations, transfer targets, uploads)"):
-                models_table(others, "overview-other-models", "overview_others")
+                             "models, other normalizations, transfer targets, uploads)", key="overview_others_open",
+                             on_change="rerun") as listed:
+                if listed.open:
+                    models_table(others, "overview-other-models", "overview_others")
 
 st.subheader("Explore")
 cols = st.columns(3)
