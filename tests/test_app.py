@@ -505,6 +505,8 @@ def test_first_start_without_data_shows_the_zoos_precomputed_results(no_data):
     assert list(scoreboard["#"]) == [f.number for f in FINDINGS]
     assert scoreboard.loc[0, "verdict"] == "holds" and scoreboard.loc[2, "verdict"] == "reversed"  # RESULTS.md
     assert scoreboard.loc[0, "clearest effect (points, 95 % CI)"].startswith("+")
+    at.session_state["overview_others_open"] = True  # the other models' table is drawn once opened
+    at.run()
     table = pd.concat([d.value for d in at.dataframe if "model" in d.value.columns]).set_index("model")
     pgd = shipped_pgd_l2()
     assert len(pgd) >= 10 and set(pgd) <= set(table.index) and set(table.loc[list(pgd), "dataset"]) == {"cifar10-jpeg"}

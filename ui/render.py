@@ -45,20 +45,21 @@ def table(df: pd.DataFrame, name: str, key: str, style: Callable[[pd.DataFrame],
     csv_button(df, name, f"{key}_csv")
 
 
-@st.cache_data(show_spinner=False, max_entries=512)
-def _built(name: str, args: tuple, kwargs: dict, _build: Callable[..., go.Figure]) -> go.Figure:
-    return _build(*args, **kwargs)
+@st.cache_resource(show_spinner=False, max_entries=512)
+def _built(name: str, args: tuple, kwargs: dict, _build: Callable[..., go.Figure | None]) -> go.Figure | None:
+    fig = _build(*args, **kwargs)
+    return None if fig is None else fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
 
 
-def built(build: Callable[..., go.Figure], *args, **kwargs) -> go.Figure:
-    """``build(*args, **kwargs)``, a figure of :mod:`ui.figures`, made once per server for equal inputs (Plotly Express
-    takes 30-100 ms a figure, and a page has up to ten); every session gets its own copy."""
+def built(build: Callable[..., go.Figure | None], *args, **kwargs) -> go.Figure | None:
+    """``build(*args, **kwargs)``, a figure of :mod:`ui.figures` in the dashboard's layout, made once per server for
+    equal inputs and shared by every session, so never changed after (Plotly Express takes 30-100 ms a figure, a copy
+    10 ms, and a page has up to ten)."""
     return _built(f"{build.__module__}.{build.__qualname__}", args, kwargs, build)
 
 
 def chart(fig: go.Figure, df: pd.DataFrame, name: str, key: str) -> None:
-    """A plotly figure (PNG via its toolbar's camera) and a CSV of the data behind it."""
-    fig.update_layout(margin=dict(t=50, b=10), legend_title_text="")
+    """A figure made by :func:`built` (PNG via its toolbar's camera) and a CSV of the data behind it."""
     st.plotly_chart(fig, key=f"{key}_chart", config={"toImageButtonOptions": {"format": "png", "filename": slug(name)}})
     csv_button(df, name, f"{key}_csv")
 

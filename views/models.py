@@ -200,8 +200,8 @@ def job_panel() -> None:
         df = pd.DataFrame(history).melt(id_vars=["epoch"], value_vars=[c for c in ("test_accuracy", "robust_accuracy",
                                                                                   "ligs", "train_loss")
                                                                        if c in history[0]], var_name="metric")
-        fig = figures.lines(df, "epoch", "value", "metric",
-                            f"{job.spec.get('title')} on {job.spec['params']['config']['dataset']}")
+        fig = render.built(figures.lines, df, "epoch", "value", "metric",
+                           f"{job.spec.get('title')} on {job.spec['params']['config']['dataset']}")
         render.chart(fig, df, f"job-{job.id}", "job_curves")
     with st.expander("Log"):
         st.code(job.log(30) or "(empty)")
