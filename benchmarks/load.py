@@ -1,6 +1,7 @@
 """Load: N concurrent sessions open every page of a running server while background jobs train.
 
     python benchmarks/load.py --sessions 10 25 [--jobs 2] [--json]
+    python benchmarks/load.py --audience 50 [--jobs 0] [--think 5 15] [--duration 90]   # a room and its speaker
 
 Starts one server (``streamlit run app.py``, a fresh result cache seeded with the zoo's precomputed results, the
 data found as the app finds it), warms it with one session, starts ``--jobs`` tiny training jobs in that cache's
@@ -9,6 +10,13 @@ protocol (BackMsg rerun requests, ForwardMsg replies), open every page in ``ui/n
 time is from the rerun request to the server's ``script_finished``; a page fails when it reports an exception
 element or does not finish. The server's resident memory is sampled every 0.5 s (peak reported). No browser
 renders (a browser's drawing is the visitor's CPU, not the server's).
+
+``--audience N``: a talk. N sessions open the link (the Overview) within the first ``--think`` seconds, then each
+clicks a random page after a pause drawn from ``--think`` (reading the slide), for ``--duration`` seconds; the
+speaker, one more session, clicks through every page in order with a 1 s pause, alone first and then during the
+audience. Reported beside a bare Streamlit app's single-session page (``BARE_APP``: a title, one Plotly chart, a
+30-row table; the floor any page pays) measured by the same client in the same run, and the speaker's clicks
+alone. Issue #30's targets are these ratios.
 """
 from __future__ import annotations
 
@@ -16,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -38,6 +47,23 @@ from core.train import preset  # noqa: E402
 from ui import navigation  # noqa: E402
 
 PAGE_TIMEOUT = 600.0  # seconds before a page counts as not answering
+BARE_APP = '''
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+def page(title):
+    def draw():
+        st.title(title)
+        models = pd.DataFrame({"model": [f"model-{i}" for i in range(30)], "accuracy": [0.5 + i / 100 for i in range(30)]})
+        st.plotly_chart(px.bar(models, x="model", y="accuracy"), key=f"chart-{title}")
+        st.dataframe(models, key=f"table-{title}")
+    return st.Page(draw, title=title, url_path=title.lower())
+
+st.sidebar.selectbox("Data source", ["a", "b"], key="source")
+st.navigation([page("Overview"), page("Second")]).run()
+'''
+BARE_PAGES = ("Overview", "Second")
 
 
 def free_port() -> int:
@@ -46,8 +72,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, cache: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+def start_server(port: int, cache: Path, script: Path = ROOT / "app.py") -> subprocess.Popen:
+    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.port",
                str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
     return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "NORMSCOPE_CACHE": str(cache)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -131,12 +157,92 @@ def summary(sessions: int, visits: list[dict], peak_mib: float, wall: float, run
             "server_peak_rss_mib": round(peak_mib), "wall_s": round(wall, 1), "jobs_running": running_jobs}
 
 
+def connect(port: int):
+    return websockets.connect(f"ws://localhost:{port}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
+                              open_timeout=PAGE_TIMEOUT)
+
+
+async def clicks(port: int, pages: list[str], pause: float) -> list[float]:
+    """One session opening ``pages`` in order, ``pause`` seconds between them: each page's seconds."""
+    async with connect(port) as ws:
+        times = []
+        for page in pages:
+            seconds, exceptions = await open_page(ws, page)
+            if exceptions:
+                raise SystemExit(f"{page} drew an exception")
+            times.append(seconds)
+            await asyncio.sleep(pause)
+        return times
+
+
+async def listener(port: int, pages: list[str], think: tuple[float, float], until: float, seed: int) -> list[dict]:
+    """An audience member: opens the link within ``think`` seconds, then a random page after each pause."""
+    rng, visits = random.Random(seed), []
+    await asyncio.sleep(rng.uniform(0, think[1]))
+    async with connect(port) as ws:
+        page = pages[0]
+        while time.monotonic() < until:
+            try:
+                seconds, exceptions = await open_page(ws, page)
+                visits.append({"page": page, "seconds": seconds, "ok": exceptions == 0})
+            except (asyncio.TimeoutError, websockets.ConnectionClosed) as e:
+                visits.append({"page": page, "seconds": None, "ok": False, "error": type(e).__name__})
+                return visits
+            await asyncio.sleep(rng.uniform(*think))
+            page = rng.choice(pages)
+    return visits
+
+
+async def talk(port: int, pages: list[str], audience: int, think: tuple[float, float],
+               duration: float) -> tuple[list[float], list[dict]]:
+    """The speaker's clicks (every page, in order, twice) while ``audience`` sessions listen."""
+    until = time.monotonic() + duration
+    room = asyncio.gather(*(listener(port, pages, think, until, seed) for seed in range(audience)))
+    await asyncio.sleep(think[1])  # the room has opened the link
+    speaker = await clicks(port, pages + pages, 1.0)
+    return speaker, [v for visits in await room for v in visits]
+
+
+def bare_page_seconds(folder: Path, visits: int = 10) -> float:
+    """The bare app's median page, one session alone, by the same client (after a warm-up visit of each page)."""
+    script, port = folder / "bare_app.py", free_port()
+    script.write_text(BARE_APP)
+    server = start_server(port, folder / "bare-cache", script)
+    try:
+        wait_healthy(port)
+        pages = [p.lower() for p in BARE_PAGES]
+        times = asyncio.run(clicks(port, pages + pages * (visits // len(pages)), 0.2))[len(pages):]
+        return statistics.median(times)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def audience_report(bare: float, alone: list[float], speaker: list[float], visits: list[dict], peak: float,
+                    audience: int, jobs_running: int) -> dict:
+    times = [v["seconds"] for v in visits if v["seconds"] is not None]
+    median = statistics.median(times)
+    return {"audience": audience, "page_visits": len(visits), "failed": sum(not v["ok"] for v in visits),
+            "bare_page_s": round(bare, 3), "audience_median_s": round(median, 2),
+            "audience_worst_s": round(max(times), 2), "audience_median_x_bare": round(median / bare, 1),
+            "speaker_alone_median_s": round(statistics.median(alone), 2),
+            "speaker_median_s": round(statistics.median(speaker), 2), "speaker_worst_s": round(max(speaker), 2),
+            "speaker_x_alone": round(statistics.median(speaker) / statistics.median(alone), 1),
+            "speaker_worst_x_alone_worst": round(max(speaker) / max(alone), 1),
+            "server_peak_rss_mib": round(peak), "jobs_running": jobs_running}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, nargs="+", default=[10, 25])
     parser.add_argument("--jobs", type=int, default=2, help="tiny training jobs running meanwhile")
+    parser.add_argument("--audience", type=int, default=None, help="a talk: this many listeners and a speaker")
+    parser.add_argument("--think", type=float, nargs=2, default=[5.0, 15.0], help="a listener's pause, seconds")
+    parser.add_argument("--duration", type=float, default=90.0, help="how long the audience listens, seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.audience is not None:
+        return audience_main(args)
     pages = [p.url_path for p in navigation.PAGES]
     with tempfile.TemporaryDirectory(prefix="normscope-load-") as folder:
         cache, port = Path(folder), free_port()
@@ -158,6 +264,32 @@ def main() -> None:
                 running = sum(j.status["state"] == "running" for j in started)
                 rows.append(summary(sessions, visits, watch.peak, time.monotonic() - t0, running))
                 print(json.dumps(rows[-1]) if args.json else rows[-1], flush=True)
+        finally:
+            for job in started:
+                job.cancel()
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def audience_main(args) -> None:
+    pages = [p.url_path for p in navigation.PAGES]
+    with tempfile.TemporaryDirectory(prefix="normscope-load-") as folder:
+        bare = bare_page_seconds(Path(folder))
+        cache, port = Path(folder) / "app", free_port()
+        server, started = start_server(port, cache), []
+        try:
+            wait_healthy(port)
+            asyncio.run(clicks(port, pages, 0.0))  # the first visit imports and seeds: not a load figure
+            alone = asyncio.run(clicks(port, pages + pages, 1.0))
+            started += [jobs.submit_training(preset("tiny", epochs=200, dataset="builtin"), root=cache)
+                        for _ in range(args.jobs)]
+            watch = MemoryWatch(server.pid)
+            watch.start()
+            speaker, visits = asyncio.run(talk(port, pages, args.audience, tuple(args.think), args.duration))
+            watch.running = False
+            running = sum(j.status["state"] == "running" for j in started)
+            report = audience_report(bare, alone, speaker, visits, watch.peak, args.audience, running)
+            print(json.dumps(report) if args.json else report, flush=True)
         finally:
             for job in started:
                 job.cancel()

@@ -38,26 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from load import free_port, wait_healthy  # noqa: E402  (benchmarks/ is on sys.path)
+from load import BARE_APP, BARE_PAGES, free_port, wait_healthy  # noqa: E402  (benchmarks/ is on sys.path)
 from ui import navigation  # noqa: E402
 
-BARE_APP = '''
-import pandas as pd
-import plotly.express as px
-import streamlit as st
-
-def page(title):
-    def draw():
-        st.title(title)
-        models = pd.DataFrame({"model": [f"model-{i}" for i in range(30)], "accuracy": [0.5 + i / 100 for i in range(30)]})
-        st.plotly_chart(px.bar(models, x="model", y="accuracy"), key=f"chart-{title}")
-        st.dataframe(models, key=f"table-{title}")
-    return st.Page(draw, title=title, url_path=title.lower())
-
-st.sidebar.selectbox("Data source", ["a", "b"], key="source")
-st.navigation([page("Overview"), page("Second")]).run()
-'''
-BARE_PAGES = ("Overview", "Second")
 DRAWN = """() => {
   const app = document.querySelector('[data-testid="stApp"]');
   if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;

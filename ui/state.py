@@ -26,11 +26,17 @@ def cache() -> ResultCache:
     return _cache(str(default_cache_dir()))
 
 
+@st.cache_data(ttl=5, show_spinner=False)
+def _trained_on(root: str) -> set[str]:
+    """The images the listed checkpoints were trained on (re-read every 5 s, as the model lists are)."""
+    return {SAME_IMAGES.get(e.dataset, e.dataset) for e in list_checkpoints()}
+
+
 def default_dataset(options: list[str]) -> str:
     """CIFAR-10 (genuine or JPEG copy) when found and some checkpoint was trained on its images, else the
     built-in set."""
     best = resolve_name("auto")
-    has_models = any(SAME_IMAGES.get(e.dataset, e.dataset) == SAME_IMAGES.get(best, best) for e in list_checkpoints())
+    has_models = SAME_IMAGES.get(best, best) in _trained_on(str(default_cache_dir()))
     return best if best in options and has_models else "builtin"
 
 
