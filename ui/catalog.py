@@ -10,9 +10,11 @@ from core.experiments import Subject, load_verified
 from ui import serving, state
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def _entries(root: str, shared_uploads: bool) -> list[CatalogEntry]:
-    return list_checkpoints(root, uploads=None if shared_uploads else ())
+@st.cache_resource(ttl=5, show_spinner=False)
+def _entries(root: str, shared_uploads: bool) -> tuple[CatalogEntry, ...]:
+    """Shared, not copied, by every run of every session (entries are frozen; unpickling a copy of ~50 of them on
+    each run was 8 % of a loaded server's time)."""
+    return tuple(list_checkpoints(root, uploads=None if shared_uploads else ()))
 
 
 def entries(dataset: str | None = None) -> list[CatalogEntry]:
@@ -21,7 +23,7 @@ def entries(dataset: str | None = None) -> list[CatalogEntry]:
     private = serving.session_uploads()
     found = _entries(str(default_cache_dir()), shared_uploads=not serving.public())
     if private is not None:
-        found = found + entries_in(private, "upload")
+        found = found + tuple(entries_in(private, "upload"))
     return [e for e in found if dataset is None or e.dataset == dataset]
 
 

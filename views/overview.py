@@ -40,7 +40,8 @@ def evidence(finding: dict) -> None:
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def shared_scoreboard(generation: int, models: tuple[tuple[str, str], ...], _entries: list[CatalogEntry]) -> list[dict]:
+def shared_scoreboard(generation: int, models: tuple[tuple[str, str], ...],
+                      _entries: list[CatalogEntry]) -> list[dict]:
     """:func:`scoreboard` built once per server for every session on the same models (their labels and sha256s),
     while the cache's ``generation`` says no result was stored since (reading and pairing them costs ~1 s)."""
     return scoreboard(state.cache(), entries=_entries)
