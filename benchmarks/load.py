@@ -72,10 +72,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(port: int, cache: Path, script: Path = ROOT / "app.py") -> subprocess.Popen:
+def start_server(port: int, cache: Path, script: Path = ROOT / "app.py", cwd: Path = ROOT) -> subprocess.Popen:
+    """A headless server of ``script`` run from ``cwd`` (whose ``.streamlit/config.toml`` it reads)."""
     command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.port",
                str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "NORMSCOPE_CACHE": str(cache)},
+    return subprocess.Popen(command, cwd=cwd, env={**os.environ, "NORMSCOPE_CACHE": str(cache)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -239,6 +240,8 @@ def main() -> None:
     parser.add_argument("--audience", type=int, default=None, help="a talk: this many listeners and a speaker")
     parser.add_argument("--think", type=float, nargs=2, default=[5.0, 15.0], help="a listener's pause, seconds")
     parser.add_argument("--duration", type=float, default=90.0, help="how long the audience listens, seconds")
+    parser.add_argument("--app", type=Path, default=ROOT / "app.py", help="with --audience: another checkout's app "
+                        "(run from its folder, with its own server config), e.g. the code before a change")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.audience is not None:
@@ -276,7 +279,7 @@ def audience_main(args) -> None:
     with tempfile.TemporaryDirectory(prefix="normscope-load-") as folder:
         bare = bare_page_seconds(Path(folder))
         cache, port = Path(folder) / "app", free_port()
-        server, started = start_server(port, cache), []
+        server, started = start_server(port, cache, args.app.resolve(), args.app.resolve().parent), []
         try:
             wait_healthy(port)
             asyncio.run(clicks(port, pages, 0.0))  # the first visit imports and seeds: not a load figure
