@@ -14,3 +14,7 @@ class NormScopeError(Exception):
 
 class ParameterError(NormScopeError, ValueError):
     """A parameter, setting or input value that cannot be used."""
+
+
+class CheckpointError(ParameterError):
+    """A checkpoint cannot be used; the message says why and what to do."""
