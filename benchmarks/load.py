@@ -33,7 +33,9 @@ import tempfile
 import threading
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -91,6 +93,30 @@ def wait_healthy(port: int, timeout: float = 120) -> None:
     raise SystemExit("the server did not answer its health check")
 
 
+@contextmanager
+def running(cache: Path, script: Path = ROOT / "app.py", cwd: Path = ROOT) -> Iterator[tuple[int, subprocess.Popen]]:
+    """A server of ``script`` (:func:`start_server`), healthy; yields its port and process, and stops it after."""
+    port = free_port()
+    server = start_server(port, cache, script, cwd)
+    try:
+        wait_healthy(port)
+        yield port, server
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@contextmanager
+def training(count: int, root: Path) -> Iterator[list[jobs.Job]]:
+    """``count`` tiny training jobs (200 epochs: they run throughout) in ``root``'s job folder, cancelled after."""
+    started = [jobs.submit_training(preset("tiny", epochs=200, dataset="builtin"), root=root) for _ in range(count)]
+    try:
+        yield started
+    finally:
+        for job in started:
+            job.cancel()
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -132,18 +158,20 @@ async def open_page(ws, page: str) -> tuple[float, int]:
             return time.monotonic() - start, exceptions
 
 
+async def visit(ws, page: str) -> dict:
+    """A page visit as a record: its seconds and whether it drew no exception; a page that does not answer (or a
+    closed connection) is a failed visit, not an error of the benchmark."""
+    try:
+        seconds, exceptions = await open_page(ws, page)
+        return {"page": page, "seconds": seconds, "ok": exceptions == 0}
+    except (asyncio.TimeoutError, websockets.ConnectionClosed) as e:
+        return {"page": page, "seconds": None, "ok": False, "error": type(e).__name__}
+
+
 async def visitor(port: int, pages: list[str]) -> list[dict]:
     """One session opening every page in order."""
-    visits = []
-    async with websockets.connect(f"ws://localhost:{port}/_stcore/stream", subprotocols=["streamlit"],
-                                  max_size=None, open_timeout=PAGE_TIMEOUT) as ws:
-        for page in pages:
-            try:
-                seconds, exceptions = await open_page(ws, page)
-                visits.append({"page": page, "seconds": seconds, "ok": exceptions == 0})
-            except (asyncio.TimeoutError, websockets.ConnectionClosed) as e:
-                visits.append({"page": page, "seconds": None, "ok": False, "error": type(e).__name__})
-    return visits
+    async with connect(port) as ws:
+        return [await visit(ws, page) for page in pages]
 
 
 async def crowd(port: int, sessions: int, pages: list[str]) -> list[dict]:
@@ -183,11 +211,8 @@ async def listener(port: int, pages: list[str], think: tuple[float, float], unti
     async with connect(port) as ws:
         page = pages[0]
         while time.monotonic() < until:
-            try:
-                seconds, exceptions = await open_page(ws, page)
-                visits.append({"page": page, "seconds": seconds, "ok": exceptions == 0})
-            except (asyncio.TimeoutError, websockets.ConnectionClosed) as e:
-                visits.append({"page": page, "seconds": None, "ok": False, "error": type(e).__name__})
+            visits.append(await visit(ws, page))
+            if "error" in visits[-1]:
                 return visits
             await asyncio.sleep(rng.uniform(*think))
             page = rng.choice(pages)
@@ -206,17 +231,12 @@ async def talk(port: int, pages: list[str], audience: int, think: tuple[float, f
 
 def bare_page_seconds(folder: Path, visits: int = 10) -> float:
     """The bare app's median page, one session alone, by the same client (after a warm-up visit of each page)."""
-    script, port = folder / "bare_app.py", free_port()
+    script = folder / "bare_app.py"
     script.write_text(BARE_APP)
-    server = start_server(port, folder / "bare-cache", script)
-    try:
-        wait_healthy(port)
+    with running(folder / "bare-cache", script) as (port, _):
         pages = [p.lower() for p in BARE_PAGES]
         times = asyncio.run(clicks(port, pages + pages * (visits // len(pages)), 0.2))[len(pages):]
-        return statistics.median(times)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    return statistics.median(times)
 
 
 def audience_report(bare: float, alone: list[float], speaker: list[float], visits: list[dict], peak: float,
@@ -247,57 +267,37 @@ def main() -> None:
     if args.audience is not None:
         return audience_main(args)
     pages = [p.url_path for p in navigation.PAGES]
-    with tempfile.TemporaryDirectory(prefix="normscope-load-") as folder:
-        cache, port = Path(folder), free_port()
-        server, started = start_server(port, cache), []
-        try:
-            wait_healthy(port)
-            warm = asyncio.run(crowd(port, 1, pages))  # the first visit imports and seeds: not a load figure
-            print(f"warm-up (one session, first visits): {sum(v['seconds'] or 0 for v in warm):.1f} s", flush=True)
-            started += [jobs.submit_training(preset("tiny", epochs=200, dataset="builtin"), root=cache)
-                        for _ in range(args.jobs)]
+    with tempfile.TemporaryDirectory(prefix="normscope-load-") as folder, running(Path(folder)) as (port, server):
+        warm = asyncio.run(crowd(port, 1, pages))  # the first visit imports and seeds: not a load figure
+        print(f"warm-up (one session, first visits): {sum(v['seconds'] or 0 for v in warm):.1f} s", flush=True)
+        with training(args.jobs, Path(folder)) as started:
             time.sleep(5)
-            rows = []
             for sessions in args.sessions:
                 watch = MemoryWatch(server.pid)
                 watch.start()
                 t0 = time.monotonic()
                 visits = asyncio.run(crowd(port, sessions, pages))
                 watch.running = False
-                running = sum(j.status["state"] == "running" for j in started)
-                rows.append(summary(sessions, visits, watch.peak, time.monotonic() - t0, running))
-                print(json.dumps(rows[-1]) if args.json else rows[-1], flush=True)
-        finally:
-            for job in started:
-                job.cancel()
-            server.terminate()
-            server.wait(timeout=30)
+                active = sum(j.status["state"] == "running" for j in started)
+                row = summary(sessions, visits, watch.peak, time.monotonic() - t0, active)
+                print(json.dumps(row) if args.json else row, flush=True)
 
 
 def audience_main(args) -> None:
     pages = [p.url_path for p in navigation.PAGES]
     with tempfile.TemporaryDirectory(prefix="normscope-load-") as folder:
-        bare = bare_page_seconds(Path(folder))
-        cache, port = Path(folder) / "app", free_port()
-        server, started = start_server(port, cache, args.app.resolve(), args.app.resolve().parent), []
-        try:
-            wait_healthy(port)
+        bare, cache, app = bare_page_seconds(Path(folder)), Path(folder) / "app", args.app.resolve()
+        with running(cache, app, app.parent) as (port, server):
             asyncio.run(clicks(port, pages, 0.0))  # the first visit imports and seeds: not a load figure
             alone = asyncio.run(clicks(port, pages + pages, 1.0))
-            started += [jobs.submit_training(preset("tiny", epochs=200, dataset="builtin"), root=cache)
-                        for _ in range(args.jobs)]
-            watch = MemoryWatch(server.pid)
-            watch.start()
-            speaker, visits = asyncio.run(talk(port, pages, args.audience, tuple(args.think), args.duration))
-            watch.running = False
-            running = sum(j.status["state"] == "running" for j in started)
-            report = audience_report(bare, alone, speaker, visits, watch.peak, args.audience, running)
-            print(json.dumps(report) if args.json else report, flush=True)
-        finally:
-            for job in started:
-                job.cancel()
-            server.terminate()
-            server.wait(timeout=30)
+            with training(args.jobs, cache) as started:
+                watch = MemoryWatch(server.pid)
+                watch.start()
+                speaker, visits = asyncio.run(talk(port, pages, args.audience, tuple(args.think), args.duration))
+                watch.running = False
+                active = sum(j.status["state"] == "running" for j in started)
+        report = audience_report(bare, alone, speaker, visits, watch.peak, args.audience, active)
+        print(json.dumps(report) if args.json else report, flush=True)
 
 
 if __name__ == "__main__":

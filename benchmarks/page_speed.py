@@ -27,7 +27,6 @@ import os
 import pstats
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from load import BARE_APP, BARE_PAGES, free_port, wait_healthy  # noqa: E402  (benchmarks/ is on sys.path)
+from load import BARE_APP, BARE_PAGES, free_port, start_server, wait_healthy  # noqa: E402  (benchmarks/ is on sys.path)
 from ui import navigation  # noqa: E402
 
 DRAWN = """() => {
@@ -57,10 +56,7 @@ TIMEOUT_MS = 300_000
 def server(script: Path, cache: Path):
     """A fresh headless server of ``script``; yields its base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.port",
-               str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
-    process = subprocess.Popen(command, cwd=script.parent, env={**os.environ, "NORMSCOPE_CACHE": str(cache)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = start_server(port, cache, script, script.parent)
     try:
         wait_healthy(port)  # a server that never answers stops the benchmark, not a silent timing of nothing
         yield f"http://localhost:{port}"
