@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from core.cache import default_cache_dir
-from core.checkpoints import (CheckpointError, InputNormalization, load_checkpoint_bytes, read_sidecar, save_checkpoint,
-                              sha256_bytes)
+from core.checkpoints import (Checkpoint, CheckpointError, InputNormalization, load_checkpoint, load_checkpoint_bytes,
+                              read_sidecar, save_checkpoint, sha256_bytes)
 from core.models import ModelSpec
 
 SOURCES = ("zoo", "upload", "trained", "snapshot")
@@ -133,6 +133,16 @@ def list_checkpoints(root: Path | None = None, zoo: Path | None = None, dataset:
     groups = zoo_groups(zoo)
     return [replace(e, group=groups.get(Path(e.path).name, "")) if e.source == "zoo" else e
             for e in entries if dataset is None or e.dataset == dataset]
+
+
+def find_checkpoint(name: str, normalization: InputNormalization | None = None) -> Checkpoint:
+    """A checkpoint file, else the catalog's checkpoint of that name or label (the zoo's ``cifar10jpeg-vgg11-bn``)."""
+    if Path(name).is_file():
+        return load_checkpoint(name, normalization=normalization)
+    found = [e for e in list_checkpoints() if name in (e.name, e.label)]
+    if not found:
+        raise CheckpointError(f"{name}: no such file, and no checkpoint of that name in the catalog")
+    return load_checkpoint(found[0].path, normalization=normalization)
 
 
 def entries_in(folder: Path, source: str) -> list[CatalogEntry]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
+import re
 import typing
 from typing import Any
 
@@ -26,6 +28,47 @@ def field_default(config_type: type, name: str) -> Any:
     if not has_default(found):
         raise ParameterError(f"{config_type.__name__}.{name} has no default")
     return found.default if found.default is not dataclasses.MISSING else found.default_factory()
+
+
+@functools.cache
+def field_notes(config_type: type) -> dict[str, str]:
+    """Each field's comment in the config's source (``steps: int = 7  # iterations``), by field name: the text
+    that explains a field is written once, beside it, and the command line's help reads it there."""
+    try:
+        source = inspect.getsource(config_type).splitlines()
+    except (OSError, TypeError):  # no source (a frozen build): the flags keep their defaults as help
+        return {}
+    names = {f.name for f in dataclasses.fields(config_type)}
+    found = (re.match(r"\s+(\w+)\s*:[^#]*#\s*(.+)$", line) for line in source)
+    return {m[1]: m[2] for m in found if m and m[1] in names}
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A field that :func:`configure` can set: its dotted ``path``, type, default and comment (:func:`field_notes`)."""
+
+    path: str
+    kind: Any
+    default: Any
+    note: str
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition(".")[2]
+
+
+def settings_of(config_type: type, base: Any = None, prefix: str = "") -> list[Setting]:
+    """Every field of ``config_type`` that holds a value, nested configs' fields under their dotted paths; the
+    defaults are ``base``'s where given (a nested config's default instance), else the declared ones."""
+    hints, notes, found = type_hints(config_type), field_notes(config_type), []
+    for f in dataclasses.fields(config_type):
+        default = getattr(base, f.name) if base is not None else (
+            field_default(config_type, f.name) if has_default(f) else None)
+        if dataclasses.is_dataclass(hints[f.name]):
+            found += settings_of(hints[f.name], default, f"{prefix}{f.name}.")
+        else:
+            found.append(Setting(prefix + f.name, hints[f.name], default, notes.get(f.name, "")))
+    return found
 
 
 def has_default(found: dataclasses.Field) -> bool:
@@ -76,17 +119,18 @@ def _decode(kind: Any, value: Any) -> Any:
 def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> Any:
     """A ``config_type`` from its defaults (or ``base``) with ``settings`` applied: ``{"eps": 0.5}``, dotted
     paths for nested configs (``{"attack.eps": 0.5, "data.per_class": 20}``). A config whose fields have no
-    defaults is built from the settings alone; validation is the dataclass's own."""
+    defaults is built from the settings alone; validation is the dataclass's own. Without ``base`` the fields left
+    unset take their declared defaults, so a default resolved from another field (a loss surface's ``radius``
+    from its ``threat``) is resolved from the settings."""
     hints, groups = typing.get_type_hints(config_type), {}
-    if base is None and all(has_default(f) for f in dataclasses.fields(config_type)):
-        base = config_type()  # a config with a required field is built from the settings alone
     for path, value in settings.items():
         head, _, rest = path.partition(".")
         if head not in hints:
             known = ", ".join(f.name for f in dataclasses.fields(config_type))
             raise ParameterError(f"{config_type.__name__} has no field {head!r}; its fields: {known}")
         groups.setdefault(head, {})[rest] = value
-    values = {name: sub[""] if "" in sub else configure(_dataclass_of(hints[name]), sub, _current(base, config_type, name))
+    values = {name: sub[""] if "" in sub else
+              configure(_dataclass_of(hints[name]), sub, _current(base, config_type, name))
               for name, sub in groups.items()}
     if base is not None:
         return dataclasses.replace(base, **values)

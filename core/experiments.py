@@ -59,9 +59,9 @@ class Subject(Protocol):
 class EvalData:
     """Which images an evaluation uses: a balanced subset (``per_class`` per class) of a split."""
 
-    dataset: str = "auto"
+    dataset: str = "auto"  # auto: the checkpoint's own dataset
     split: str = "test"
-    per_class: int = DEFAULT_PER_CLASS
+    per_class: int = DEFAULT_PER_CLASS  # a balanced subset: this many images of each class
 
     def __post_init__(self) -> None:
         if self.per_class < 1:
@@ -85,13 +85,15 @@ def load_subject(subject: Subject) -> Checkpoint:
 @dataclass(frozen=True)
 class RunContext:
     """How experiments run: the result cache (None: the default one), the device (None: CUDA if present),
-    who hears progress, whether a miss may be computed (``cached_only``: demo mode never computes), and
+    who hears progress, whether a miss may be computed (``cached_only``: demo mode never computes) or a cached
+    result computed again (``refresh``), and
     how a subject's weights are loaded (the dashboard shares loaded models across sessions)."""
 
     cache: ResultCache | None = None
     device: str | torch.device | None = None
     progress: Progress | None = None
     cached_only: bool = False
+    refresh: bool = False  # computed again though cached (``--no-cache``); the new result replaces the cached one
     load: Callable[[Subject], Checkpoint] = load_subject
 
     @property
@@ -183,6 +185,10 @@ class Experiment:
     requires: Callable[[Any], list[Need]] = field(default=needs_nothing, repr=False)
     # Its size in WORK_UNIT (image passes), as a public server limits a request: by default each image once.
     work: Callable[[Any], int] = field(default=images_in, repr=False)
+    # Its own command line command (``python -m core COMMAND CKPT``, its config's fields as flags) and that
+    # command's text output, a summary of the record; without one it is reached by ``run``.
+    command: str | None = None
+    summary: Callable[[Record], str] | None = field(default=None, repr=False)
 
     def resolved(self, subject: Subject, config: Any) -> Any:
         """The config as keyed: each :class:`EvalData` field's ``dataset="auto"`` replaced by the subject's own
@@ -208,7 +214,7 @@ class Experiment:
         config = self.resolved(subject, config)
         key, cache = make_key(self.name, subject.sha256, config), run.results
         found = self.read(cache.get(key))
-        if run.cached_only or (found is not MISSING and self.current(found)):
+        if run.cached_only or (found is not MISSING and self.current(found) and not run.refresh):
             return found
         checkpoint = run.load(subject)
         result = replace(self.compute(checkpoint, config, run), **provenance(checkpoint, config))
@@ -220,17 +226,22 @@ EXPERIMENTS: dict[str, Experiment] = {}
 
 
 def experiment(name: str, config_type: type, description: str, current: Callable[[Record], bool] = always_current,
-               requires: Callable[[Any], list[Need]] = needs_nothing,
-               work: Callable[[Any], int] = images_in) -> Callable[[Callable], Experiment]:
+               requires: Callable[[Any], list[Need]] = needs_nothing, work: Callable[[Any], int] = images_in,
+               command: str | None = None,
+               summary: Callable[[Record], str] | None = None) -> Callable[[Callable], Experiment]:
     """Declare ``compute(checkpoint, config, run) -> SomeRecord`` as the cached experiment ``name``; the record
-    type is the one its return annotation names (``current``, ``requires`` and ``work``: see :class:`Experiment`)."""
+    type is the one its return annotation names (``current``, ``requires``, ``work``, ``command`` and
+    ``summary``: see :class:`Experiment`)."""
     def declare(compute: Callable[[Checkpoint, Any, RunContext], Record]) -> Experiment:
         if name in EXPERIMENTS:
             raise ParameterError(f"experiment {name!r} is declared twice")
         result_type = typing.get_type_hints(compute).get("return")
         if not is_record_type(result_type):
             raise TypeError(f"experiment {name!r} must be annotated to return a Record subclass, not {result_type}")
-        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, result_type, current, requires, work)
+        if (command is None) != (summary is None):
+            raise TypeError(f"experiment {name!r}: a command needs its text summary, and a summary its command")
+        EXPERIMENTS[name] = Experiment(name, config_type, compute, description, result_type, current, requires, work,
+                                       command, summary)
         return EXPERIMENTS[name]
     return declare
 
@@ -280,9 +291,8 @@ def eval_tensors(data: EvalData, num_classes: int) -> tuple[torch.Tensor, torch.
 def provenance(checkpoint: Checkpoint, config: Any) -> dict[str, Any]:
     """How a result was made (:class:`Record`'s fields): which weights, config and code, and on which dataset."""
     data = data_of(config)
-    return {"checkpoint": Source(checkpoint.name, checkpoint.sha256, checkpoint.spec.arch, checkpoint.spec.norm,
-                                 checkpoint.dataset),
-            "config": config, "code_version": CODE_VERSION, "dataset": None if data is None else data.dataset}
+    return {"checkpoint": Source.of(checkpoint), "config": config, "code_version": CODE_VERSION,
+            "dataset": None if data is None else data.dataset}
 
 
 @dataclass(frozen=True)

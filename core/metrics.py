@@ -144,10 +144,10 @@ class LIGSSpec:
     """The perturbation nu of LIGS. Paper default: Gaussian, std 0.01 (App. B.3); Fig. A1 variants:
     uniform in [-size, size], FGSM with eps=size, linf-PGD with eps=size, 7 steps, step 2.5*eps/7."""
 
-    kind: str = "gaussian"
-    size: float = 0.01
-    steps: int = 7
-    seed: int = 0
+    kind: str = "gaussian"  # gaussian, uniform, fgsm or pgd
+    size: float = 0.01  # the std (gaussian) or eps (the others)
+    steps: int = 7  # pgd's iterations
+    seed: int = 0  # draws the random perturbations
     precision: str = later_option("fp32")  # "bf16": the gradients under bf16 autocast (the cosine stays fp32)
 
     def __post_init__(self) -> None:

@@ -39,6 +39,11 @@ class Source:
     norm: str
     dataset: str
 
+    @classmethod
+    def of(cls, checkpoint: Any) -> "Source":
+        """A loaded checkpoint's (:class:`core.checkpoints.Checkpoint`) identity."""
+        return cls(checkpoint.name, checkpoint.sha256, checkpoint.spec.arch, checkpoint.spec.norm, checkpoint.dataset)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Record:
@@ -54,6 +59,10 @@ class Record:
         stored = {f.name: config_dict(getattr(self, f.name), typed=False) for f in dataclasses.fields(self)}
         stored["config"] = config_dict(self.config)
         return {k: v for k, v in stored.items() if not (k in PROVENANCE and v is None)}
+
+    def measured(self) -> dict:
+        """What the experiment measured, JSON-ready: every field but the provenance."""
+        return {k: v for k, v in self.to_dict().items() if k not in PROVENANCE}
 
     @classmethod
     def from_dict(cls: type[R], stored: dict, config_type: type | None = None) -> R:

@@ -93,8 +93,13 @@ def ligs_work(config: LIGSConfig) -> int:
     return images_in(config) * config.ligs.passes
 
 
+def ligs_summary(report: LIGSReport) -> str:
+    return (f"{report.checkpoint.name} on {report.dataset}: LIGS={report.ligs:.4f} ({report.kind}, size "
+            f"{report.size}, n={report.n})")
+
+
 @experiment("ligs", LIGSConfig, "LIGS: similarity of input gradients under a small perturbation (Sec. 4)",
-            work=ligs_work)
+            work=ligs_work, command="ligs", summary=ligs_summary)
 def ligs_report(checkpoint: Checkpoint, config: LIGSConfig, run: RunContext) -> LIGSReport:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     result = ligs(run.model(checkpoint), x, y, config.ligs, progress=run.progress)

@@ -42,12 +42,12 @@ class LossSurfaceConfig:
     (l2 1.0, linf 8/255). ``resolution`` points per axis, odd so that the image itself is on the grid.
     ``ligs``: the image's own LIGS, reported beside the surface (paper default: Gaussian, std 0.01)."""
 
-    image: int = 0
-    plane: str = "gradient-random"
-    threat: str = "l2"
-    radius: float | None = None
-    resolution: int = 21
-    seed: int = 0
+    image: int = 0  # an index into the test split
+    plane: str = "gradient-random"  # gradient-random or random-random
+    threat: str = "l2"  # the unit length of the plane's directions: l2 or linf
+    radius: float | None = None  # the grid's half-width (None: l2 1.0, linf 8/255)
+    resolution: int = 21  # points per axis, odd
+    seed: int = 0  # draws the random direction
     ligs: LIGSSpec = LIGSSpec()
     data: EvalData = EvalData(per_class=1)
 
@@ -168,8 +168,15 @@ class LossSurface(Record):
     image: dict
 
 
+def surface_summary(surface: LossSurface) -> str:
+    config, losses = surface.config, [v for row in surface.loss for v in row]
+    return (f"{surface.checkpoint.name} on {surface.dataset}, image {surface.image_index} (label {surface.label}): "
+            f"loss {surface.centre_loss:.4f} at the image, {min(losses):.4f}..{max(losses):.4f} on the "
+            f"{config.plane} plane (radius {config.radius:.4g}, {config.threat}); LIGS {surface.ligs:.4f}")
+
+
 @experiment("loss_surface", LossSurfaceConfig, "the loss on a 2-D plane of input space around one test image",
-            work=surface_work)
+            work=surface_work, command="landscape", summary=surface_summary)
 def loss_surface(checkpoint: Checkpoint, config: LossSurfaceConfig, run: RunContext) -> LossSurface:
     model = run.model(checkpoint)
     x, y = split_image(config.data, config.image, checkpoint.spec.num_classes)

@@ -57,13 +57,13 @@ SYNC_EVERY = 50  # steps between the progress messages that read the loss (each 
 class TrainConfig:
     """One training run; also its record in the checkpoint metadata."""
 
-    arch: str = "resnet18"
-    norm: str = "bn"
-    width: float = 1.0
-    shortcut: bool = True
-    dataset: str = "auto"
+    arch: str = "resnet18"  # python -m core list models
+    norm: str = "bn"  # none, bn, in, ln, gn or fixup
+    width: float = 1.0  # channel multiplier
+    shortcut: bool = True  # ResNets' skip connections
+    dataset: str = "auto"  # python -m core list datasets
     epochs: int = 300
-    lr: float = 0.01
+    lr: float = 0.01  # the peak learning rate
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 128
@@ -73,9 +73,9 @@ class TrainConfig:
     augment: bool = True  # random crop (pad 4) + horizontal flip
     adversarial: AttackSpec | None = None
     train_subset: int | None = None  # first N training images (CPU presets)
-    probe_every: int = 1
-    probe_per_class: int = 100
-    probe_steps: int = 10
+    probe_every: int = 1  # record clean accuracy, l2-PGD accuracy and LIGS every k epochs
+    probe_per_class: int = 100  # the probes' test images per class
+    probe_steps: int = 10  # the probes' PGD iterations
     snapshot_every: int = 0  # keep weights every k epochs (0: never), for "over training" analyses
     landscape_every: int = 0  # optimization landscape every k steps, full batches (0: never), App. I; core.landscape
     seed: int = 0

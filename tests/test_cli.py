@@ -43,7 +43,10 @@ def test_eval_json_with_an_eps_list(checkpoint, tmp_path):
     assert r.returncode == 0 and out["schema"] == "normscope.eval/1" and out["dataset"] == "builtin"
     assert out["attack"]["name"] == "pgd_linf" and out["attack"]["steps"] == 3 and out["data_shift"] is None
     first, second = out["results"]
-    assert set(first) == {"eps", "clean_accuracy", "robust_accuracy", "target_success", "n", "zero_gradient"}
+    assert {"eps", "clean_accuracy", "robust_accuracy", "target_success", "n", "zero_gradient"} <= set(first)
+    # a result's fields are its record's (fields may be added within a schema version): each image's outcome too
+    assert len(second["robust_correct"]) == second["n"]
+    assert sum(second["robust_correct"]) / second["n"] == pytest.approx(second["robust_accuracy"])
     assert first["eps"] == 0 and first["robust_accuracy"] == first["clean_accuracy"] and first["n"] == 30
     assert second["robust_accuracy"] <= first["robust_accuracy"]
 
@@ -51,7 +54,8 @@ def test_eval_json_with_an_eps_list(checkpoint, tmp_path):
 def test_ligs_json(checkpoint, tmp_path):
     r = cli("ligs", str(checkpoint), "--kind", "uniform", "--per-class", "3", "--json", env_cache=tmp_path)
     out = json.loads(r.stdout)
-    assert r.returncode == 0 and out["schema"] == "normscope.ligs/1" and out["perturbation"]["kind"] == "uniform"
+    assert r.returncode == 0 and out["schema"] == "normscope.ligs/2" and out["config"]["ligs"]["kind"] == "uniform"
+    assert out["config"]["data"] == {"dataset": "builtin", "split": "test", "per_class": 3} and out["kind"] == "uniform"
     assert -1 <= out["ligs"] <= 1 and len(out["per_class"]) == 10 and out["n"] == 30
 
 
@@ -144,8 +148,8 @@ def test_landscape_json_is_the_surface_around_one_image(checkpoint, tmp_path):
     r = cli("landscape", str(checkpoint), "--image", "3", "--resolution", "5", "--threat", "linf", "--json",
             env_cache=tmp_path)
     out = json.loads(r.stdout)
-    assert r.returncode == 0 and out["schema"] == "normscope.landscape/1" and out["image_index"] == 3
-    assert out["surface"]["radius"] == pytest.approx(8 / 255) and len(out["loss"]) == 5 and len(out["loss"][0]) == 5
+    assert r.returncode == 0 and out["schema"] == "normscope.landscape/2" and out["image_index"] == 3
+    assert out["config"]["radius"] == pytest.approx(8 / 255) and len(out["loss"]) == 5 and len(out["loss"][0]) == 5
     assert out["loss"][2][2] == pytest.approx(out["centre_loss"], rel=1e-5) and -1 <= out["ligs"] <= 1
     bad = cli("landscape", str(checkpoint), "--resolution", "4", "--json", env_cache=tmp_path)
     assert bad.returncode == 2 and "odd" in json.loads(bad.stdout)["error"]
@@ -231,18 +235,20 @@ def test_run_refuses_incomplete_or_unknown_settings_in_one_line(checkpoint, tmp_
 
 def test_a_bug_keeps_its_traceback_and_debug_shows_a_user_errors(monkeypatch, capsys):
     """User errors (core.errors.NormScopeError) are one line; anything else is a bug and propagates."""
+    from dataclasses import replace
+
     from core import cli
     from core.errors import ParameterError
 
     def bug(args):
         raise ValueError("an internal invariant broke")
-    monkeypatch.setitem(cli.COMMANDS, "info", bug)
+    monkeypatch.setitem(cli.COMMANDS, "info", replace(cli.COMMANDS["info"], run=bug))
     with pytest.raises(ValueError, match="internal invariant"):
         cli.main(["info", "whatever"])
 
     def user_error(args):
         raise ParameterError("eps must be positive")
-    monkeypatch.setitem(cli.COMMANDS, "info", user_error)
+    monkeypatch.setitem(cli.COMMANDS, "info", replace(cli.COMMANDS["info"], run=user_error))
     assert cli.main(["info", "whatever"]) == 2 and "error: eps must be positive" in capsys.readouterr().err
     with pytest.raises(ParameterError):
         cli.main(["info", "whatever", "--debug"])
@@ -260,3 +266,21 @@ def test_every_user_facing_error_type_is_a_normscope_error():
     for kind in (CacheWriteError, CheckpointError, NormalizationUnknown, ClusterError, DataError, FindingError,
                  LimitExceeded, ServingError):
         assert issubclass(kind, NormScopeError), kind
+
+
+def test_an_experiment_that_declares_a_command_has_its_config_fields_as_flags():
+    """The generated commands: every settable field a flag, whose defaults build the config's default, and whose
+    values land on the field they name (a nested field sharing a name by its path: --ligs-seed)."""
+    from core.cli import parser
+    from core.cli.options import config_settings
+    from core.config import configure
+    from core.experiments import registry
+
+    declared = {e.command: e for e in registry().values() if e.command}
+    assert {"ligs": "ligs", "landscape": "loss_surface"} == {c: e.name for c, e in declared.items()}
+    for command, e in declared.items():
+        args = parser().parse_args([command, "m"])
+        assert configure(e.config_type, config_settings(args)) == e.config_type()
+    args = parser().parse_args(["landscape", "m", "--seed", "2", "--ligs-seed", "3", "--threat", "linf"])
+    surface = configure(declared["landscape"].config_type, config_settings(args))
+    assert (surface.seed, surface.ligs.seed, surface.radius) == (2, 3, pytest.approx(8 / 255))

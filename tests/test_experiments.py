@@ -66,6 +66,15 @@ def test_declaring_a_name_twice_is_refused(counting):
         experiment("test_count", CountConfig, "again")(lambda c, cfg, run: {})
 
 
+def test_a_command_needs_its_summary():
+    def compute(checkpoint, config: CountConfig, run: RunContext) -> Count:
+        return Count(value=0)
+
+    with pytest.raises(TypeError, match="needs its text summary"):
+        experiment("test_commanded", CountConfig, "a command without text", command="commanded")(compute)
+    assert "test_commanded" not in EXPERIMENTS
+
+
 def test_an_experiment_must_return_a_record_type():
     def untyped(checkpoint, config: CountConfig, run: RunContext) -> dict:
         return {}
@@ -93,6 +102,14 @@ def test_miss_is_the_sentinel_and_a_hit_computes_once(counting, trained_pair, tm
     assert first.config == CountConfig(EvalData("builtin", "test", 2)) and isinstance(first, Count)
     assert count(ckpt, CountConfig(), RunContext(cache)) == first and len(calls) == 1
     assert count(ckpt, CountConfig(offset=1), RunContext(cache)).value == 21 and len(calls) == 2
+
+
+def test_refresh_computes_a_cached_result_again_and_stores_the_new_one(counting, trained_pair, tmp_path):
+    count, calls = counting
+    ckpt, cache = trained_pair["bn"], ResultCache(tmp_path)
+    first = count(ckpt, CountConfig(), RunContext(cache))
+    assert count(ckpt, CountConfig(), RunContext(cache, refresh=True)) == first and len(calls) == 2
+    assert count(ckpt, CountConfig(), RunContext(cache)) == first and len(calls) == 2  # stored, read again
 
 
 def test_a_stored_result_that_no_longer_fits_its_record_is_computed_again(counting, trained_pair, tmp_path):

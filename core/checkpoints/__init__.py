@@ -33,7 +33,7 @@ from core.checkpoints.normalization import (INPUT_NORMALIZATIONS, InputNormaliza
                                             resolve_normalization, split_normalization, with_normalization)
 from core.errors import CheckpointError
 from core.io import atomic_write
-from core.models import ModelSpec, NormScopeModel
+from core.models import ModelSpec, NormScopeModel, model_entry
 from core.models.layouts import NATIVE
 
 __all__ = ["FORMAT", "MAX_CHECKPOINT_BYTES", "SUFFIXES", "Checkpoint", "CheckpointError", "INPUT_NORMALIZATIONS",
@@ -71,6 +71,20 @@ class Checkpoint:
     @property
     def history(self) -> list[dict]:
         return self.meta.get("history", [])
+
+    def describe(self) -> dict:
+        """What a reader is told of this checkpoint (``python -m core info``): its model, data, training and, for a
+        file without NormScope's metadata, how it was read."""
+        return {"name": self.name, "sha256": self.sha256, "model": self.spec.to_dict(),
+                "family": model_entry(self.spec.arch).family,
+                "parameters": sum(p.numel() for p in self.model.parameters()), "dataset": self.dataset,
+                "train_config": self.meta.get("train_config"),
+                "final_metrics": self.meta.get("final_metrics"), "epochs": len(self.history), "history": self.history,
+                "metadata_code_version": self.meta.get("code_version"),
+                "loaded": {k: self.meta[k] for k in LOADED if k in self.meta}}
+
+
+LOADED = ("file_format", "layout", "input_normalization", "legacy_batchnorm")  # how a file without metadata was read
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -1,0 +1,57 @@
+"""core.config: settings build configs as their dataclasses would, and a field's comment is its help."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from core.config import config_dict, config_from_dict, configure, field_notes, settings_of
+from core.errors import ParameterError
+from core.experiments import EvalData
+from core.robustness import LIGSConfig, RobustnessConfig
+from core.surface import LossSurfaceConfig
+
+
+def test_an_unset_field_takes_its_declared_default_so_a_derived_default_follows_the_settings():
+    """A loss surface's radius defaults from its threat model: setting only the threat gives that threat's radius."""
+    assert configure(LossSurfaceConfig, {"threat": "linf"}).radius == pytest.approx(8 / 255)
+    assert configure(LossSurfaceConfig, {"threat": "linf"}) == LossSurfaceConfig(threat="linf")
+    assert configure(LossSurfaceConfig, {}) == LossSurfaceConfig()
+
+
+def test_dotted_settings_change_nested_fields_and_keep_the_nested_default():
+    config = configure(LossSurfaceConfig, {"ligs.size": 0.02, "data.dataset": "builtin"})
+    assert config.ligs.size == 0.02 and config.ligs.kind == "gaussian"
+    assert config.data == EvalData("builtin", "test", 1)  # the field's own default keeps per_class=1
+
+
+def test_a_base_config_is_changed_only_where_set():
+    base = LIGSConfig(data=EvalData(per_class=7))
+    assert configure(LIGSConfig, {"ligs.seed": 3}, base) == replace(base, ligs=replace(base.ligs, seed=3))
+
+
+@pytest.mark.parametrize("settings, message", [({"attack.eps": 0.1}, "no default for name"),
+                                               ({"colour": 1}, "no field 'colour'")])
+def test_incomplete_or_unknown_settings_are_refused(settings, message):
+    with pytest.raises(ParameterError, match=message):
+        configure(RobustnessConfig, settings)
+
+
+def test_a_config_survives_its_dict():
+    config = configure(LossSurfaceConfig, {"threat": "linf", "ligs.kind": "pgd"})
+    assert config_from_dict(LossSurfaceConfig, config_dict(config)) == config
+
+
+def test_field_notes_are_the_fields_comments():
+    notes = field_notes(LossSurfaceConfig)
+    assert notes["resolution"] == "points per axis, odd" and "ligs" not in notes  # a field without a comment
+    assert field_notes(EvalData)["dataset"] == "auto: the checkpoint's own dataset"
+
+
+def test_settings_of_a_config_are_what_configure_sets():
+    """Each setting's path, set to its default, gives the default config; nested defaults are the holder's."""
+    found = {s.path: s for s in settings_of(LossSurfaceConfig)}
+    assert {"image", "radius", "ligs.kind", "ligs.seed", "data.per_class"} <= set(found)
+    assert found["data.per_class"].default == 1 and found["radius"].default is None  # declared, not resolved
+    assert found["ligs.size"].note.startswith("the std") and found["seed"].name == "seed"
+    assert configure(LossSurfaceConfig, {p: s.default for p, s in found.items()}) == LossSurfaceConfig()
