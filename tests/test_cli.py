@@ -161,6 +161,7 @@ def test_features_json_extract_list_and_refusal(checkpoint, tmp_path):
     assert r.returncode == 0 and out["schema"] == "normscope.features/1"
     item = out["items"][0]
     assert item["kind"] == "D_det" and item["images"] == 200 and 0 <= item["sanity"]["target_rate"] <= 1
+    assert item["source"]["arch"] == "vgg11" and item["source"]["name"] == "m"  # the checkpoint summary
     listed = json.loads(cli("features", "list", "--json", env_cache=tmp_path).stdout)["items"]
     assert [d["id"] for d in listed] == [item["id"]] and listed[0]["preset"] == "tiny"
     refused = cli("features", "extract", str(checkpoint), "--kind", "D_R", "--preset", "tiny", "--json",

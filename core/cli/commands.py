@@ -312,8 +312,8 @@ def features(args: argparse.Namespace) -> dict | list:
     sources, run = [checkpoint_arg(args, c) for c in args.checkpoints], run_context(args)
     config = features.feature_config(args.kind, args.preset, start=args.start)
     if args.action == "extract":
-        return [{"source": source(s), **(r := features.feature_dataset(s, config, run)).measured(),
-                 "config": config_dict(r.config)} for s in sources]
+        return [{**(r := features.feature_dataset(s, config, run)).measured(), "source": source(s),
+                 "config": config_dict(r.config)} for s in sources]  # the record's source: only name and sha256
     epochs = {} if args.epochs is None else {"epochs": args.epochs}
     if args.action == "train":
         arch = {"arch": args.arch} if args.arch else {}
