@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import inspect
 import re
+import types
 import typing
 from typing import Any
 
@@ -55,6 +56,17 @@ class Setting:
     @property
     def name(self) -> str:
         return self.path.rpartition(".")[2]
+
+    @property
+    def scalar(self) -> type | None:
+        """bool, int, float or str where the field holds one (or None); None for any other field (a tuple)."""
+        kinds = [k for k in typing.get_args(self.kind) if k is not type(None)] if self.optional else [self.kind]
+        return kinds[0] if len(kinds) == 1 and kinds[0] in (bool, int, float, str) else None
+
+    @property
+    def optional(self) -> bool:
+        union = typing.get_origin(self.kind) in (typing.Union, types.UnionType)
+        return union and type(None) in typing.get_args(self.kind)
 
 
 def settings_of(config_type: type, base: Any = None, prefix: str = "") -> list[Setting]:

@@ -31,6 +31,7 @@ PAGES = {  # page (its url path in ui/navigation.py) -> widget keys a user (and 
     "features": ["nrf_reliance_run"],
     "corruptions": ["cor_models", "cor_names", "cor_severities", "cor_source", "cor_per_class", "cor_image",
                     "cor_fourier_eps"],
+    "experiments": ["any_experiment", "any_models", "any_ligs_ligs.kind", "any_ligs_ligs.size", "any_ligs_data.per_class"],
 }
 
 

@@ -624,3 +624,39 @@ def test_user_errors_are_one_line_and_bugs_keep_their_traceback():
     at = AppTest.from_function(page, default_timeout=TIMEOUT).run()
     assert [e.value for e in at.error] == ["Cannot do it: eps must be positive"]
     assert at.exception and "internal invariant" in at.exception[0].value
+
+
+def test_any_experiment_computes_a_declared_experiment_with_its_config_as_a_form(zoo):
+    """The LIGS of the generic page equals core's on the same config: the form's fields are the config's."""
+    from core.catalog import list_checkpoints
+    from core.experiments import EvalData, RunContext
+    from core.metrics import LIGSSpec
+    from core.robustness import LIGSConfig, ligs_report
+
+    at = open_page("experiments")
+    at.multiselect(key="any_models").set_value(PAIR)
+    at.text_input(key="any_ligs_ligs.kind").set_value("uniform")
+    at.number_input(key="any_ligs_data.per_class").set_value(2).run()
+    at.button(key="any_run_ligs").click().run()
+    assert_clean(at)
+    table = at.dataframe[0].value.set_index("model")
+    assert list(table.index) == PAIR and (table["n"] == 20).all() and set(table["kind"]) == {"uniform"}
+    entry = next(e for e in list_checkpoints() if e.label == PAIR[1])
+    direct = ligs_report(entry, LIGSConfig(LIGSSpec("uniform"), EvalData("builtin", per_class=2)), RunContext())
+    assert table.loc[PAIR[1], "ligs"] == pytest.approx(direct.ligs)
+    at.session_state["any_fields_open"] = True  # the reader opens every field
+    at.run()
+    assert_clean(at)
+    assert len(at.json) == 1
+
+
+def test_any_experiment_names_what_a_config_lacks_and_what_a_field_cannot_take():
+    at = open_page("experiments")
+    at.selectbox(key="any_experiment").set_value("robustness").run()
+    assert not at.exception and "no default for name, eps" in at.error[0].value  # no attack picked yet
+    at.text_input(key="any_robustness_attack.name").set_value("pgd_l2")
+    at.text_input(key="any_robustness_attack.eps").set_value("2/255").run()
+    assert_clean(at)
+    assert at.button(key="any_run_robustness").label.startswith("Compute")
+    at.text_input(key="any_robustness_attack.step_size").set_value("fast").run()
+    assert not at.exception and "is not a finite number" in at.error[0].value

@@ -55,3 +55,13 @@ def test_settings_of_a_config_are_what_configure_sets():
     assert found["data.per_class"].default == 1 and found["radius"].default is None  # declared, not resolved
     assert found["ligs.size"].note.startswith("the std") and found["seed"].name == "seed"
     assert configure(LossSurfaceConfig, {p: s.default for p, s in found.items()}) == LossSurfaceConfig()
+
+
+def test_a_settings_scalar_type_unwraps_none_and_is_none_for_other_fields():
+    from core.train import TrainConfig
+
+    found = {s.path: s for s in settings_of(TrainConfig)}
+    assert found["train_subset"].scalar is int and found["train_subset"].optional
+    assert found["augment"].scalar is bool and found["lr"].scalar is float and found["arch"].scalar is str
+    assert found["milestones"].scalar is None and not found["lr"].optional
+    assert "adversarial" in found and found["adversarial"].scalar is None  # AttackSpec | None: not a value to type

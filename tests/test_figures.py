@@ -76,3 +76,12 @@ def test_a_built_figure_is_made_once_for_equal_inputs():
     assert calls == ["once"] and first is again  # shared: made once
     render.built(counted, frame.assign(value=[0.3, 0.4]), "once")
     assert len(calls) == 2
+
+
+def test_measured_table_keeps_each_results_single_values():
+    table = figures.measured_table({"a": {"n": 3, "ligs": 0.5, "kind": "uniform", "per_sample": [0.1, 0.2],
+                                          "zero_gradient": None},
+                                    "b": {"n": 3, "ligs": 0.7, "kind": "uniform", "per_sample": [0.3, 0.4],
+                                          "zero_gradient": 0.0}})
+    assert list(table.columns) == ["model", "n", "ligs", "kind", "zero_gradient"]
+    assert list(table["ligs"]) == [0.5, 0.7] and table["zero_gradient"].isna().tolist() == [True, False]

@@ -159,3 +159,10 @@ def loss_plane(loss: list[list[float]], pred: list[list[int]], coords: list[floa
     fig.update_xaxes(title_text=axes[0])
     fig.update_yaxes(title_text=axes[1], col=1)
     return fig.update_layout(height=330)
+
+
+def measured_table(measured: dict[str, dict]) -> pd.DataFrame:
+    """A row per model of its result's single values (numbers, text, flags); its lists and tables are left out."""
+    return pd.DataFrame([{"model": model, **{k: v for k, v in fields.items()
+                                             if v is None or isinstance(v, (bool, int, float, str))}}
+                         for model, fields in measured.items()])

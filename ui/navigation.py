@@ -49,6 +49,8 @@ PAGES = (
             "Non-robust features (Tables A3-A5, Fig. 6)"),
     PageDef("views/corruptions.py", "Corruptions & frequency", ":material/grain:", "corruptions",
             "Corruptions & frequency (Sec. 3.2, App. A)"),
+    PageDef("views/experiments.py", "Any experiment", ":material/science:", "experiments",
+            "Any experiment (each one as declared, every setting)"),
 )
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 import streamlit as st
 
@@ -10,6 +11,7 @@ from core.attacks import ATTACKS, PRECISIONS, AttackSpec, format_eps, paper_spec
 from core.errors import ParameterError
 from core.speed import speed_note
 from core.catalog import CatalogEntry
+from core.config import Setting, settings_of
 from core.experiments import DEFAULT_PER_CLASS
 from core.findings import comparable_pairs
 from core.metrics import LIGS_KINDS, LIGSSpec
@@ -96,6 +98,39 @@ def ligs_input(prefix: str) -> LIGSSpec:
                         help="gaussian: std = size; uniform: [-size, size]; fgsm/pgd: linf eps = size")
     size = c2.number_input("Size", 0.0001, 1.0, LIGSSpec.size, format="%.4f", key=f"{prefix}_size")
     return LIGSSpec(kind=kind, size=float(size))
+
+
+def config_form(config_type: type, prefix: str, skip: tuple[str, ...] = ("data.dataset",),
+                columns: int = 3) -> dict[str, Any]:
+    """A widget per settable field of ``config_type`` (:func:`core.config.settings_of`; the data source sets the
+    datasets), preset to its default, its comment as help: the values given, by dotted path (a field left empty,
+    such as a required one, is left out: :func:`core.config.configure` names what is missing)."""
+    fields = [s for s in settings_of(config_type) if s.scalar is not None and s.path not in skip]
+    cells = st.columns(columns)
+    given = [(s, setting_input(s, cells[i % columns], f"{prefix}_{s.path}")) for i, s in enumerate(fields)]
+    values = {s.path: typed_text(v, s) if isinstance(v, str) else v for s, v in given}  # read once all are drawn
+    return {path: value for path, value in values.items() if value is not None}
+
+
+def setting_input(setting: Setting, cell: Any, key: str) -> Any:
+    """One field's widget: a checkbox, a number, or a text (read by :func:`typed_text`)."""
+    label, help = setting.path, setting.note or None
+    if setting.scalar is bool:
+        return cell.checkbox(label, bool(setting.default), key=key, help=help)
+    if setting.scalar in (int, float) and setting.default is not None:
+        value = cell.number_input(label, value=setting.default, key=key, help=help,
+                                  **({"step": 1} if setting.scalar is int else {"format": "%g"}))
+        return setting.scalar(value)
+    return cell.text_input(label, "" if setting.default is None else str(setting.default), key=key, help=help)
+
+
+def typed_text(text: str, setting: Setting) -> Any:
+    """A text field's value as its setting's type: None where empty; a ParameterError naming the field if unfit."""
+    if not text.strip() or setting.scalar is str:
+        return text.strip() or None
+    if setting.scalar is int and not re.fullmatch(r"[+-]?\d{1,12}", text.strip()):
+        raise ParameterError(f"{setting.path} takes a whole number, got {text.strip()!r}")
+    return int(text) if setting.scalar is int else parse_number(text)
 
 
 MAX_LIST = 25  # values one list field takes: each is a computation per model

@@ -4,30 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import types
 import typing
 from collections import Counter
 from typing import Any
 
 from core.catalog import find_checkpoint
 from core.checkpoints import Checkpoint, InputNormalization
-from core.config import field_default, settings_of
+from core.config import Setting, field_default, settings_of
 from core.data import DATASETS
 from core.errors import ParameterError
 from core.experiments import RunContext
 from core.progress import ConsoleProgress
 
 
-def flag_kind(kind: Any) -> dict | None:
-    """argparse's reading of a field's type (None: not a flag, such as a nested ``AttackSpec | None``)."""
-    inner = [a for a in typing.get_args(kind) if a is not type(None)]
-    if typing.get_origin(kind) in (typing.Union, types.UnionType):
-        return flag_kind(inner[0]) if len(inner) == 1 else None
-    if kind is bool:
+def flag_kind(setting: Setting) -> dict | None:
+    """argparse's reading of a config field (None: not a flag, such as a nested ``AttackSpec | None``)."""
+    if setting.scalar is bool:
         return {"action": argparse.BooleanOptionalAction}
-    if typing.get_origin(kind) is tuple and inner[1:] == [Ellipsis]:
-        return {"type": inner[0], "nargs": "+"}
-    return {"type": kind} if kind in (int, float, str) else None
+    if setting.scalar is not None:
+        return {"type": setting.scalar}
+    item = typing.get_args(setting.kind)
+    return {"type": item[0], "nargs": "+"} if typing.get_origin(setting.kind) is tuple and item[1:] == (...,) else None
 
 
 def config_options(command: argparse.ArgumentParser, config_type: type, skip: tuple[str, ...] = (),
@@ -36,7 +33,7 @@ def config_options(command: argparse.ArgumentParser, config_type: type, skip: tu
     a nested field whose name another also has, by its path: ``--ligs-seed``), its comment as help, defaulting to
     the config's default (``overrides``: to None, changing only what is given). :func:`config_settings` reads
     them back as dotted settings."""
-    found = [s for s in settings_of(config_type) if s.path not in skip and flag_kind(s.kind) is not None]
+    found = [s for s in settings_of(config_type) if s.path not in skip and flag_kind(s) is not None]
     names = Counter(s.name for s in found)
     paths = dict(command.get_default("config_fields") or {})
     for s in found:
@@ -45,7 +42,7 @@ def config_options(command: argparse.ArgumentParser, config_type: type, skip: tu
         note = f"{s.path}: {s.note}" if "." in s.path and s.note else s.note  # which part a nested field sets
         shown = "default: the preset's" if overrides else f"default {s.default}"
         command.add_argument(f"--{dest.replace('_', '-')}", dest=dest, default=None if overrides else s.default,
-                             help=f"{note} ({shown})" if note else shown, **flag_kind(s.kind))
+                             help=f"{note} ({shown})" if note else shown, **flag_kind(s))
     command.set_defaults(config_fields=paths)
 
 
