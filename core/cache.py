@@ -23,7 +23,8 @@ from core.errors import NormScopeError
 from core.io import read_json, write_json
 
 DEFAULT_SIZE_LIMIT = 2 ** 30  # bytes; diskcache evicts least-recently-stored entries beyond it
-GENERATION = "__generation__"  # a counter every store moves on: what is shown from the cache is current while it holds
+GENERATION = "generation"  # a counter every store moves on: what is shown from the cache is current while it holds
+LEGACY_GENERATION = "__generation__"  # where it was kept up to 2026-12-05: among the results, so it could be evicted
 
 
 def default_cache_dir() -> Path:
@@ -55,6 +56,8 @@ class ResultCache:
     def __init__(self, directory: str | os.PathLike | None = None, size_limit: int = DEFAULT_SIZE_LIMIT) -> None:
         self.directory = Path(directory or default_cache_dir()) / "results"
         self._cache = diskcache.Cache(str(self.directory), size_limit=size_limit)
+        # Apart from the results and never evicted: a counter that restarted could match a view built before.
+        self._counters = diskcache.Cache(str(self.directory.with_name("results-counters")), eviction_policy="none")
 
     def get(self, key: str) -> Any:
         """The cached value, or :data:`MISSING` on a miss or an unreadable entry (which is then deleted)."""
@@ -68,11 +71,18 @@ class ResultCache:
     def set(self, key: str, value: Any) -> None:
         """Store ``value``; on a write that fails (a full disk) nothing half-written stays under ``key`` and
         :class:`CacheWriteError` says where and why."""
+        self._store({key: value})
+
+    def _store(self, entries: dict[str, Any]) -> None:
+        """Store every entry in one transaction, then move the generation on by their count."""
         try:
-            self._cache.set(key, json.dumps(value), retry=True)
-            self._cache.incr(GENERATION, retry=True)
+            with self._cache.transact(retry=True):  # one SQLite transaction, not one per entry
+                for key, value in entries.items():
+                    self._cache.set(key, json.dumps(value), retry=True)
+            self._counters.incr(GENERATION, len(entries), retry=True)
         except (OSError, sqlite3.Error) as e:
-            self._forget(key)
+            for key in entries:
+                self._forget(key)
             raise CacheWriteError(f"cannot store a result in the cache at {self.directory} ({e}: is the disk full or "
                                   "the folder read-only?); it was computed but not kept") from None
 
@@ -87,7 +97,7 @@ class ResultCache:
         """Write the entries whose key starts with one of ``prefixes`` (and, if given, whose provenance
         names one of the ``checkpoints`` sha256s) to a JSON file; returns the count."""
         entries = {k: self.get(k) for k in self._cache.iterkeys()
-                   if isinstance(k, str) and k.startswith(prefixes) and k != GENERATION}
+                   if isinstance(k, str) and k.startswith(prefixes) and k != LEGACY_GENERATION}
         entries = {k: v for k, v in entries.items() if v is not MISSING and (
             checkpoints is None or (v.get("checkpoint") or {}).get("sha256") in checkpoints)}
         write_json(path, entries)
@@ -103,32 +113,31 @@ class ResultCache:
             entries = read_json(path)
         except (OSError, ValueError, lzma.LZMAError):
             return 0
-        missing = [k for k in entries if k not in self._cache]  # a key's presence, not its value: nothing read
-        with self._cache.transact():  # one SQLite transaction, not one per entry: a first visitor waits for this
-            for key in missing:
-                self.set(key, entries[key])
+        missing = {k: v for k, v in entries.items() if k not in self._cache}  # a key's presence: nothing read
+        if missing:
+            self._store(missing)
         return len(missing)
 
     @property
     def generation(self) -> int:
         """How many stores this cache has seen (every process's): a view built from its results is current while
         this holds, so a server shares one build across sessions without re-reading the results."""
-        return self._cache.get(GENERATION, 0, retry=True)
+        return self._counters.get(GENERATION, 0, retry=True)
 
     def volume(self) -> int:
         """Bytes on disk."""
         return self._cache.volume()
 
     def __len__(self) -> int:
-        """The results stored (the generation counter is not one)."""
-        return len(self._cache) - (GENERATION in self._cache)
+        """The results stored (an earlier version's generation counter is not one)."""
+        return len(self._cache) - (LEGACY_GENERATION in self._cache)
 
     def clear(self) -> int:
         """Drop every result; the generation moves on (it never returns to a value a view was built at)."""
-        generation = self.generation
-        count = self._cache.clear(retry=True) - (generation > 0)
-        self._cache.set(GENERATION, generation + 1, retry=True)
+        count = self._cache.clear(retry=True)
+        self._counters.incr(GENERATION, retry=True)
         return count
 
     def close(self) -> None:
         self._cache.close()
+        self._counters.close()

@@ -137,3 +137,19 @@ def test_the_generation_moves_on_with_every_store_and_never_back(tmp_path):
     assert cache.clear() == 2 and len(cache) == 0 and cache.generation == 3
     cache.set("a", {"x": 1})
     assert cache.generation == 4
+
+
+def test_the_generation_is_never_evicted_with_the_results(tmp_path):
+    """Over its size limit the cache evicts old results, never the count: a restarted count could equal the one a
+    shown view was built at."""
+    cache = ResultCache(tmp_path, size_limit=1)  # every store evicts what it can
+    for i in range(30):
+        cache.set(f"r{i}", {"x": "y" * 1000})
+    assert len(cache) < 30 and cache.generation == 30
+
+
+def test_an_earlier_versions_counter_among_the_results_is_not_a_result(tmp_path):
+    cache = ResultCache(tmp_path)
+    cache.set("a", {"x": 1})
+    cache._cache.set("__generation__", 7)  # where versions up to 2026-12-05 kept the count
+    assert len(cache) == 1 and cache.export(tmp_path / "out.json") == 1

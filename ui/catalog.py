@@ -7,7 +7,7 @@ from core.cache import default_cache_dir
 from core.catalog import CatalogEntry, entries_in, list_checkpoints
 from core.checkpoints import Checkpoint
 from core.experiments import Subject, load_verified
-from ui import serving, state
+from ui import serving
 
 
 @st.cache_resource(ttl=5, show_spinner=False)
@@ -45,12 +45,6 @@ def load(subject: Subject) -> Checkpoint:
 
 def by_label(dataset: str | None = None) -> dict[str, CatalogEntry]:
     return {e.label: e for e in entries(dataset)}
-
-
-def featured() -> str:
-    """The training dataset pages preselect models of (see :func:`ui.state.featured_dataset`)."""
-    return state.featured_dataset([e.dataset for e in entries() if e.source == "zoo"] or
-                                  [e.dataset for e in entries()], state.dataset())
 
 
 def grouped(first: str) -> list[CatalogEntry]:

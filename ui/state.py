@@ -1,12 +1,14 @@
-"""Session-wide settings the sidebar sets (data source, demo mode) and the shared result cache."""
+"""Session-wide settings the sidebar sets (data source, demo mode), the datasets they default to, and the shared
+result cache."""
 from __future__ import annotations
 
 import streamlit as st
 
 from core.cache import ResultCache, default_cache_dir
-from core.catalog import list_checkpoints, shipped_seeds
+from core.catalog import shipped_seeds
 from core.data import available_datasets, resolve_name
 from core.data.sources import SAME_IMAGES
+from ui import catalog
 
 DATASET_KEY, DEMO_KEY = "dataset", "demo_mode"
 
@@ -26,17 +28,11 @@ def cache() -> ResultCache:
     return _cache(str(default_cache_dir()))
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def _trained_on(root: str) -> set[str]:
-    """The images the listed checkpoints were trained on (re-read every 5 s, as the model lists are)."""
-    return {SAME_IMAGES.get(e.dataset, e.dataset) for e in list_checkpoints()}
-
-
 def default_dataset(options: list[str]) -> str:
     """CIFAR-10 (genuine or JPEG copy) when found and some checkpoint was trained on its images, else the
     built-in set."""
     best = resolve_name("auto")
-    has_models = SAME_IMAGES.get(best, best) in _trained_on(str(default_cache_dir()))
+    has_models = SAME_IMAGES.get(best, best) in {SAME_IMAGES.get(e.dataset, e.dataset) for e in catalog.entries()}
     return best if best in options and has_models else "builtin"
 
 
@@ -44,6 +40,12 @@ def dataset() -> str:
     """The data source chosen in the sidebar: what new computations and the galleries use (every model is
     listed whatever it is; see ui/datasource.py)."""
     return st.session_state.get(DATASET_KEY) or default_dataset(available_datasets())
+
+
+def featured() -> str:
+    """The training dataset pages preselect models of (see :func:`featured_dataset`)."""
+    return featured_dataset([e.dataset for e in catalog.entries() if e.source == "zoo"] or
+                            [e.dataset for e in catalog.entries()], dataset())
 
 
 def featured_dataset(trained_on: list[str], source: str) -> str:

@@ -17,7 +17,7 @@ from core.findings import comparable_pairs
 from core.metrics import LIGS_KINDS, LIGSSpec
 from core.robustness import TABLE_ATTACKS
 from core.zoo import LANDSCAPE_GROUP
-from ui import catalog, datasource
+from ui import catalog, datasource, state
 
 
 def default_models(entries: list[CatalogEntry], limit: int) -> list[str]:
@@ -43,7 +43,7 @@ def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", 
     if not options:
         st.info("No checkpoints yet: upload one or train one on the Models page.")
         return []
-    featured = catalog.featured()
+    featured = state.featured()
     default = [p for p in preferred if p in options]
     default = default or default_models([e for e in entries if e.dataset == featured] or entries,
                                         min(limit, most or limit))

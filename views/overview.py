@@ -103,7 +103,7 @@ else:
                f"same training data. Cached columns: paper settings, {DEFAULT_PER_CLASS} test images per class.")
     with render.user_errors("Cannot read a checkpoint"):
         models_table([e for e in entries if e in paired], "overview-pairs", "overview")
-        render.dataset_caption({e.dataset for e in paired} or {catalog.featured()})
+        render.dataset_caption({e.dataset for e in paired} or {state.featured()})
         datasource.note_missing([e for e in entries if e in paired])
         others = [e for e in entries if e not in paired]
         if others:
