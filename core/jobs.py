@@ -8,6 +8,7 @@ used by that process and by the CLI's foreground commands alike.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -34,12 +35,30 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 _KINDS: dict[str, Callable[[dict, Callable], Any]] = {}
 
 
+# Modules (comma-separated) that declare more job kinds, imported where a job is made or run (the tests' kinds).
+EXTENSIONS = "NORMSCOPE_JOB_MODULES"
+
+
 def job_kind(name: str):
     """Register a function ``(params, progress) -> JSON-able result`` as a job kind."""
     def wrap(fn):
         _KINDS[name] = fn
         return fn
     return wrap
+
+
+def job_function(kind: str) -> Callable[[dict, Callable], Any]:
+    """The function of job kind ``kind``: NormScope's own, or one declared by a module that ``NORMSCOPE_JOB_MODULES``
+    names (imported here, so the detached process that runs a job knows the kinds its maker knew)."""
+    for module in filter(None, (m.strip() for m in os.environ.get(EXTENSIONS, "").split(","))):
+        if kind not in _KINDS:
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise ParameterError(f"{EXTENSIONS} names {module!r}, which cannot be imported ({e})") from None
+    if kind not in _KINDS:
+        raise ParameterError(f"unknown job kind {kind!r}; known: {sorted(_KINDS)}")
+    return _KINDS[kind]
 
 
 @job_kind("train")
@@ -102,16 +121,6 @@ def on_cluster(fn: Callable, items: list, progress, *extra, gpus: float = 0) -> 
     return results
 
 
-@job_kind("sleep")
-def _sleep(params: dict, progress) -> dict:
-    """A trivial job for tests and demos of the job machinery."""
-    steps = int(params.get("steps", 10))
-    for i in range(steps):
-        time.sleep(float(params.get("seconds", 0.1)))
-        progress((i + 1) / steps, f"step {i + 1}/{steps}")
-    return {"steps": steps}
-
-
 @dataclass
 class Job:
     id: str
@@ -165,8 +174,7 @@ def jobs_dir(root: Path | None = None) -> Path:
 
 
 def create(kind: str, params: dict, root: Path | None = None, title: str = "") -> Job:
-    if kind not in _KINDS:
-        raise ParameterError(f"unknown job kind {kind!r}; known: {sorted(_KINDS)}")
+    job_function(kind)  # an unknown kind is refused before its folder is made
     job = Job(f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}", jobs_dir(root))
     job.directory = job.directory / job.id
     job.directory.mkdir(parents=True)
@@ -229,7 +237,7 @@ def run(job: Job, echo: Callable[[float, str], None] | None = None) -> dict:
             job.write_status(progress=fraction, message=message)
 
     try:
-        result = _KINDS[spec["kind"]](spec["params"], progress)
+        result = job_function(spec["kind"])(spec["params"], progress)
     except Cancelled:
         job.write_status(state="cancelled", message="cancelled", finished=time.time())
         return job.status

@@ -16,6 +16,8 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
 # NORMSCOPE_ONEDNN=0 runs the suite on ATen's own convolutions instead of oneDNN's: another CPU kernel path
 # (README, "Tests on any CPU"), beside ATEN_CPU_CAPABILITY's.
 torch.backends.mkldnn.enabled = os.environ.get("NORMSCOPE_ONEDNN", "1") != "0"
+# The tests' job kinds (tests/job_kinds.py), known to the job processes the tests start as well as to the tests.
+os.environ["NORMSCOPE_JOB_MODULES"] = "tests.job_kinds"
 
 
 @pytest.fixture(autouse=True)

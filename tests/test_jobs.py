@@ -139,3 +139,12 @@ job = jobs.submit("sleep", {{"steps": 20, "seconds": 0.1}}, root="{root}")
 print(job.id, flush=True)
 time.sleep(120)
 """
+
+
+def test_a_kind_declared_outside_core_runs_where_its_module_is_named_and_a_bad_name_is_one_line(monkeypatch):
+    """``sleep`` is the tests' (tests/job_kinds.py), found through NORMSCOPE_JOB_MODULES; core ships no test kind."""
+    assert "sleep" not in open(jobs.__file__).read()
+    assert jobs.job_function("sleep").__module__ == "tests.job_kinds"
+    monkeypatch.setenv(jobs.EXTENSIONS, "tests.no_such_module")
+    with pytest.raises(ValueError, match="NORMSCOPE_JOB_MODULES names 'tests.no_such_module'"):
+        jobs.job_function("nap")
