@@ -5,10 +5,8 @@ Their fixtures (the tiny zoo, a cache per test) are in conftest.py; a module usi
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-import torch
 from streamlit.testing.v1 import AppTest
 
 from ui import navigation
@@ -55,9 +53,3 @@ def upload(at: AppTest, name: str, data: bytes) -> AppTest:
     at.file_uploader(key="upload_file").set_value((name, data, "application/octet-stream")).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def state_dict_bytes(state: dict) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    return buffer.getvalue()

@@ -24,7 +24,8 @@ from core.checkpoints import load_checkpoint
 from core.findings import FINDINGS
 from ui import navigation
 
-from apptest import APP, PAGES, PAIR, ROOT, TIMEOUT, assert_clean, open_page, state_dict_bytes, upload
+from apptest import APP, PAGES, PAIR, ROOT, TIMEOUT, assert_clean, open_page, upload
+from reference_models.files import torch_bytes
 
 pytestmark = pytest.mark.usefixtures("cache_dir")  # its own cache and the tiny zoo (conftest.py)
 
@@ -218,7 +219,7 @@ def test_transfer_refuses_models_of_different_class_counts_clearly(cache_dir):
     from core.checkpoints import INPUT_NORMALIZATIONS
 
     weights = build("vgg11", norm="bn", width=0.125, num_classes=7).backbone.state_dict()
-    seven = store_upload(state_dict_bytes(weights), "seven.pt",
+    seven = store_upload(torch_bytes(weights), "seven.pt",
                          dataset="builtin", root=cache_dir, normalization=INPUT_NORMALIZATIONS["cifar10"])
     at = open_page("transfer")
     at.multiselect(key="tr_targets").set_value([*PAIR, seven.label]).run()
@@ -237,7 +238,7 @@ def test_good_uploads_join_every_model_list(zoo):
     good = (zoo / "builtin-vgg11-bn.safetensors").read_bytes()
     at = upload(open_page("models"), "mine.safetensors", good)
     assert "Stored" in at.success[0].value and "builtin" in at.success[0].value
-    pt = state_dict_bytes(load_checkpoint(zoo / "builtin-vgg11-none.safetensors").model.state_dict())
+    pt = torch_bytes(load_checkpoint(zoo / "builtin-vgg11-none.safetensors").model.state_dict())
     at = upload(at, "plain.pt", pt)
     assert "vgg11 (norm=none" in at.success[0].value
     options = open_page("robustness").multiselect(key="rob_models").options
@@ -255,7 +256,7 @@ def published_bad_files() -> dict[str, tuple[bytes, str]]:
     """Issue 27's bad inputs: a truncated legacy-format file, a .ckpt holding a pickled module, an option-A file
     with one block missing."""
     from reference_models.akamaster import resnet
-    from test_layouts import akamaster_file, randomized, torch_bytes, with_module_prefix
+    from reference_models.files import akamaster_file, randomized, with_module_prefix
 
     net = randomized(resnet(20))
     cut = {k: v for k, v in net.state_dict().items() if not k.startswith("layer3.2.")}
@@ -272,7 +273,7 @@ def test_bad_uploads_show_readable_errors(tmp_path, monkeypatch, zoo):
     marker = tmp_path / "pwned"
     cases = {"corrupt.safetensors": (b"\x00not a checkpoint" * 8, "not a checkpoint: neither"),
              "truncated.safetensors": (good[: len(good) // 2], "not a valid safetensors"),
-             "nan.pt": (state_dict_bytes(nan), "NaN"),
+             "nan.pt": (torch_bytes(nan), "NaN"),
              "evil.pt": (evil_pickle(marker), "never run"),
              "notes.txt.pt": (b"hello", "not a checkpoint"),
              **published_bad_files()}
@@ -288,7 +289,7 @@ def test_bad_uploads_show_readable_errors(tmp_path, monkeypatch, zoo):
 
 def test_wrong_shape_and_ambiguous_norm_then_manual_architecture():
     from core.models import build
-    gn = state_dict_bytes(build("vgg11", norm="gn", width=0.125).backbone.state_dict())
+    gn = torch_bytes(build("vgg11", norm="gn", width=0.125).backbone.state_dict())
     at = upload(open_page("models"), "gn.pt", gn)
     assert "IN, LN or GN" in at.error[0].value
     at.checkbox(key="upload_manual").check().run()
@@ -305,7 +306,7 @@ def test_wrong_shape_and_ambiguous_norm_then_manual_architecture():
 
 def test_torchvision_upload_asks_the_normalization_and_records_no_dataset_it_was_not_told(cache_dir):
     import torchvision
-    data = state_dict_bytes(torchvision.models.resnet18(num_classes=10).state_dict())
+    data = torch_bytes(torchvision.models.resnet18(num_classes=10).state_dict())
     at = upload(open_page("models"), "tv.pth", data)
     assert not at.success and not at.error and "does not record the input normalization" in at.warning[0].value
     question = at.radio[0]
@@ -327,7 +328,7 @@ def test_a_published_legacy_file_uploads_under_its_own_name_and_its_data_shift_i
     ImageNet mean/std its trainer used as a choice, and its numbers read on cifar10-jpeg say it was trained on
     genuine CIFAR-10."""
     from reference_models.akamaster import resnet
-    from test_layouts import akamaster_file, randomized
+    from reference_models.files import akamaster_file, randomized
 
     at = open_page("models")
     at.selectbox(key="upload_dataset").set_value("cifar10").run()

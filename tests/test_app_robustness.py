@@ -39,7 +39,7 @@ def test_autoattack_section_shows_the_worst_case_and_the_zero_gradient_shares():
     assert all(v.endswith(" %") for v in table["APGD-T-l2 zero grad."])
 
 
-def test_results_cached_before_the_gradient_check_show_not_measured(zoo):  # noqa: F811
+def test_results_cached_before_the_gradient_check_show_not_measured(zoo):
     at = open_page("robustness")
     at.multiselect(key="rob_models").set_value(PAIR)
     at.multiselect(key="rob_attacks").set_value(["fgsm"])
@@ -61,7 +61,7 @@ def test_results_cached_before_the_gradient_check_show_not_measured(zoo):  # noq
     assert set(zero_gradient_table(again)["FGSM 4/255"]) == {"not measured"}
 
 
-def test_bf16_attack_settings_compute_and_cache_apart_from_fp32(zoo):  # noqa: F811
+def test_bf16_attack_settings_compute_and_cache_apart_from_fp32(zoo):
     at = open_page("robustness")
     at.multiselect(key="rob_models").set_value(PAIR)
     at.multiselect(key="rob_attacks").set_value(["pgd_l2"])

@@ -28,7 +28,7 @@ def corpus(tmp_path_factory) -> dict[str, tuple[Path, str]]:
 
 
 @pytest.fixture
-def seeded(cache_dir) -> ResultCache:  # noqa: F811
+def seeded(cache_dir) -> ResultCache:
     """The shared result cache, holding a result that no fault may lose."""
     cache = ResultCache(cache_dir)
     cache.set(*SENTINEL)
@@ -58,7 +58,7 @@ def test_every_bad_checkpoint_is_one_clear_cli_error(corpus, fault, seeded, caps
     assert_nothing_lost(seeded, before)
 
 
-def test_every_bad_checkpoint_is_one_clear_error_in_the_app(corpus, seeded, monkeypatch, cache_dir):  # noqa: F811
+def test_every_bad_checkpoint_is_one_clear_error_in_the_app(corpus, seeded, monkeypatch, cache_dir):
     before = len(seeded)
     at = open_page("models")
     for fault, (path, words) in corpus.items():
@@ -74,7 +74,7 @@ def test_every_bad_checkpoint_is_one_clear_error_in_the_app(corpus, seeded, monk
     assert_nothing_lost(seeded, before)
 
 
-def test_path_traversal_names_stay_in_the_uploads_folder(zoo, cache_dir):  # noqa: F811
+def test_path_traversal_names_stay_in_the_uploads_folder(zoo, cache_dir):
     good = (zoo / "builtin-vgg11-bn.safetensors").read_bytes()
     at = open_page("models")
     for name in TRAVERSAL_NAMES:

@@ -9,13 +9,10 @@ reduced to what builds the model; they share no code with core.models.
 """
 from __future__ import annotations
 
-import io
 import json
-import math
 
 import pytest
 import torch
-import torch.nn as nn
 from safetensors.torch import save as save_safetensors
 
 from core.checkpoints import (INPUT_NORMALIZATIONS, CheckpointError, InputNormalization, NormalizationUnknown,
@@ -23,6 +20,7 @@ from core.checkpoints import (INPUT_NORMALIZATIONS, CheckpointError, InputNormal
 from core.models import ModelSpec
 from core.models.infer import infer_model_spec
 from reference_models.chenyaofo import CYVGG, CifarResNet, CYBasicBlock, cy_make_layers
+from reference_models.files import akamaster_file, randomized, torch_bytes, with_module_prefix
 from reference_models.kuangliu import (KL_VGG, KLBasicBlock, KLBottleneck, KLDenseBottleneck, KLDenseNet,
                                        KLMobileNetV2, KLPreActBlock, KLPreActResNet, KLResNet, KLVGG)
 from reference_models.robustbench import Rice2020OverfittingNetL2, RBWideResNet, RiceWRN, Wong2020FastNet
@@ -32,35 +30,6 @@ KUANGLIU_STATS = INPUT_NORMALIZATIONS["cifar10-kuangliu"]
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
-def randomized(net: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights and BN statistics (a fresh BN in eval mode is nearly the identity, which would hide a
-    misplaced BN), scaled so logits stay O(1) through the depth; eval mode."""
-    torch.manual_seed(seed)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.0)
-            m.bias.data.uniform_(-0.2, 0.2)
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(1.0, 2.0)
-            m.num_batches_tracked.fill_(7)
-        elif isinstance(m, (nn.Conv2d, nn.Linear)):
-            fan_in = m.weight[0].numel()
-            m.weight.data.normal_(0, 1.0 / math.sqrt(fan_in))
-            if m.bias is not None:
-                m.bias.data.uniform_(-0.1, 0.1)
-    return net.eval()
-
-
-def torch_bytes(obj) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def with_module_prefix(state: dict) -> dict:
-    return {f"module.{k}": v for k, v in state.items()}
-
-
 def assert_same_outputs(loaded, original, normalization: InputNormalization | None = None) -> None:
     """Loaded takes [0, 1] pixels; the original takes what its training script fed it: normalized pixels, or raw
     pixels where it normalizes inside (``normalization`` None)."""
@@ -245,16 +214,6 @@ def test_cli_asks_for_mean_and_std_and_takes_them(tmp_path, capsys):
 
 # ---- akamaster/pytorch_resnet_cifar10 (tests/reference_models/akamaster.py) ----------------------------------
 IMAGENET = INPUT_NORMALIZATIONS["imagenet"]
-
-
-def akamaster_file(original: nn.Module, legacy: bool = True) -> bytes:
-    """As its trainer.py saves: {'state_dict', 'best_prec1'} of a DataParallel model; the published files were saved
-    before PyTorch 0.4.1 (legacy format, BatchNorm without num_batches_tracked)."""
-    state = {k: v for k, v in with_module_prefix(original.state_dict()).items()
-             if not (legacy and k.endswith("num_batches_tracked"))}
-    buffer = io.BytesIO()
-    torch.save({"state_dict": state, "best_prec1": 91.78}, buffer, _use_new_zipfile_serialization=not legacy)
-    return buffer.getvalue()
 
 
 @pytest.mark.parametrize("depth", [20, 32, 44, 56, 110])
