@@ -285,3 +285,18 @@ def test_an_experiment_that_declares_a_command_has_its_config_fields_as_flags():
     args = parser().parse_args(["landscape", "m", "--seed", "2", "--ligs-seed", "3", "--threat", "linf"])
     surface = configure(declared["landscape"].config_type, config_settings(args))
     assert (surface.seed, surface.ligs.seed, surface.radius) == (2, 3, pytest.approx(8 / 255))
+
+
+@pytest.mark.parametrize("command", [("info",), ("eval", "--steps", "0", "--per-class", "1"),
+                                     ("ligs", "--per-class", "1"), ("landscape", "--resolution", "3"),
+                                     ("corruptions", "--corruptions", "fog", "--severities", "1", "--per-class", "1"),
+                                     ("run", "ligs")])
+def test_every_command_takes_a_catalog_name_as_it_takes_a_file(command, tmp_path):
+    """One resolver for every command: the shipped zoo's names work wherever a checkpoint file does."""
+    from core.catalog import list_checkpoints
+
+    name = next(e.name for e in list_checkpoints() if e.dataset == "builtin")
+    argv = [command[0], name, *command[1:]] if command[0] != "run" else ["run", "ligs", name, "--set",
+                                                                         "data.per_class=1"]
+    out = json.loads(cli(*argv, "--json", env_cache=tmp_path).stdout)
+    assert out["schema"].startswith(f"normscope.{command[0]}/") and (out.get("checkpoint") or out)["name"] == name
