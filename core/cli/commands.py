@@ -312,8 +312,9 @@ def features(args: argparse.Namespace) -> dict | list:
     sources, run = [checkpoint_arg(args, c) for c in args.checkpoints], run_context(args)
     config = features.feature_config(args.kind, args.preset, start=args.start)
     if args.action == "extract":
-        return [{**(r := features.feature_dataset(s, config, run)).measured(), "source": source(s),
-                 "config": config_dict(r.config)} for s in sources]  # the record's source: only name and sha256
+        extracted = [features.feature_dataset(s, config, run) for s in sources]
+        return [{**r.measured(), "source": source(s), "config": config_dict(r.config)}  # source: the full summary
+                for s, r in zip(sources, extracted)]
     epochs = {} if args.epochs is None else {"epochs": args.epochs}
     if args.action == "train":
         arch = {"arch": args.arch} if args.arch else {}
@@ -360,19 +361,22 @@ def registry_listing(what: str, device: str | None) -> list[dict]:
     """``list WHAT``: a registry's entries."""
     from core.speed import precision_speed, speed_note
 
-    listings = {
-        "models": lambda: [{"name": n, "norms": list(model_entry(n).norms), "family": model_entry(n).family}
-                           for n in list_models()],
-        "attacks": lambda: [{"name": n, "title": a.title, "threat": a.threat, "paper_eps": a.default("eps"),
-                             "paper_steps": a.default("steps", 1), "description": a.description}
-                            for n, a in ATTACKS.items()],
-        "experiments": lambda: [{"name": n, "config": e.config_type.__name__, "description": e.description}
-                                for n, e in registry().items()],
-        "datasets": lambda: [{"name": n, "available": n in available_datasets()} for n in DATASETS],
-        "presets": lambda: [{"name": n, **{k: config_dict(v) for k, v in p.items()}} for n, p in PRESETS.items()],
-        "precisions": lambda: [{"name": p, "speed_vs_fp32": v, "note": speed_note(p, device)}
-                               for p, v in precision_speed(device).items()]}
-    return listings[what]()
+    if what == "models":
+        return [{"name": n, "norms": list(model_entry(n).norms), "family": model_entry(n).family}
+                for n in list_models()]
+    if what == "attacks":
+        return [{"name": n, "title": a.title, "threat": a.threat, "paper_eps": a.default("eps"),
+                 "paper_steps": a.default("steps", 1), "description": a.description} for n, a in ATTACKS.items()]
+    if what == "experiments":
+        return [{"name": n, "config": e.config_type.__name__, "description": e.description}
+                for n, e in registry().items()]
+    if what == "datasets":
+        present = available_datasets()
+        return [{"name": n, "available": n in present} for n in DATASETS]
+    if what == "precisions":
+        return [{"name": p, "speed_vs_fp32": v, "note": speed_note(p, device)}
+                for p, v in precision_speed(device).items()]
+    return [{"name": n, **{k: config_dict(v) for k, v in p.items()}} for n, p in PRESETS.items()]
 
 
 def jobs_command(args: argparse.Namespace) -> dict | list:
@@ -383,8 +387,12 @@ def jobs_command(args: argparse.Namespace) -> dict | list:
     if not args.job_id:
         raise ParameterError(f"jobs {args.action} needs a job id")
     job = jobs.get(args.job_id, args.root)
-    actions = {"cancel": job.cancel, "resume": lambda: jobs.resume(job), "run": lambda: jobs.run(job)}
-    actions.get(args.action, lambda: None)()
+    if args.action == "cancel":
+        job.cancel()
+    elif args.action == "resume":
+        jobs.resume(job)
+    elif args.action == "run":
+        jobs.run(job)
     return {"id": job.id, **job.status, "log": job.log(20)}
 
 
