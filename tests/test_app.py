@@ -661,3 +661,17 @@ def test_any_experiment_names_what_a_config_lacks_and_what_a_field_cannot_take()
     assert at.button(key="any_run_robustness").label.startswith("Compute")
     at.text_input(key="any_robustness_attack.step_size").set_value("fast").run()
     assert not at.exception and "is not a finite number" in at.error[0].value
+
+
+def test_any_experiment_draws_every_registered_experiments_form_without_an_error_box():
+    """Each experiment, picked: its form, then its cached results, the offer to compute, or one readable line of
+    what its config still needs (a transfer cell's source, an attack's name)."""
+    from core.experiments import registry
+
+    at = open_page("experiments")
+    for name in registry():
+        at.selectbox(key="any_experiment").set_value(name).run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+        errors = [e.value for e in at.error]
+        assert all(e.startswith("Cannot use these settings: ") and "\n" not in e for e in errors), (name, errors)
+        assert errors or at.button(key=f"any_run_{name}").label.startswith("Compute"), name  # nothing cached here
