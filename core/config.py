@@ -11,15 +11,21 @@ import inspect
 import re
 import types
 import typing
-from typing import Any
+from typing import Any, Sequence
 
 from core.errors import ParameterError
 
 
-def later_option(default: Any) -> Any:
+def later_option(default: Any, choices: Sequence[Any] = ()) -> Any:
     """A config field added after results were keyed by its config: left out of :func:`config_dict` while it
     holds ``default``, so every key, record and resume state made before the option existed still matches."""
-    return dataclasses.field(default=default, metadata={"later": True})
+    return dataclasses.field(default=default, metadata={"later": True, "choices": tuple(choices)})
+
+
+def one_of(choices: Sequence[Any], default: Any = dataclasses.MISSING) -> Any:
+    """A config field that takes one of ``choices`` (its dataclass still checks the value): the command line's
+    flag and the dashboard's selector offer them."""
+    return dataclasses.field(default=default, metadata={"choices": tuple(choices)})
 
 
 def field_default(config_type: type, name: str) -> Any:
@@ -52,6 +58,7 @@ class Setting:
     kind: Any
     default: Any
     note: str
+    choices: tuple = ()  # the values it takes, where its field declares them (:func:`one_of`)
 
     @property
     def name(self) -> str:
@@ -79,7 +86,8 @@ def settings_of(config_type: type, base: Any = None, prefix: str = "") -> list[S
         if dataclasses.is_dataclass(hints[f.name]):
             found += settings_of(hints[f.name], default, f"{prefix}{f.name}.")
         else:
-            found.append(Setting(prefix + f.name, hints[f.name], default, notes.get(f.name, "")))
+            found.append(Setting(prefix + f.name, hints[f.name], default, notes.get(f.name, ""),
+                                 f.metadata.get("choices", ())))
     return found
 
 

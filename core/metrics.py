@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.attacks import AttackSpec, attack_mode, build_attack, paper_spec
-from core.config import later_option
+from core.config import later_option, one_of
 from core.device import model_device, to_device
 from core.errors import ParameterError
-from core.models.inference import InferenceForm, check_precision
+from core.models.inference import PRECISIONS, InferenceForm, check_precision
 from core.progress import Progress, null_progress
 from core.records import Record
 
@@ -144,11 +144,11 @@ class LIGSSpec:
     """The perturbation nu of LIGS. Paper default: Gaussian, std 0.01 (App. B.3); Fig. A1 variants:
     uniform in [-size, size], FGSM with eps=size, linf-PGD with eps=size, 7 steps, step 2.5*eps/7."""
 
-    kind: str = "gaussian"  # gaussian, uniform, fgsm or pgd
+    kind: str = one_of(LIGS_KINDS, "gaussian")  # the perturbation nu
     size: float = 0.01  # the std (gaussian) or eps (the others)
     steps: int = 7  # pgd's iterations
     seed: int = 0  # draws the random perturbations
-    precision: str = later_option("fp32")  # "bf16": the gradients under bf16 autocast (the cosine stays fp32)
+    precision: str = later_option("fp32", PRECISIONS)  # bf16: the gradients under bf16 autocast (the cosine in fp32)
 
     def __post_init__(self) -> None:
         # checked here once, so the UI, CLI and jobs refuse the same specs (a negative size gave a LIGS)

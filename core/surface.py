@@ -22,6 +22,7 @@ from torch import nn
 
 from core.attacks import attack_mode
 from core.checkpoints import Checkpoint
+from core.config import one_of
 from core.data import DataError, load_dataset, to_float
 from core.device import model_device, to_device
 from core.errors import ParameterError
@@ -43,8 +44,8 @@ class LossSurfaceConfig:
     ``ligs``: the image's own LIGS, reported beside the surface (paper default: Gaussian, std 0.01)."""
 
     image: int = 0  # an index into the test split
-    plane: str = "gradient-random"  # gradient-random or random-random
-    threat: str = "l2"  # the unit length of the plane's directions: l2 or linf
+    plane: str = one_of(PLANES, "gradient-random")  # the input gradient and a random direction, or two random
+    threat: str = one_of(THREATS, "l2")  # the unit length of the plane's directions
     radius: float | None = None  # the grid's half-width (None: l2 1.0, linf 8/255)
     resolution: int = 21  # points per axis, odd
     seed: int = 0  # draws the random direction

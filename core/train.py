@@ -39,13 +39,13 @@ from core.attacks import AttackSpec, build_attack
 from core.checkpoints import save_checkpoint
 from core.errors import ParameterError
 from core.io import atomic_write
-from core.config import config_dict, later_option
+from core.config import config_dict, later_option, one_of
 from core.data import Dataset, balanced_subset, load_dataset, to_float
 from core.device import deterministic_kernels, model_device, preferred_layout, resolve_device, to_device
 from core.landscape import LandscapeStep, landscape_etas, landscape_step, rng_state
 from core.metrics import LIGSSpec, accuracy, batches, conflict_reliance, ligs, robust_accuracy
-from core.models import ModelSpec, NormScopeModel, build_from_spec
-from core.models.inference import AUTOCAST_DTYPES, check_precision
+from core.models import RESNET_NORMS, ModelSpec, NormScopeModel, build_from_spec
+from core.models.inference import AUTOCAST_DTYPES, PRECISIONS, check_precision
 from core.progress import Progress, null_progress, scaled
 
 ADVERSARIAL_TRAINING = AttackSpec("pgd_l2", eps=0.5, steps=7, step_size=0.1)  # Table A2
@@ -58,7 +58,7 @@ class TrainConfig:
     """One training run; also its record in the checkpoint metadata."""
 
     arch: str = "resnet18"  # python -m core list models
-    norm: str = "bn"  # none, bn, in, ln, gn or fixup
+    norm: str = one_of(RESNET_NORMS, "bn")
     width: float = 1.0  # channel multiplier
     shortcut: bool = True  # ResNets' skip connections
     dataset: str = "auto"  # python -m core list datasets
@@ -67,7 +67,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 128
-    schedule: str = "step"  # "step" (x gamma at milestones) or "onecycle" (linear up, linear down)
+    schedule: str = one_of(SCHEDULES, "step")  # step: x gamma at milestones; onecycle: linear up, linear down
     milestones: tuple[int, ...] = (200,)
     gamma: float = 0.1
     augment: bool = True  # random crop (pad 4) + horizontal flip
@@ -81,7 +81,7 @@ class TrainConfig:
     seed: int = 0
     preset: str = "custom"
     # Options added after the zoo was trained (left out of its records and keys while off, see later_option):
-    precision: str = later_option("fp32")  # "bf16": forward and loss under bf16 autocast
+    precision: str = later_option("fp32", PRECISIONS)  # bf16: forward and loss under bf16 autocast
     compile: bool = later_option(False)  # torch.compile the model for training (CUDA graphs on a GPU)
     deterministic: bool = later_option(False)  # deterministic kernels on a GPU too (slower; the CPU's already are)
 

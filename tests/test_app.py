@@ -636,7 +636,7 @@ def test_any_experiment_computes_a_declared_experiment_with_its_config_as_a_form
 
     at = open_page("experiments")
     at.multiselect(key="any_models").set_value(PAIR)
-    at.text_input(key="any_ligs_ligs.kind").set_value("uniform")
+    at.selectbox(key="any_ligs_ligs.kind").set_value("uniform")
     at.number_input(key="any_ligs_data.per_class").set_value(2).run()
     at.button(key="any_run_ligs").click().run()
     assert_clean(at)
@@ -655,7 +655,8 @@ def test_any_experiment_names_what_a_config_lacks_and_what_a_field_cannot_take()
     at = open_page("experiments")
     at.selectbox(key="any_experiment").set_value("robustness").run()
     assert not at.exception and "no default for name, eps" in at.error[0].value  # no attack picked yet
-    at.text_input(key="any_robustness_attack.name").set_value("pgd_l2")
+    assert at.selectbox(key="any_robustness_attack.name").value is None  # the field's choices, none picked yet
+    at.selectbox(key="any_robustness_attack.name").set_value("pgd_l2")
     at.text_input(key="any_robustness_attack.eps").set_value("2/255").run()
     assert_clean(at)
     assert at.button(key="any_run_robustness").label.startswith("Compute")

@@ -65,3 +65,19 @@ def test_a_settings_scalar_type_unwraps_none_and_is_none_for_other_fields():
     assert found["augment"].scalar is bool and found["lr"].scalar is float and found["arch"].scalar is str
     assert found["milestones"].scalar is None and not found["lr"].optional
     assert "adversarial" in found and found["adversarial"].scalar is None  # AttackSpec | None: not a value to type
+
+
+def test_a_fields_declared_choices_reach_its_setting_the_flag_and_keep_the_key():
+    """``one_of`` only declares what a field takes: the config, its dict and so its cache key are as before."""
+    from core.attacks import ATTACKS, paper_spec
+    from core.cli import parser
+    from core.robustness import RobustnessConfig
+
+    found = {s.path: s for s in settings_of(RobustnessConfig)}
+    assert found["attack.name"].choices == tuple(ATTACKS) and found["attack.name"].default is None
+    assert found["attack.precision"].choices == ("fp32", "bf16") and found["attack.seed"].choices == ()
+    assert config_dict(paper_spec("pgd_l2")) == {"__type__": "AttackSpec", "name": "pgd_l2", "eps": 0.25, "steps": 20,
+                                                 "step_size": None, "random_start": False, "target": "untargeted",
+                                                 "seed": 0}  # precision left out at fp32, as keyed before
+    with pytest.raises(SystemExit):
+        parser().parse_args(["landscape", "m", "--plane", "sideways"])  # argparse names the choices

@@ -113,10 +113,14 @@ def config_form(config_type: type, prefix: str, skip: tuple[str, ...] = ("data.d
 
 
 def setting_input(setting: Setting, cell: Any, key: str) -> Any:
-    """One field's widget: a checkbox, a number, or a text (read by :func:`typed_text`)."""
+    """One field's widget: a checkbox, a choice among the field's own, a number, or a text (read by
+    :func:`typed_text`)."""
     label, help = setting.path, setting.note or None
     if setting.scalar is bool:
         return cell.checkbox(label, bool(setting.default), key=key, help=help)
+    if setting.choices:
+        index = setting.choices.index(setting.default) if setting.default in setting.choices else None
+        return cell.selectbox(label, setting.choices, index=index, key=key, help=help)
     if setting.scalar in (int, float) and setting.default is not None:
         value = cell.number_input(label, value=setting.default, key=key, help=help,
                                   **({"step": 1} if setting.scalar is int else {"format": "%g"}))

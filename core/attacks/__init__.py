@@ -26,7 +26,7 @@ from core.attacks.fgsm import FGSM
 from core.attacks.ifgsm import IFGSM
 from core.attacks.pgd import PGD, default_step_size
 from core.attacks.steps import THREATS, L2Step, LinfStep, threat_model
-from core.config import later_option
+from core.config import later_option, one_of
 from core.errors import ParameterError
 from core.models.inference import PRECISIONS, check_precision
 
@@ -107,14 +107,14 @@ class AttackSpec:
     backward under bf16 autocast (the perturbation stays fp32); it changes results, so it is part of the key.
     """
 
-    name: str
+    name: str = one_of(ATTACKS)
     eps: float
     steps: int = 20
-    step_size: float | None = None
+    step_size: float | None = None  # None: the attack's rule
     random_start: bool = False
-    target: str = "untargeted"
-    seed: int = 0
-    precision: str = later_option("fp32")
+    target: str = one_of(TARGET_MODES, "untargeted")
+    seed: int = 0  # draws the random start and random targets
+    precision: str = later_option("fp32", PRECISIONS)  # bf16: forward and backward under bf16 autocast
 
     def __post_init__(self) -> None:
         threat_model(attack_entry(self.name).threat, self.eps)  # validates the name and eps

@@ -22,7 +22,7 @@ def flag_kind(setting: Setting) -> dict | None:
     if setting.scalar is bool:
         return {"action": argparse.BooleanOptionalAction}
     if setting.scalar is not None:
-        return {"type": setting.scalar}
+        return {"type": setting.scalar, **({"choices": setting.choices} if setting.choices else {})}
     item = typing.get_args(setting.kind)
     return {"type": item[0], "nargs": "+"} if typing.get_origin(setting.kind) is tuple and item[1:] == (...,) else None
 

@@ -20,6 +20,7 @@ import torch
 
 from core.cache import MISSING, Missing, default_cache_dir, make_key
 from core.checkpoints import Checkpoint
+from core.config import one_of
 from core.errors import ParameterError
 from core.io import atomic_write, read_npy
 from core.corruptions.cifar10c import PUBLISHED, load_cifar10c
@@ -40,11 +41,11 @@ class CorruptionConfig:
     """One cell: the test images under ``corruption`` at ``severity`` (1-5), made here from ``seed``
     (``source="generated"``) or read from the published CIFAR-10-C arrays (``source="cifar10c"``)."""
 
-    corruption: str = "gaussian_noise"
-    severity: int = 1
+    corruption: str = one_of(CORRUPTIONS, "gaussian_noise")
+    severity: int = 1  # 1-5
     data: EvalData = EvalData()
-    seed: int = 0
-    source: str = "generated"
+    seed: int = 0  # draws the corruptions' randomness
+    source: str = one_of(IMAGE_SOURCES, "generated")  # cifar10c: the published arrays (NORMSCOPE_CIFAR10C)
 
     def __post_init__(self) -> None:
         if self.source not in IMAGE_SOURCES:
