@@ -134,7 +134,8 @@ class ResultCache:
 
     def clear(self) -> int:
         """Drop every result; the generation moves on (it never returns to a value a view was built at)."""
-        count = self._cache.clear(retry=True)
+        legacy = LEGACY_GENERATION in self._cache
+        count = self._cache.clear(retry=True) - legacy
         self._counters.incr(GENERATION, retry=True)
         return count
 

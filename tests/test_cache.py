@@ -153,3 +153,4 @@ def test_an_earlier_versions_counter_among_the_results_is_not_a_result(tmp_path)
     cache.set("a", {"x": 1})
     cache._cache.set("__generation__", 7)  # where versions up to 2026-12-05 kept the count
     assert len(cache) == 1 and cache.export(tmp_path / "out.json") == 1
+    assert cache.clear() == 1 and len(cache) == 0  # one result dropped, the old counter with it

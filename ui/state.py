@@ -44,8 +44,9 @@ def dataset() -> str:
 
 def featured() -> str:
     """The training dataset pages preselect models of (see :func:`featured_dataset`)."""
-    return featured_dataset([e.dataset for e in catalog.entries() if e.source == "zoo"] or
-                            [e.dataset for e in catalog.entries()], dataset())
+    entries = catalog.entries()
+    return featured_dataset([e.dataset for e in entries if e.source == "zoo"] or [e.dataset for e in entries],
+                            dataset())
 
 
 def featured_dataset(trained_on: list[str], source: str) -> str:

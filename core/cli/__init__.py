@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         resolve_device(args.device)  # asking for a device this machine lacks is an error, cached result or not
         if args.download:
-            load_dataset(getattr(args, "dataset", "auto") if getattr(args, "dataset", "auto") != "auto" else "cifar10",
-                         download=True)
+            name = getattr(args, "dataset", "auto")  # commands without a --dataset get CIFAR-10
+            load_dataset(name if name != "auto" else "cifar10", download=True)
         result = command.run(args)
         payload = with_data_shift(command.json(result))
     except NormScopeError as e:  # anything else is a bug: its traceback shows

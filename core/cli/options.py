@@ -8,6 +8,7 @@ import typing
 from collections import Counter
 from typing import Any
 
+from core.cache import ResultCache
 from core.catalog import find_checkpoint
 from core.checkpoints import Checkpoint, InputNormalization
 from core.config import Setting, field_default, settings_of
@@ -101,7 +102,8 @@ def checkpoint_arg(args: argparse.Namespace, name: str | None = None) -> Checkpo
 
 
 def run_context(args: argparse.Namespace) -> RunContext:
-    return RunContext(device=args.device, progress=None if args.json else ConsoleProgress(), refresh=args.no_cache)
+    """One cache handle for the whole command (a RunContext without one opens a new handle at every lookup)."""
+    return RunContext(ResultCache(), args.device, None if args.json else ConsoleProgress(), refresh=args.no_cache)
 
 
 def settings(pairs: list[str]) -> dict:
