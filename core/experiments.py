@@ -60,7 +60,7 @@ class EvalData:
     """Which images an evaluation uses: a balanced subset (``per_class`` per class) of a split."""
 
     dataset: str = "auto"  # auto: the checkpoint's own dataset
-    split: str = "test"
+    split: str = "test"  # the split the subset is drawn from
     per_class: int = DEFAULT_PER_CLASS  # a balanced subset: this many images of each class
 
     def __post_init__(self) -> None:

@@ -37,6 +37,17 @@ def test_incomplete_or_unknown_settings_are_refused(settings, message):
         configure(RobustnessConfig, settings)
 
 
+@pytest.mark.parametrize("name", ["fgsm", "cw_l2", "mifgsm", "apgd_t_linf"])
+def test_a_config_naming_only_an_attack_gets_that_attacks_paper_settings(name):
+    """``run robustness CKPT --set attack.name=fgsm``: FGSM's budget and single step, not another attack's."""
+    from core.attacks import ATTACKS, AttackSpec, paper_spec
+
+    config = configure(RobustnessConfig, {"attack.name": name})
+    assert config.attack == paper_spec(name) == AttackSpec(name)
+    assert config.attack.eps == ATTACKS[name].kwargs["eps"]
+    assert configure(RobustnessConfig, {"attack.name": name, "attack.steps": 3}).attack.steps == 3
+
+
 def test_a_config_survives_its_dict():
     config = configure(LossSurfaceConfig, {"threat": "linf", "ligs.kind": "pgd"})
     assert config_from_dict(LossSurfaceConfig, config_dict(config)) == config

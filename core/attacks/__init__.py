@@ -101,15 +101,17 @@ def attack_entry(name: str) -> AttackEntry:
 class AttackSpec:
     """One attack's full configuration, validated on construction.
 
-    ``step_size=None`` means the attack's rule (2.5*eps/steps for PGD and CW, eps/steps for I-FGSM).
+    ``eps=None`` and ``steps=None`` are the attack's paper settings (:data:`ATTACKS`), so ``AttackSpec("fgsm")`` is
+    :func:`paper_spec`'s and a config that names only an attack gets that attack's budget. ``step_size=None`` means
+    the attack's rule (2.5*eps/steps for PGD and CW, eps/steps for I-FGSM).
     ``steps=0`` is the honest zero-step attack (the clean images). ``target`` is ``"untargeted"``,
     ``"next"`` or ``"random"`` (drawn with ``seed``). ``precision`` ``"bf16"`` runs the model's forward and
     backward under bf16 autocast (the perturbation stays fp32); it changes results, so it is part of the key.
     """
 
     name: str = one_of(ATTACKS)
-    eps: float
-    steps: int = 20
+    eps: float | None = None  # the budget (None: the attack's paper budget)
+    steps: int | None = None  # iterations (None: the attack's paper setting)
     step_size: float | None = None  # None: the attack's rule
     random_start: bool = False
     target: str = one_of(TARGET_MODES, "untargeted")
@@ -117,7 +119,11 @@ class AttackSpec:
     precision: str = later_option("fp32", PRECISIONS)  # bf16: forward and backward under bf16 autocast
 
     def __post_init__(self) -> None:
-        threat_model(attack_entry(self.name).threat, self.eps)  # validates the name and eps
+        entry = attack_entry(self.name)  # validates the name
+        for name, value in (("eps", entry.default("eps")), ("steps", entry.default("steps", 1))):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        threat_model(entry.threat, self.eps)
         check_precision(self.precision)
         if self.steps < 0:
             raise ParameterError(f"steps must be 0 or more, got {self.steps}")
@@ -159,8 +165,7 @@ def list_attacks() -> list[str]:
 
 def paper_spec(name: str, **overrides) -> AttackSpec:
     """The paper's spec for an attack (its registry settings), with optional overrides."""
-    entry = attack_entry(name)
-    return replace(AttackSpec(name, entry.default("eps"), entry.default("steps", 1)), **overrides)
+    return replace(AttackSpec(name), **overrides)
 
 
 def build_attack(model: nn.Module, spec: AttackSpec) -> Attack:
