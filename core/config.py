@@ -78,10 +78,12 @@ class Setting:
 
 def settings_of(config_type: type, base: Any = None, prefix: str = "") -> list[Setting]:
     """Every field of ``config_type`` that holds a value, nested configs' fields under their dotted paths; the
-    defaults are ``base``'s where given (a nested config's default instance), else the declared ones."""
+    defaults are ``base``'s where given (a nested config's default instance: its :func:`chosen` values, a derived
+    one None), else the declared ones."""
     hints, notes, found = type_hints(config_type), field_notes(config_type), []
+    given = chosen(base) if base is not None else {}
     for f in dataclasses.fields(config_type):
-        default = getattr(base, f.name) if base is not None else (
+        default = given.get(f.name) if base is not None else (
             field_default(config_type, f.name) if has_default(f) else None)
         if dataclasses.is_dataclass(hints[f.name]):
             found += settings_of(hints[f.name], default, f"{prefix}{f.name}.")
@@ -93,6 +95,17 @@ def settings_of(config_type: type, base: Any = None, prefix: str = "") -> list[S
 
 def has_default(found: dataclasses.Field) -> bool:
     return found.default is not dataclasses.MISSING or found.default_factory is not dataclasses.MISSING
+
+
+def chosen(config: Any) -> dict[str, Any]:
+    """A config's values as chosen: a field that its config derives from the others where it is None (an attack's
+    budget from its name, a surface's radius from its threat) is left out where it holds the derived value, so
+    that a config built from these with other settings derives it anew; a value chosen apart from that stays."""
+    def derived(f: dataclasses.Field) -> bool:
+        value = getattr(config, f.name)
+        return f.default is None and value is not None and getattr(
+            dataclasses.replace(config, **{f.name: None}), f.name) == value
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if not derived(f)}
 
 
 def recorded_fields(config: Any) -> list[dataclasses.Field]:
@@ -141,7 +154,8 @@ def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> 
     paths for nested configs (``{"attack.eps": 0.5, "data.per_class": 20}``). A config whose fields have no
     defaults is built from the settings alone; validation is the dataclass's own. Without ``base`` the fields left
     unset take their declared defaults, so a default resolved from another field (a loss surface's ``radius``
-    from its ``threat``) is resolved from the settings."""
+    from its ``threat``, an attack's ``eps`` from its ``name``) is resolved from the settings; with one, its
+    :func:`chosen` values."""
     hints, groups = typing.get_type_hints(config_type), {}
     for path, value in settings.items():
         head, _, rest = path.partition(".")
@@ -152,8 +166,8 @@ def configure(config_type: type, settings: dict[str, Any], base: Any = None) -> 
     values = {name: sub[""] if "" in sub else
               configure(_dataclass_of(hints[name]), sub, _current(base, config_type, name))
               for name, sub in groups.items()}
-    if base is not None:
-        return dataclasses.replace(base, **values)
+    if base is not None:  # a derived field of the base follows the settings (a new attack name, a new budget)
+        return config_type(**{**chosen(base), **values})
     required = [f.name for f in dataclasses.fields(config_type) if not has_default(f) and f.name not in values]
     if required:
         raise ParameterError(f"{config_type.__name__} has no default for {', '.join(required)}: set "

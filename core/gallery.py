@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.attacks import AttackSpec, build_attack
+from core.attacks import AttackSpec, build_attack, paper_spec
 from core.checkpoints import Checkpoint
 from core.experiments import EvalData, RunContext, attack_work, eval_tensors, experiment
 from core.images import amplify, decode_images, encode_images
@@ -42,7 +42,7 @@ DEFAULT_ATTACK = "pgd_linf"  # what the gallery shows first (and precompute fill
 
 @dataclass(frozen=True)
 class GalleryConfig:
-    attack: AttackSpec
+    attack: AttackSpec = paper_spec(DEFAULT_ATTACK)
     data: EvalData = EvalData(per_class=1)  # one image of each class
 
 

@@ -23,7 +23,7 @@ TABLE_ATTACKS = ("pgd_l2", "pgd_linf", "cw_l2", "fgsm")  # Table 1 and Table A6,
 SWEEP_EPS = {"l2": (0.0, 0.125, 0.25, 0.5, 1.0), "linf": tuple(k / 255 for k in (0, 0.5, 1, 2, 4, 8))}
 @dataclass(frozen=True)
 class RobustnessConfig:
-    attack: AttackSpec
+    attack: AttackSpec = paper_spec("pgd_l2")  # Table 1's first column
     data: EvalData = EvalData()
 
 

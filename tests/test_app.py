@@ -653,10 +653,13 @@ def test_any_experiment_computes_a_declared_experiment_with_its_config_as_a_form
 
 def test_any_experiment_names_what_a_config_lacks_and_what_a_field_cannot_take():
     at = open_page("experiments")
+    at.selectbox(key="any_experiment").set_value("transfer").run()
+    assert not at.exception and "no default for source" in at.error[0].value  # a cell names its source
     at.selectbox(key="any_experiment").set_value("robustness").run()
-    assert not at.exception and "no default for name, eps" in at.error[0].value  # no attack picked yet
-    assert at.selectbox(key="any_robustness_attack.name").value is None  # the field's choices, none picked yet
-    at.selectbox(key="any_robustness_attack.name").set_value("pgd_l2")
+    assert_clean(at)  # the paper's PGD-l2, its budget and steps left to the attack's paper settings
+    assert at.selectbox(key="any_robustness_attack.name").value == "pgd_l2"
+    assert at.text_input(key="any_robustness_attack.eps").value == ""
+    at.selectbox(key="any_robustness_attack.name").set_value("pgd_linf")
     at.text_input(key="any_robustness_attack.eps").set_value("2/255").run()
     assert_clean(at)
     assert at.button(key="any_run_robustness").label.startswith("Compute")

@@ -5,9 +5,10 @@ from dataclasses import replace
 
 import pytest
 
-from core.config import config_dict, config_from_dict, configure, field_notes, settings_of
+from core.config import chosen, config_dict, config_from_dict, configure, field_notes, settings_of
 from core.errors import ParameterError
 from core.experiments import EvalData
+from core.frequency import SpectrumConfig
 from core.robustness import LIGSConfig, RobustnessConfig
 from core.surface import LossSurfaceConfig
 
@@ -30,11 +31,13 @@ def test_a_base_config_is_changed_only_where_set():
     assert configure(LIGSConfig, {"ligs.seed": 3}, base) == replace(base, ligs=replace(base.ligs, seed=3))
 
 
-@pytest.mark.parametrize("settings, message", [({"attack.eps": 0.1}, "no default for name"),
+@pytest.mark.parametrize("settings, message", [({"attack.eps": 0.1}, "no default for source"),
                                                ({"colour": 1}, "no field 'colour'")])
 def test_incomplete_or_unknown_settings_are_refused(settings, message):
+    from core.transfer import TransferCellConfig
+
     with pytest.raises(ParameterError, match=message):
-        configure(RobustnessConfig, settings)
+        configure(TransferCellConfig, settings)
 
 
 @pytest.mark.parametrize("name", ["fgsm", "cw_l2", "mifgsm", "apgd_t_linf"])
@@ -46,6 +49,27 @@ def test_a_config_naming_only_an_attack_gets_that_attacks_paper_settings(name):
     assert config.attack == paper_spec(name) == AttackSpec(name)
     assert config.attack.eps == ATTACKS[name].kwargs["eps"]
     assert configure(RobustnessConfig, {"attack.name": name, "attack.steps": 3}).attack.steps == 3
+    assert configure(SpectrumConfig, {"attack.name": name}).attack == paper_spec(name)  # its default: PGD-l2's
+
+
+def test_a_derived_value_follows_a_base_and_a_chosen_one_stays():
+    """A base's value derived from its other fields is derived anew; one chosen apart from them is kept."""
+    from core.attacks import paper_spec
+
+    assert chosen(paper_spec("pgd_l2")).keys().isdisjoint({"eps", "steps"})
+    assert configure(RobustnessConfig, {"attack.name": "fgsm"}, RobustnessConfig()).attack == paper_spec("fgsm")
+    wide = RobustnessConfig(paper_spec("pgd_linf", eps=2 / 255))
+    assert configure(RobustnessConfig, {"attack.name": "cw_linf"}, wide).attack == paper_spec("cw_linf", eps=2 / 255)
+    surface = LossSurfaceConfig(threat="linf")
+    assert configure(LossSurfaceConfig, {"threat": "l2"}, surface).radius == 1.0
+    assert configure(LossSurfaceConfig, {"threat": "l2"}, replace(surface, radius=0.1)).radius == 0.1
+
+
+def test_a_nested_defaults_derived_values_are_offered_as_derived():
+    """The flags and the page's form offer an attack's budget as "derived" (None), so that a new name sets it."""
+    found = {s.path: s for s in settings_of(RobustnessConfig)}
+    assert found["attack.name"].default == "pgd_l2" and found["attack.eps"].default is None
+    assert found["attack.steps"].default is None and found["attack.target"].default == "untargeted"
 
 
 def test_a_config_survives_its_dict():
@@ -85,7 +109,7 @@ def test_a_fields_declared_choices_reach_its_setting_the_flag_and_keep_the_key()
     from core.robustness import RobustnessConfig
 
     found = {s.path: s for s in settings_of(RobustnessConfig)}
-    assert found["attack.name"].choices == tuple(ATTACKS) and found["attack.name"].default is None
+    assert found["attack.name"].choices == tuple(ATTACKS) and found["attack.name"].default == "pgd_l2"
     assert found["attack.precision"].choices == ("fp32", "bf16") and found["attack.seed"].choices == ()
     assert config_dict(paper_spec("pgd_l2")) == {"__type__": "AttackSpec", "name": "pgd_l2", "eps": 0.25, "steps": 20,
                                                  "step_size": None, "random_start": False, "target": "untargeted",
