@@ -659,6 +659,7 @@ def test_any_experiment_names_what_a_config_lacks_and_what_a_field_cannot_take()
     assert_clean(at)  # the paper's PGD-l2, its budget and steps left to the attack's paper settings
     assert at.selectbox(key="any_robustness_attack.name").value == "pgd_l2"
     assert at.text_input(key="any_robustness_attack.eps").value == ""
+    assert at.text_input(key="any_robustness_attack.eps").placeholder == "the attack's paper budget"
     at.selectbox(key="any_robustness_attack.name").set_value("pgd_linf")
     at.text_input(key="any_robustness_attack.eps").set_value("2/255").run()
     assert_clean(at)

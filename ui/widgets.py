@@ -125,7 +125,9 @@ def setting_input(setting: Setting, cell: Any, key: str) -> Any:
         value = cell.number_input(label, value=setting.default, key=key, help=help,
                                   **({"step": 1} if setting.scalar is int else {"format": "%g"}))
         return setting.scalar(value)
-    return cell.text_input(label, "" if setting.default is None else str(setting.default), key=key, help=help)
+    derived = re.search(r"None: ([^)]+)", setting.note)  # what an empty field stands for, as its comment says
+    return cell.text_input(label, "" if setting.default is None else str(setting.default), key=key, help=help,
+                           placeholder=derived[1] if derived else None)
 
 
 def typed_text(text: str, setting: Setting) -> Any:
