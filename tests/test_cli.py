@@ -227,11 +227,22 @@ def test_run_computes_any_experiment_by_name_and_equals_its_own_command(checkpoi
     assert direct["ligs"] == out["result"]["ligs"] and out["result"]["n"] == 30
 
 
-@pytest.mark.parametrize("settings, message", [(["attack.eps=0.1"], "no default for name"),
-                                               (["attack"], "FIELD=VALUE"), (["colour=red"], "no field 'colour'")])
-def test_run_refuses_incomplete_or_unknown_settings_in_one_line(checkpoint, tmp_path, settings, message):
-    r = cli("run", "robustness", str(checkpoint), "--set", *settings, "--json", env_cache=tmp_path)
+@pytest.mark.parametrize("experiment, settings, message", [
+    ("transfer", ["attack.eps=0.1"], "no default for source"),  # a cell names the source of its examples
+    ("robustness", ["attack"], "FIELD=VALUE"), ("robustness", ["colour=red"], "no field 'colour'")])
+def test_run_refuses_incomplete_or_unknown_settings_in_one_line(checkpoint, tmp_path, experiment, settings, message):
+    r = cli("run", experiment, str(checkpoint), "--set", *settings, "--json", env_cache=tmp_path)
     assert r.returncode == 2 and message in json.loads(r.stdout)["error"] and "Traceback" not in r.stderr
+
+
+def test_run_naming_only_an_attack_computes_its_paper_settings(checkpoint, tmp_path):
+    from core.attacks import paper_spec
+    from core.config import config_dict
+
+    r = cli("run", "robustness", str(checkpoint), "--set", "attack.name=fgsm", "data.per_class=1", "--json",
+            env_cache=tmp_path)
+    out = json.loads(r.stdout)
+    assert out["config"]["attack"] == config_dict(paper_spec("fgsm")) and out["result"]["eps"] == 4 / 255
 
 
 def test_a_bug_keeps_its_traceback_and_debug_shows_a_user_errors(monkeypatch, capsys):
