@@ -9,8 +9,10 @@ from core.config import chosen, config_dict, config_from_dict, configure, field_
 from core.errors import ParameterError
 from core.experiments import EvalData
 from core.frequency import SpectrumConfig
+from core.gallery import GalleryConfig
 from core.robustness import LIGSConfig, RobustnessConfig
 from core.surface import LossSurfaceConfig
+from core.transfer import TransferConfig
 
 
 def test_an_unset_field_takes_its_declared_default_so_a_derived_default_follows_the_settings():
@@ -49,7 +51,16 @@ def test_a_config_naming_only_an_attack_gets_that_attacks_paper_settings(name):
     assert config.attack == paper_spec(name) == AttackSpec(name)
     assert config.attack.eps == ATTACKS[name].kwargs["eps"]
     assert configure(RobustnessConfig, {"attack.name": name, "attack.steps": 3}).attack.steps == 3
-    assert configure(SpectrumConfig, {"attack.name": name}).attack == paper_spec(name)  # its default: PGD-l2's
+
+
+@pytest.mark.parametrize("config_type", [RobustnessConfig, SpectrumConfig, GalleryConfig, TransferConfig])
+def test_every_attack_field_named_anew_takes_that_attacks_paper_settings(config_type):
+    """Whatever attack a config's default holds (PGD-l2, PGD-linf, I-FGSM), naming another gives that one's."""
+    from core.attacks import ATTACKS, paper_spec
+
+    for name in ATTACKS:
+        assert configure(config_type, {"attack.name": name}).attack == paper_spec(name), name
+        assert configure(config_type, {"attack.name": name}, config_type()).attack == paper_spec(name), name
 
 
 def test_a_derived_value_follows_a_base_and_a_chosen_one_stays():
