@@ -123,6 +123,8 @@ PRESETS: dict[str, dict] = {
     "cpu": dict(width=0.25, epochs=15, lr=0.02, schedule="onecycle", milestones=()),
     "cpu_adv": dict(width=0.25, epochs=15, lr=0.02, schedule="onecycle", milestones=(),
                     adversarial=ADVERSARIAL_TRAINING),
+    # Issue 38's evidence on a CPU: the paper's optimizer, width 0.5, all training images, 40 one-cycle epochs
+    "cpu_full": dict(width=0.5, epochs=40, lr=0.05, schedule="onecycle", milestones=()),
     # Full width on a GPU: the paper's optimizer (SGD, momentum 0.9, wd 5e-4, batch 128) on a one-cycle schedule
     # of 40 epochs (peak lr 0.1), bf16 autocast and a compiled step. Its target, ResNet18-BN at >= 92 % clean on
     # cifar10-jpeg, is not measured yet (no GPU so far; benchmarks/gpu.sh preset measures it).
@@ -226,6 +228,11 @@ def read_history(out: Path) -> list[dict]:
             pickle.UnpicklingError):
         pass  # replaced mid-read, or a foreign file: no history yet
     return []
+
+
+def read_epoch(path: Path) -> int:
+    """The finished epochs a resume state holds (weights-only loading: our own tensors and strings)."""
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
 
 
 def save_state(state: TrainState, config: TrainConfig, out: Path) -> None:

@@ -121,11 +121,31 @@ GPU_PLAN: list[ZooEntry] = [
     _cifar(f"cifar10jpeg-{arch}-{norm}-full", GPU_GROUP, "gpu", arch=arch, norm=norm, snapshot_every=5,
            lr=0.1 if norm == "bn" else 0.02)
     for arch in ("resnet18", "vgg16") for norm in ("bn", "none")]
-PLANS = {"cpu": ZOO_PLAN, "gpu": GPU_PLAN}
+
+# Issue 38's evidence nearer the paper's regime on a CPU: VGG11 at width 0.5 with and without BN on all 50,000
+# cifar10-jpeg training images, the paper's optimizer (SGD, momentum 0.9, wd 5e-4, batch 128) with the same
+# settings for both models (as the paper does), its 300-epoch step schedule shortened to a 40-epoch one-cycle
+# (peak lr 0.05), fp32, 3 seeds. Every epoch is probed (clean, l2-PGD, LIGS on 1,000 test images) and kept as an
+# fp16 snapshot in runs/zoo/snapshots/, so the BN model can be compared at the norm-free one's clean accuracy;
+# only the snapshots the board uses are shipped. Trained in the background across sessions: a run in progress is
+# parked in checkpoints/in-progress/ (scripts/build_zoo.py --park) and resumed from there on a new machine.
+EVIDENCE_GROUP = "evidence"
+EVIDENCE_SEEDS = (0, 1, 2)
+
+
+def evidence_name(arch: str, norm: str, seed: int) -> str:
+    return seed_name(f"cifar10jpeg-{arch}-w050-{norm}", seed)
+
+
+EVIDENCE_PLAN: list[ZooEntry] = [
+    _cifar(evidence_name("vgg11", norm, seed), EVIDENCE_GROUP, "cpu_full", arch="vgg11", norm=norm,
+           snapshot_every=1, seed=seed)
+    for seed in EVIDENCE_SEEDS for norm in ("none", "bn")]
+PLANS = {"cpu": ZOO_PLAN, "gpu": GPU_PLAN, "evidence": EVIDENCE_PLAN}
 
 
 def plan_entry(name: str) -> ZooEntry:
-    entries = [*ZOO_PLAN, *GPU_PLAN]
+    entries = [e for plan in PLANS.values() for e in plan]
     found = [e for e in entries if e.name == name]
     if not found:
         raise ParameterError(f"no zoo entry {name!r}; known: {', '.join(e.name for e in entries)}")
