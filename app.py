@@ -7,11 +7,18 @@ cache, demo mode) and routes to the pages listed in ``ui/navigation.py``, one fi
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from core.data import available_datasets
 from core.device import describe_device
 from ui import datasource, navigation, serving, state
+
+# The tab's icon, served by this server: a ":material/...:" page icon makes the browser fetch its picture from
+# fonts.gstatic.com (Streamlit's frontend builds that URL), which an offline demo cannot reach. This one is the
+# "biotech" glyph of the Material Symbols font Streamlit ships, drawn at 64 px.
+FAVICON = Path(__file__).parent / "ui" / "favicon.png"
 
 # Larger type in the main area only: the sidebar keeps its size so page names are not cut off.
 DEMO_CSS = """<style>
@@ -49,7 +56,7 @@ def sidebar() -> None:
         st.sidebar.success("Cache cleared.")
 
 
-st.set_page_config(page_title="NormScope", page_icon=":material/biotech:", layout="wide")
+st.set_page_config(page_title="NormScope", page_icon=str(FAVICON), layout="wide")
 serving.apply_client_options()
 page = st.navigation(list(navigation.build().values()))
 sidebar()

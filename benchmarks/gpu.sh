@@ -6,8 +6,10 @@
 # Needs a Python with the project's requirements (PYTHON, default .venv/bin/python, else python3), torchattacks in
 # .bench-libs (see BENCHMARKS.md) and, for figures on real data, cifar10-jpeg (NORMSCOPE_CIFAR10_JPEG, or
 # ../shared/data); without it every step runs on the built-in data, and the log says which dataset was used: the
-# speed figures do not depend on the images, the accuracies do (a device lease carries the repository, 58 MB of its
+# speed figures do not depend on the images, the accuracies do (a device lease carries the repository, 61 MiB of its
 # 64 MiB, so the 56 MB cifar10-jpeg cannot travel with it).
+# A parked training state (checkpoints/in-progress/, ~18 MB a run; README, "Reference zoo") takes the repository
+# over the lease's 64 MiB: move that folder out of the working tree for the lease, and back after it.
 # Two parts, each under 10 minutes on an H100 (a device lease allows 10 minutes a command):
 #   speed:  pytest -m cuda (the core paths on CUDA beside their CPU results); training throughput of a full-width
 #           ResNet18 at batch 128 and 512 (plain loop, data-on-GPU loop, CUDA-graph loop, the trainer in fp32, bf16

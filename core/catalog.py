@@ -19,6 +19,7 @@ from typing import Sequence
 from core.cache import default_cache_dir
 from core.checkpoints import (Checkpoint, CheckpointError, InputNormalization, load_checkpoint, load_checkpoint_bytes,
                               read_sidecar, save_checkpoint, sha256_bytes)
+from core.data import DATASETS
 from core.models import ModelSpec
 
 SOURCES = ("zoo", "upload", "trained", "snapshot")
@@ -163,22 +164,31 @@ def store_upload(data: bytes, filename: str, spec: ModelSpec | None = None, data
     Raises :class:`core.checkpoints.CheckpointError` (a ``ValueError``) for every unusable file, and its
     ``NormalizationUnknown`` where the file records no input normalization and ``normalization`` is None.
     ``dataset`` records what the model was trained on; when None, the file's embedded metadata
-    says, else ``fallback_dataset``. An identical file uploaded again keeps its first record (and is not
-    asked about again).
+    says, else ``fallback_dataset``. What a file says is a label only: where it is not one of the named datasets
+    (:data:`core.data.DATASETS`: an ``npz:`` path, a feature dataset of another machine) the upload is recorded as
+    trained on ``fallback_dataset`` and the file's word kept as ``declared_dataset``, so no file names a path that
+    is read. An identical file uploaded again keeps its first record (and is not asked about again).
     """
     out = uploads_dir(root) / f"{sha256_bytes(data)[:16]}-{safe_stem(filename)}"
     weights = out.with_suffix(".safetensors")
     if not weights.is_file():
         checkpoint = load_checkpoint_bytes(data, filename, spec, normalization=normalization)
         meta = {k: v for k, v in checkpoint.meta.items() if k not in _SAVED_KEYS}
-        meta |= {"dataset": dataset or checkpoint.meta.get("dataset", fallback_dataset), "source": "upload",
-                 "original_filename": filename, "upload_sha256": checkpoint.sha256}
+        meta |= trained_on(dataset or checkpoint.meta.get("dataset", fallback_dataset), fallback_dataset)
+        meta |= {"source": "upload", "original_filename": filename, "upload_sha256": checkpoint.sha256}
         with STORING:  # the first of two sessions storing one file at once writes it; else their weights and
             if not weights.is_file():  # sidecars (each with its own save time) would interleave
                 save_checkpoint(checkpoint.model, out, meta)
     entry = entry_from_file(weights, "upload")
     assert entry is not None  # just written by save_checkpoint, which always writes model and sha256
     return entry
+
+
+def trained_on(declared: object, fallback: str) -> dict[str, object]:
+    """An upload's ``dataset`` metadata: a named dataset as it is; anything else kept only as ``declared_dataset``."""
+    if declared in DATASETS or declared == fallback:
+        return {"dataset": declared}
+    return {"dataset": fallback, "declared_dataset": str(declared)[:200]}
 
 
 def snapshots(entry: CatalogEntry) -> list[CatalogEntry]:

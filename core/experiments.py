@@ -33,11 +33,12 @@ from core._version import CODE_VERSION
 from core.cache import MISSING, Missing, ResultCache, make_key
 from core.checkpoints import Checkpoint, CheckpointError, load_checkpoint
 from core.config import config_dict, config_from_dict
-from core.data import DataError, balanced_subset, class_names, load_dataset, resolve_name, to_float
+from core.data import DataError, balanced_subset, check_dataset_name, class_names, load_dataset, resolve_name, to_float
 from core.device import on_device, resolve_device
 from core.errors import ParameterError
 from core.progress import Progress, scaled
 from core.records import Record, RecordError, Source, is_record_type
+from core.serving import npz_roots
 
 # Test images per class of every evaluation by default: the paper's 1000 samples (100 per class).
 # NORMSCOPE_PER_CLASS lowers it (a talk on a slow machine); pages, CLI and precompute all read it
@@ -66,6 +67,8 @@ class EvalData:
     def __post_init__(self) -> None:
         if self.per_class < 1:
             raise ParameterError(f"images per class must be at least 1, got {self.per_class}")
+        # a dataset name reaches files: refused here, before anything is keyed or read, where it is not plain
+        check_dataset_name(self.dataset, npz_roots() if self.dataset.startswith("npz:") else None)
 
 
 def load_verified(path: str, sha256: str) -> Checkpoint:
@@ -155,7 +158,9 @@ def needs_nothing(config: Any) -> list[Need]:
 
 
 # The unit of an experiment's work (:attr:`Experiment.work`), in which a public server limits one request: one image
-# through the model once, forward and backward (an attack's step, a LIGS gradient, a forward pass of a sweep).
+# through the model once, forward and backward (an attack's step, a LIGS gradient; a forward pass alone counts as
+# one too). A request's work is these passes times the model's cost (core.cost: a WRN-28-10's pass is 66 passes of
+# the reference model), summed over its evaluations: so many passes of the reference model.
 WORK_UNIT = "image passes"
 
 
@@ -167,6 +172,10 @@ def images_in(config: Any) -> int:
 def attack_work(config: Any) -> int:
     """The work of attacking a config's images with its ``attack``: its gradient passes and one clean pass each."""
     return images_in(config) * (config.attack.passes + 1)
+
+
+def nothing_trained(config: Any) -> float:
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -183,12 +192,18 @@ class Experiment:
     current: Callable[[Record], bool] = field(default=always_current, repr=False)
     # What must be cached before this computes (a planner computes it first; see core.planning).
     requires: Callable[[Any], list[Need]] = field(default=needs_nothing, repr=False)
-    # Its size in WORK_UNIT (image passes), as a public server limits a request: by default each image once.
+    # Its size in WORK_UNIT (image passes through the subject's model: everything its compute runs, forward-only
+    # passes included), as a public server limits a request (times the model's cost): by default each image once.
     work: Callable[[Any], int] = field(default=images_in, repr=False)
     # Its own command line command (``python -m core COMMAND CKPT``, its config's fields as flags) and that
     # command's text output, a summary of the record; without one it is reached by ``run``.
     command: str | None = None
     summary: Callable[[Record], str] | None = field(default=None, repr=False)
+    # Whether it trains a model (minutes to hours, a checkpoint left in the cache): a public server never offers it.
+    trains: bool = False
+    # The work of the model it trains, in passes of the reference model (core.cost; its architecture is the
+    # config's, not the subject's): added to ``work`` times the subject's cost.
+    trained_work: Callable[[Any], float] = field(default=nothing_trained, repr=False)
 
     def resolved(self, subject: Subject, config: Any) -> Any:
         """The config as keyed: each :class:`EvalData` field's ``dataset="auto"`` replaced by the subject's own
@@ -227,11 +242,12 @@ EXPERIMENTS: dict[str, Experiment] = {}
 
 def experiment(name: str, config_type: type, description: str, current: Callable[[Record], bool] = always_current,
                requires: Callable[[Any], list[Need]] = needs_nothing, work: Callable[[Any], int] = images_in,
-               command: str | None = None,
-               summary: Callable[[Record], str] | None = None) -> Callable[[Callable], Experiment]:
+               command: str | None = None, summary: Callable[[Record], str] | None = None,
+               trains: bool = False,
+               trained_work: Callable[[Any], float] = nothing_trained) -> Callable[[Callable], Experiment]:
     """Declare ``compute(checkpoint, config, run) -> SomeRecord`` as the cached experiment ``name``; the record
     type is the one its return annotation names (``current``, ``requires``, ``work``, ``command`` and
-    ``summary``: see :class:`Experiment`)."""
+    ``summary``, ``trains``, ``trained_work``: see :class:`Experiment`)."""
     def declare(compute: Callable[[Checkpoint, Any, RunContext], Record]) -> Experiment:
         if name in EXPERIMENTS:
             raise ParameterError(f"experiment {name!r} is declared twice")
@@ -241,7 +257,7 @@ def experiment(name: str, config_type: type, description: str, current: Callable
         if (command is None) != (summary is None):
             raise TypeError(f"experiment {name!r}: a command needs its text summary, and a summary its command")
         EXPERIMENTS[name] = Experiment(name, config_type, compute, description, result_type, current, requires, work,
-                                       command, summary)
+                                       command, summary, trains, trained_work)
         return EXPERIMENTS[name]
     return declare
 
@@ -249,6 +265,12 @@ def experiment(name: str, config_type: type, description: str, current: Callable
 def registry() -> dict[str, Experiment]:
     """Every declared experiment, by name (the package's ``__init__`` imports the modules that declare them)."""
     return EXPERIMENTS
+
+
+def offered(public: bool) -> dict[str, Experiment]:
+    """The experiments a server offers its visitors: every one on one's own machine; on a public server none that
+    trains, since no work limit bounds a training run's minutes and the checkpoint it leaves."""
+    return {name: e for name, e in registry().items() if not (public and e.trains)}
 
 
 def get_experiment(name: str) -> Experiment:

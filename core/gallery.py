@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.attacks import AttackSpec, build_attack, paper_spec
+from core.attacks import AttackSpec, paper_spec
 from core.checkpoints import Checkpoint
-from core.experiments import EvalData, RunContext, attack_work, eval_tensors, experiment
+from core.experiments import EvalData, RunContext, eval_tensors, experiment, images_in
 from core.images import amplify, decode_images, encode_images
-from core.metrics import confidences, target_labels
+from core.metrics import adversarial_examples, confidences
 from core.records import Record
 
 
@@ -51,10 +51,10 @@ def adversarial_gallery(model: nn.Module, images: torch.Tensor, labels: torch.Te
     """Attack ``images`` (float in [0, 1], ``[N, 3, H, W]``) with ``spec``; predictions before and after.
 
     Shape: images ``[N, 3, H, W]`` in [0, 1]; labels ``[N]`` int64. Targeted specs use
-    :func:`core.metrics.target_labels`, as :func:`core.metrics.run_attack` does.
+    :func:`core.metrics.target_labels`, as :func:`core.metrics.run_attack` does. Attacked in the attacks' batches
+    (:data:`core.metrics.ATTACK_BATCH`): one batch of every image held all their activations at once.
     """
-    targets = target_labels(labels, spec.target, num_classes, spec.seed)
-    adversarial = build_attack(model, spec)(images, labels, targets).detach().cpu()
+    adversarial = adversarial_examples(model, images, labels, spec, num_classes)
     clean_pred, clean_conf = confidences(model, images)
     adv_pred, adv_conf = confidences(model, adversarial)
     return Gallery(images.cpu(), adversarial, labels.cpu(), clean_pred, clean_conf, adv_pred, adv_conf)
@@ -84,8 +84,13 @@ class GalleryReport(Record):
                    adv_conf=g.adv_conf.tolist())
 
 
+def gallery_work(config: GalleryConfig) -> int:
+    """The attack's passes, and the predictions on the clean and the adversarial images."""
+    return images_in(config) * (config.attack.passes + 2)
+
+
 @experiment("gallery", GalleryConfig, "clean and adversarial images with predictions (the adversarial gallery)",
-            work=attack_work)
+            work=gallery_work)
 def gallery_report(checkpoint: Checkpoint, config: GalleryConfig, run: RunContext) -> GalleryReport:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     return GalleryReport.of(adversarial_gallery(run.model(checkpoint), x, y, config.attack,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import lzma
 import os
+import re
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -18,11 +19,39 @@ from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
+from core.errors import ParameterError
+
 FILE_MODE = 0o644  # mkstemp's 0600 would hide a shared cache's files from the server's other users
 # CPython 3.11 (seen on 3.11.7) can raise a spurious "SystemError: AST constructor recursion depth mismatch" when two
 # threads parse at once (python/cpython#106905). numpy parses every .npy header with ast.literal_eval, so two
 # sessions of one server reading arrays at once failed (tests/test_io.py). Every array core reads is read under it.
 NUMPY_READS = threading.RLock()
+
+
+# A name that may become one path component: letters, digits and ._@+-, not starting with a dot (no "..", no
+# separators, no hidden files); what every stored id, preset and file stem a visitor can reach must match.
+SAFE_NAME = re.compile(r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]{0,199}")
+
+
+class UnsafePath(ParameterError):
+    """A name or path that would leave the folder it belongs in; the message is the same whether it exists or not."""
+
+
+def safe_name(name: str, what: str) -> str:
+    """``name`` if it can be one path component (:data:`SAFE_NAME`), else :class:`UnsafePath` naming ``what``."""
+    if not (isinstance(name, str) and SAFE_NAME.fullmatch(name)):
+        raise UnsafePath(f"{what} {str(name)[:80]!r} is not a plain name (letters, digits and . _ @ + - only)")
+    return name
+
+
+def inside(root: str | os.PathLike, *parts: str) -> Path:
+    """``root / parts`` resolved (symbolic links followed) and refused unless it stays within ``root``: checked
+    from the names alone, before any file is opened, so a refusal never tells whether the target exists."""
+    base = Path(root).expanduser().resolve()
+    path = base.joinpath(*parts).resolve()
+    if not path.is_relative_to(base):
+        raise UnsafePath(f"{Path(*parts)} is outside {base.name}/")
+    return path
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Hashable, Iterable
 
 from core.cache import MISSING
+from core.cost import evaluation_work
 from core.data import available_datasets, data_shift, evaluation_datasets
 from core.errors import ParameterError
 from core.experiments import EvalData, Evaluation, RunContext, Subject, data_of, get_experiment, on_dataset
@@ -33,6 +34,8 @@ class Plan:
     found: dict[Hashable, dict]
     remaining: list[Evaluation]
     unreachable: dict[str, int] = field(default_factory=dict)
+    # Where :attr:`work` finds a model's cost (the result cache) and loads a checkpoint whose cost is not there yet.
+    run: RunContext = field(default=RunContext(), repr=False, compare=False)
 
     @property
     def missing(self) -> list[Hashable]:
@@ -58,9 +61,11 @@ class Plan:
 
     @property
     def work(self) -> int:
-        """The size of computing :attr:`remaining` in image passes (:data:`core.experiments.WORK_UNIT`), summed over
-        its evaluations (an image attacked on two models, or by two attacks, counts twice): a public server's limit."""
-        return sum(get_experiment(e.experiment).work(e.config) for e in self.remaining)
+        """The size of computing :attr:`remaining` in passes of the reference model (:data:`core.experiments.WORK_UNIT`
+        times each model's cost, :func:`core.cost.evaluation_work`), summed over its evaluations (an image attacked
+        on two models, or by two attacks, counts twice): a public server's limit. Read only when asked: a model's
+        cost is looked up (and, the first time, its checkpoint loaded) only where work is left."""
+        return sum(evaluation_work(e, self.run) for e in self.remaining)
 
 
 def plan(requests: Requests, run: RunContext = RunContext(), *, together: bool = False, source_first: bool = False,
@@ -75,7 +80,7 @@ def plan(requests: Requests, run: RunContext = RunContext(), *, together: bool =
     found = {k: v for k, r in placed.items() if (v := r.run(lookup)) is not MISSING}
     known = {s.sha256: s for s in [*subjects, *placed.values()]}
     remaining = work([r for k, r in placed.items() if k not in found], lookup, known)
-    return Plan(placed, found, remaining, unreachable)
+    return Plan(placed, found, remaining, unreachable, lookup)
 
 
 def work(missing: list[Evaluation], lookup: RunContext, known: dict[str, Subject]) -> list[Evaluation]:

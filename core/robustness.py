@@ -13,7 +13,7 @@ from core.attacks import AttackSpec, paper_spec, threat_model
 from core.cache import MISSING, Missing
 from core.checkpoints import Checkpoint
 from core.errors import ParameterError
-from core.experiments import (EvalData, RunContext, Subject, attack_work, eval_tensors, experiment, images_in,
+from core.experiments import (EvalData, RunContext, Subject, eval_tensors, experiment, images_in,
                               stores)
 from core.metrics import AttackResult, LIGSResult, LIGSSpec, ligs, run_attack
 from core.records import Record
@@ -59,8 +59,18 @@ class RobustnessResult(Record):
 OUTCOMES = ("clean_correct", "robust_correct", "zero_gradient")  # per image (and the share of zero gradients)
 
 
+def attack_passes(attack: AttackSpec) -> int:
+    """What :func:`core.metrics.run_attack` runs per image: the attack, the clean and adversarial predictions, and
+    the gradient at the clean image (:func:`core.metrics.zero_gradient_mask`)."""
+    return attack.passes + 3
+
+
+def robustness_work(config: RobustnessConfig) -> int:
+    return images_in(config) * attack_passes(config.attack)
+
+
 @experiment("robustness", RobustnessConfig, "clean and robust accuracy under one white-box attack (Table 1, A6)",
-            current=stores(*OUTCOMES), work=attack_work)
+            current=stores(*OUTCOMES), work=robustness_work)
 def robustness(checkpoint: Checkpoint, config: RobustnessConfig, run: RunContext) -> RobustnessResult:
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)
     model = run.model(checkpoint)
@@ -164,7 +174,8 @@ class AutoAttackConfig:
 
 
 def autoattack_work(config: AutoAttackConfig) -> int:
-    return images_in(config) * (sum(s.passes for s in config.specs) + 1)
+    """Each attack is a robustness result of its own (:func:`attack_passes`)."""
+    return images_in(config) * sum(attack_passes(s) for s in config.specs)
 
 
 @dataclass(frozen=True, kw_only=True)

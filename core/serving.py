@@ -8,15 +8,19 @@ file (``NORMSCOPE_CONFIG``, else ``.streamlit/normscope.toml`` in the working di
     [public]
     enabled = true
     uploads = "session"             # or "off"
-    max_work_per_request = 20000    # image passes one button press may compute (see below)
+    max_work_per_request = 20000    # passes of the reference model one button press may compute (see below)
     max_concurrent_computations = 2 # on the whole server; the next visitor is asked to wait
+    max_computations_per_client = 1 # of those, at once from one client address (all its tabs)
 
 Environment variables override the file: ``NORMSCOPE_PUBLIC=1``, ``NORMSCOPE_PUBLIC_UPLOADS``,
-``NORMSCOPE_MAX_WORK``, ``NORMSCOPE_MAX_COMPUTATIONS``.
+``NORMSCOPE_MAX_WORK``, ``NORMSCOPE_MAX_COMPUTATIONS``, ``NORMSCOPE_MAX_CLIENT_COMPUTATIONS``.
 
 A request's work is counted in image passes (:data:`core.experiments.WORK_UNIT`): one image through one model,
-forward and backward, summed over everything the button computes. An attack costs its steps per image (APGD-T: x 9
-targets), a Fourier heat map a pass per basis, a loss surface a pass per grid point; see each experiment's ``work``.
+forward and backward, times that model's cost (:mod:`core.cost`: a pass through the reference model, the zoo's
+slowest, is 1; a WRN-28-10's 66), summed over everything the button computes. An attack costs its steps per image
+(APGD-T: x 9 targets) and its predictions, a Fourier heat map a pass per basis, a loss surface a pass per grid
+point, a training run its epochs, probes and test pass on the architecture it trains; see each experiment's
+``work``.
 """
 from __future__ import annotations
 
@@ -26,12 +30,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Mapping
 
+from core.data.sources import data_root
 from core.errors import ParameterError
 
 UPLOAD_MODES = ("off", "session")
 ENVIRONMENT = {"enabled": "NORMSCOPE_PUBLIC", "uploads": "NORMSCOPE_PUBLIC_UPLOADS",
                "max_work_per_request": "NORMSCOPE_MAX_WORK",
-               "max_concurrent_computations": "NORMSCOPE_MAX_COMPUTATIONS"}
+               "max_concurrent_computations": "NORMSCOPE_MAX_COMPUTATIONS",
+               "max_computations_per_client": "NORMSCOPE_MAX_CLIENT_COMPUTATIONS"}
 # Settings of earlier versions: named with their replacement, never ignored (an image count is not a work count).
 REPLACED = {"NORMSCOPE_MAX_IMAGES": "NORMSCOPE_MAX_WORK", "max_images_per_request": "max_work_per_request"}
 
@@ -46,19 +52,23 @@ class LimitExceeded(ParameterError):
 
 @dataclass(frozen=True)
 class ServingPolicy:
-    """What visitors may do. The defaults of the limits are sized for a 2-core CPU server: 20,000 image passes
-    (PGD-20 on about 1,000 images) took 3-32 s on the zoo's models there, the slowest a ResNeXt-29
-    (benchmarks/work_rate.py, BENCHMARKS.md)."""
+    """What visitors may do. The defaults of the limits are sized for a 2-core CPU server: 20,000 passes of the
+    reference model (the zoo's slowest, a ResNeXt-29; PGD-20 on about 870 images) took 60 s there on one thread
+    beside a training (32 s on two idle ones), and a request's count is scaled by its model's cost (core.cost), so
+    a WRN-28-10 at the limit took 49 s (benchmarks/work_rate.py --full-limit, BENCHMARKS.md). One client address
+    holds at most ``max_computations_per_client`` of the slots, so one visitor's tabs cannot hold them all."""
 
     enabled: bool = False
     uploads: str = "session"
     max_work_per_request: int = 20_000
     max_concurrent_computations: int = 2
+    # Behind a reverse proxy every visitor has the proxy's address: there set it to max_concurrent_computations.
+    max_computations_per_client: int = 1
 
     def __post_init__(self) -> None:
         if self.uploads not in UPLOAD_MODES:
             raise ServingError(f"uploads must be one of {', '.join(UPLOAD_MODES)}, got {self.uploads!r}")
-        for name in ("max_work_per_request", "max_concurrent_computations"):
+        for name in ("max_work_per_request", "max_concurrent_computations", "max_computations_per_client"):
             if getattr(self, name) < 1:
                 raise ServingError(f"{name} must be at least 1, got {getattr(self, name)}")
 
@@ -121,6 +131,12 @@ def replaced(settings: Mapping[str, object], source: str) -> None:
 def from_environment(environ: Mapping[str, str]) -> dict[str, object]:
     replaced(environ, "the environment")
     return {name: _parse(name, environ[var], var) for name, var in ENVIRONMENT.items() if var in environ}
+
+
+def npz_roots(environ: Mapping[str, str] = os.environ) -> tuple[Path, ...] | None:
+    """Where ``npz:`` datasets may be read from: anywhere on one's own machine (None); on a public server only
+    under its data folder (``NORMSCOPE_DATA``), so no visitor reads another file of the server as a dataset."""
+    return (data_root(),) if serving_policy(environ).public else None
 
 
 def serving_policy(environ: Mapping[str, str] = os.environ) -> ServingPolicy:

@@ -147,8 +147,8 @@ def axis_names(plane: str) -> list[str]:
 
 
 def surface_work(config: LossSurfaceConfig) -> int:
-    """One image: a forward pass per grid point, and its LIGS."""
-    return config.resolution ** 2 + config.ligs.passes
+    """One image: its input gradient (the plane's direction), a forward pass per grid point, and its LIGS."""
+    return 1 + config.resolution ** 2 + config.ligs.passes
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -392,6 +392,30 @@ def run_epoch(state: TrainState, config: TrainConfig, dataset: Dataset, train_se
     return record | {"seconds": round(time.perf_counter() - start, 2)}
 
 
+@dataclass(frozen=True)
+class TrainingPasses:
+    """What :func:`train` runs through the model it trains, per image: ``training`` passes (forward, backward through
+    the weights; the landscape's measurements are such passes too) and ``other`` passes (adversarial training's
+    attack, the probes, the conflict probe: attack passes and predictions, the weights frozen)."""
+
+    training: int
+    other: int
+
+
+def training_passes(config: TrainConfig, images: int, num_classes: int, conflict: int = 0) -> TrainingPasses:
+    """The passes of :func:`train` on ``images`` training images of ``num_classes`` classes, with a ``conflict``
+    split of that many images (every epoch's conflict probe)."""
+    steps = config.epochs * math.ceil(images / config.batch_size)
+    measured = math.ceil(steps / config.landscape_every) if config.landscape_every else 0
+    landscape = measured * config.batch_size * (len(landscape_etas(config.lr)) + 1)
+    probed = config.epochs // config.probe_every + (config.epochs % config.probe_every != 0)
+    # a probe: the clean accuracy, l2-PGD through run_attack (its steps and three passes more), LIGS (two)
+    probe = config.probe_per_class * num_classes * (1 + config.probe_steps + 3 + 2)
+    attack = config.adversarial.passes if config.adversarial else 0
+    return TrainingPasses(training=config.epochs * images + landscape,
+                          other=config.epochs * images * attack + probed * probe + config.epochs * conflict)
+
+
 def save_epoch(state: TrainState, config: TrainConfig, dataset: Dataset, out: Path) -> None:
     """The resume state after a finished epoch, and the epoch's snapshot where one is due."""
     if config.snapshot_every and state.epoch % config.snapshot_every == 0:

@@ -24,7 +24,7 @@ from core.cache import MISSING, Missing
 from core.checkpoints import Checkpoint
 from core.errors import ParameterError
 from core.experiments import (EvalData, Evaluation, Need, RunContext, Subject, attack_work, data_for, eval_tensors,
-                              experiment, run_evaluations, stores)
+                              experiment, images_in, run_evaluations, stores)
 from core.images import decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, predict
 from core.planning import plan
@@ -120,8 +120,13 @@ class TransferCell(Record):
 CELL_OUTCOMES = ("clean_correct", "adv_correct")  # per image: the target right on the clean and on the adversarial
 
 
+def cell_work(config: TransferCellConfig) -> int:
+    """The target's predictions on the clean images and on the source's examples (crafted by their own request)."""
+    return 2 * images_in(config)
+
+
 @experiment("transfer", TransferCellConfig, "attack success rate on a target of a source's examples (Table 4, A8)",
-            current=stores(*CELL_OUTCOMES), requires=examples_needed)
+            current=stores(*CELL_OUTCOMES), requires=examples_needed, work=cell_work)
 def transfer_cell(checkpoint: Checkpoint, config: TransferCellConfig, run: RunContext) -> TransferCell:
     examples = run.needed(examples_needed(config)[0])
     x, y = eval_tensors(config.data, checkpoint.spec.num_classes)

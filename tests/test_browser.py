@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urljoin, urlparse
 
 import pytest
 
@@ -127,14 +128,14 @@ def test_deep_link_as_a_fresh_servers_first_visit(page, first_visits, tmp_path):
 @pytest.fixture(scope="module")
 def public_server(tmp_path_factory):
     """A public demo server (NORMSCOPE_PUBLIC=1) with a small request limit, forgetting a closed tab's session after
-    a second; yields its port and its temporary folder (where session uploads live)."""
+    a second; yields its port and its cache folder (session uploads live in its ``sessions/``)."""
     port, cache, temp = free_port(), tmp_path_factory.mktemp("cache-public"), tmp_path_factory.mktemp("tmp-public")
     limits = {"NORMSCOPE_PUBLIC": "1", "NORMSCOPE_MAX_WORK": "2000", "TMPDIR": str(temp),
               "NORMSCOPE_CONFIG": str(cache / "no-config.toml")}
     server = start_server(port, cache, limits, "--server.disconnectedSessionTTL", "1")
     try:
         wait_healthy(port, server)
-        yield port, temp
+        yield port, cache
     finally:
         server.kill()
         server.wait()
@@ -154,7 +155,7 @@ def checkpoint_count(tab: sync_api.Page) -> int:
 
 
 def test_a_public_server_hides_clearing_training_and_other_visitors_uploads(browser, public_server, tmp_path):
-    port, temp = public_server
+    port, cache = public_server
     first = visit(browser, port, "models")
     try:
         sidebar = first.get_by_test_id("stSidebar")
@@ -176,7 +177,7 @@ def test_a_public_server_hides_clearing_training_and_other_visitors_uploads(brow
             timeout=RENDER_TIMEOUT_MS)
         second = visit(browser, port, "models")
         assert checkpoint_count(second) == before  # the other visitor's upload is not listed
-        (folder,) = temp.glob("normscope-session-*")
+        (folder,) = (cache / "sessions").iterdir()
         assert list(folder.glob("uploads/*.safetensors"))
     finally:
         first.screenshot(path=str(tmp_path / "public-models.png"), full_page=True)
@@ -245,22 +246,46 @@ def test_a_fresh_public_servers_first_visitor_gets_no_deploy_menu(browser, tmp_p
 
 
 def test_an_upload_just_over_the_limit_is_refused_in_the_browser_with_the_limit(browser, public_server, tmp_path):
-    from core.checkpoints import MAX_CHECKPOINT_BYTES
+    from core.checkpoints import MAX_CHECKPOINT_BYTES, MB
 
     tab = visit(browser, public_server[0], "models")
     try:
         tab.get_by_role("tab", name="Upload").click()
-        limit = MAX_CHECKPOINT_BYTES // 2 ** 20
-        sync_api.expect(tab.get_by_text(f"Checkpoint (at most {limit} MiB)")).to_be_visible(timeout=WIDGET_TIMEOUT_MS)
+        limit = MAX_CHECKPOINT_BYTES // MB
+        sync_api.expect(tab.get_by_text(f"Checkpoint (at most {limit} MB)")).to_be_visible(timeout=WIDGET_TIMEOUT_MS)
         over = tmp_path / "over.safetensors"
         with open(over, "wb") as f:
             f.truncate(MAX_CHECKPOINT_BYTES + 1)  # sparse: no disk used
         tab.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(over))
-        # Streamlit's own refusal, before anything is sent: a red mark on the file, this text on it (0.5 GB = 512 MiB)
+        # Streamlit's own refusal, before anything is sent: a red mark on the file, this text on it (0.5 GB: 512 MB)
         sync_api.expect(tab.get_by_role("alert")).to_contain_text(re.compile(r"File must be (512 ?MB|0\.5 ?GB) or smaller"),
                                                                   timeout=WIDGET_TIMEOUT_MS)
-        sync_api.expect(tab.get_by_text(f"larger than {limit} MiB")).to_be_visible()
+        sync_api.expect(tab.get_by_text(f"larger than {limit} MB")).to_be_visible()
         sync_api.expect(tab.get_by_test_id("stException")).to_have_count(0)
         sync_api.expect(tab.get_by_text("Stored")).to_have_count(0)
     finally:
         tab.screenshot(path=str(tmp_path / "upload-over-limit.png"), full_page=True)
+
+
+def local(url: str) -> bool:
+    """Whether a request stays on this machine: the server itself, or data the page already holds."""
+    parsed = urlparse(url)
+    return parsed.scheme in ("data", "blob") or parsed.hostname in ("localhost", "127.0.0.1", "::1")
+
+
+def test_no_page_asks_anything_of_the_internet(browser, public_server, tmp_path):
+    """Every request of every page's load (scripts, fonts, the tab's icon) goes to this server, so a demo without a
+    network works whole; a ``:material/...:`` page icon was fetched from fonts.gstatic.com."""
+    port, outside = public_server[0], []
+    tab = browser.new_page(viewport={"width": 1400, "height": 900})
+    tab.on("request", lambda request: outside.append(request.url) if not local(request.url) else None)
+    try:
+        for page in navigation.PAGES:
+            tab.goto(f"http://localhost:{port}/{page.route}")
+            tab.wait_for_selector(FIRST_RUN_DONE, timeout=RENDER_TIMEOUT_MS)
+            tab.wait_for_load_state("networkidle")  # the icon is set, and fetched, once the first run ends
+            assert outside == [], (page.url_path, outside)
+        icon = tab.locator("link[rel='shortcut icon']").get_attribute("href")
+        assert local(urljoin(tab.url, icon)), icon
+    finally:
+        tab.screenshot(path=str(tmp_path / "offline.png"))

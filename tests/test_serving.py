@@ -13,7 +13,7 @@ import pytest
 from apptest import PAIR, assert_clean, open_page, upload
 
 from core.attacks import paper_spec
-from core.checkpoints import MAX_CHECKPOINT_BYTES, too_large
+from core.checkpoints import MAX_CHECKPOINT_BYTES, MB, too_large
 from core.experiments import EvalData, Evaluation, get_experiment
 from core.gallery import GalleryConfig
 from core.metrics import LIGSSpec
@@ -82,12 +82,13 @@ TEN = EvalData("builtin", per_class=1)  # 10 images
 
 
 @pytest.mark.parametrize("name, config, passes", [
-    ("robustness", RobustnessConfig(paper_spec("pgd_l2", steps=200), TEN), 201),  # each step, and the clean pass
-    ("robustness", RobustnessConfig(paper_spec("pgd_l2", steps=20), TEN), 21),
-    ("robustness", RobustnessConfig(paper_spec("fgsm"), TEN), 2),
-    ("robustness", RobustnessConfig(paper_spec("apgd_t_linf", steps=10), TEN), 91),  # 9 target classes
-    ("autoattack", AutoAttackConfig(steps=10, data=TEN), 10 + 90 + 1),  # APGD-CE, APGD-T, the clean pass
-    ("gallery", GalleryConfig(paper_spec("pgd_linf", steps=1000), TEN), 1001),
+    # each step, the clean and adversarial predictions, the zero-gradient check (tests/test_work.py counts them)
+    ("robustness", RobustnessConfig(paper_spec("pgd_l2", steps=200), TEN), 203),
+    ("robustness", RobustnessConfig(paper_spec("pgd_l2", steps=20), TEN), 23),
+    ("robustness", RobustnessConfig(paper_spec("fgsm"), TEN), 4),
+    ("robustness", RobustnessConfig(paper_spec("apgd_t_linf", steps=10), TEN), 9 * 11 + 1 + 3),  # 9 targets, starts
+    ("autoattack", AutoAttackConfig(steps=10, data=TEN), (11 + 1 + 3) + (9 * 11 + 1 + 3)),  # APGD-CE, APGD-T
+    ("gallery", GalleryConfig(paper_spec("pgd_linf", steps=1000), TEN), 1002),
     ("ligs", LIGSConfig(LIGSSpec(kind="pgd", steps=7), TEN), 2 + 7),
 ])
 def test_work_is_images_times_passes(name, config, passes):
@@ -96,7 +97,7 @@ def test_work_is_images_times_passes(name, config, passes):
 
 def test_a_loss_surface_costs_a_pass_per_grid_point():
     config = LossSurfaceConfig(resolution=31, data=TEN)
-    assert Plan({}, {}, [evaluation("loss_surface", config)]).work == 31 * 31 + 2
+    assert Plan({}, {}, [evaluation("loss_surface", config)]).work == 1 + 31 * 31 + 2
 
 
 def test_slots_hold_at_most_their_size():
@@ -229,21 +230,21 @@ def test_a_bad_serving_setting_stops_the_app_with_one_message(monkeypatch, tmp_p
 
 
 def test_the_upload_limit_is_one_number_in_the_server_the_widget_and_the_readme():
-    limit = MAX_CHECKPOINT_BYTES // 2 ** 20
+    limit = MAX_CHECKPOINT_BYTES // MB  # MB, as Streamlit's browser side reads it (tests/test_upload_limits.py)
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["server"]["maxUploadSize"] == limit and limit * 2 ** 20 == MAX_CHECKPOINT_BYTES
+    assert config["server"]["maxUploadSize"] == limit and limit * MB == MAX_CHECKPOINT_BYTES
     assert config["client"]["toolbarMode"] == "viewer"  # read before the first session: no Deploy menu for anyone
     at = open_page("models")
     (uploader,) = at.get("file_uploader")
-    assert uploader.proto.max_upload_size_mb == limit and f"at most {limit} MiB" in uploader.proto.label
-    assert f"limited to **{limit} MiB**" in (ROOT / "README.md").read_text()
-    assert f"{limit} MiB" in too_large(MAX_CHECKPOINT_BYTES + 1)
+    assert uploader.proto.max_upload_size_mb == limit and f"at most {limit} MB" in uploader.proto.label
+    assert f"limited to **{limit} MB**" in (ROOT / "README.md").read_text()
+    assert f"({limit} MB)" in too_large(MAX_CHECKPOINT_BYTES + 1)
 
 
 def test_the_upload_limit_is_the_servers_where_that_is_lower(monkeypatch):
     """A server started without the project's config (Streamlit's default 200 MB): the widget states that one."""
     monkeypatch.setattr(serving.st, "get_option", {"server.maxUploadSize": 200}.get)
-    assert serving.upload_limit_mib() == 200
+    assert serving.upload_limit_mb() == 200
 
 
 def test_a_gallery_of_many_attack_steps_is_refused_by_its_work(public, monkeypatch):
@@ -256,7 +257,7 @@ def test_a_gallery_of_many_attack_steps_is_refused_by_its_work(public, monkeypat
     at.button(key="gal_run").click().run()
     assert not at.exception
     (error,) = at.error
-    assert "4,020 image passes" in error.value and "limit of 3,000" in error.value  # 2 models x 10 images x 201
+    assert "4,040 image passes" in error.value and "limit of 3,000" in error.value  # 2 models x 10 images x 202
 
 
 def test_an_upload_name_that_walks_folders_is_logged_as_the_name_stored(public, zoo, caplog):

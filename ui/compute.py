@@ -16,7 +16,7 @@ from core import jobs
 from core.cache import default_cache_dir
 from core.errors import ParameterError
 from core import planning
-from core.experiments import Evaluation, RunContext
+from core.experiments import Evaluation, RunContext, offered
 from core.planning import Plan
 from core.records import Record
 from core.progress import Progress
@@ -114,12 +114,22 @@ def background_progress(state_key: str) -> None:
 def compute(work: Plan, found: dict) -> None:
     """Run a plan's remaining work in order under one progress bar, stopping at the first user error; ``found``
     gains the results of its requests."""
-    with render.user_errors("Cannot compute"), serving.computation_slot(work.work):
-        serving.log_access("compute", work=work.work,
-                           evaluations=[f"{e.experiment}:{e.name}" for e in work.remaining])
-        bar = render.progress_bar("Computing…")
-        run = context(cached_only=False, progress=bar)
-        for i, evaluation in enumerate(work.remaining):
-            evaluation.run(run.part(i, len(work.remaining)))
-        found |= {k: work.requests[k].run(run) for k in work.missing}
-        bar(1.0, "Done")
+    with render.user_errors("Cannot compute"):
+        refuse_unoffered(work)
+        with serving.computation_slot(work.work):
+            serving.log_access("compute", work=work.work,
+                               evaluations=[f"{e.experiment}:{e.name}" for e in work.remaining])
+            bar = render.progress_bar("Computing…")
+            run = context(cached_only=False, progress=bar)
+            for i, evaluation in enumerate(work.remaining):
+                evaluation.run(run.part(i, len(work.remaining)))
+            found |= {k: work.requests[k].run(run) for k in work.missing}
+            bar(1.0, "Done")
+
+
+def refuse_unoffered(work: Plan) -> None:
+    """Refuse (and log) a plan that runs an experiment this server does not offer: a page may not list it, but a
+    crafted request can still name it."""
+    unoffered = sorted({e.experiment for e in work.remaining} - set(offered(serving.public())))
+    if unoffered:
+        serving.refuse(work.work, serving.OFF_HERE.format(what=f"{unoffered[0]}, which trains a model,"))

@@ -12,7 +12,9 @@ from pandas.io.formats.style import Styler
 import streamlit as st
 
 from core.errors import NormScopeError
+from core.io import UnsafePath
 from core.progress import Progress
+from ui.serving.access import log_access
 
 USER_ERRORS = NormScopeError  # bad input, missing data, a limit, a full disk (core.errors); bugs propagate
 ZOOM = 4  # 32 px images are drawn 4x larger, nearest neighbour, so pixels stay visible
@@ -70,6 +72,8 @@ def user_errors(what: str) -> Iterator[None]:
     try:
         yield
     except USER_ERRORS as e:
+        if isinstance(e, UnsafePath):  # someone tried a path: the operator hears of it (limits log their own)
+            log_access("path refused", what=what, reason=str(e))
         st.error(f"{what}: {e}")
 
 

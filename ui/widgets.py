@@ -43,6 +43,7 @@ def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", 
     if not options:
         st.info("No checkpoints yet: upload one or train one on the Models page.")
         return []
+    held_within(key, most)
     featured = state.featured()
     default = [p for p in preferred if p in options]
     default = default or default_models([e for e in entries if e.dataset == featured] or entries,
@@ -56,6 +57,15 @@ def model_picker(key: str, dataset: str, limit: int = 6, label: str = "Models", 
         st.info(f"Select at least one model under **{label}**.")
     datasource.note_missing(chosen)
     return chosen
+
+
+def held_within(key: str, most: int | None) -> None:
+    """A selection over ``most`` (a crafted message to the server, or a page that lowered its limit) is cut to its
+    first ``most`` with one line saying so, where Streamlit would stop the page with an exception."""
+    held = st.session_state.get(key)
+    if most is not None and isinstance(held, list) and len(held) > most:
+        st.session_state[key] = held[:most]
+        st.error(f"At most {most} models can be selected here; {len(held)} were asked for, the first {most} are kept.")
 
 
 def per_class_input(key: str, default: int = DEFAULT_PER_CLASS) -> int:
@@ -100,12 +110,13 @@ def ligs_input(prefix: str) -> LIGSSpec:
     return LIGSSpec(kind=kind, size=float(size))
 
 
-def config_form(config_type: type, prefix: str, skip: tuple[str, ...] = ("data.dataset",),
-                columns: int = 3) -> dict[str, Any]:
-    """A widget per settable field of ``config_type`` (:func:`core.config.settings_of`; the data source sets the
-    datasets), preset to its default, its comment as help: the values given, by dotted path (a field left empty,
-    such as a required one, is left out: :func:`core.config.configure` names what is missing)."""
-    fields = [s for s in settings_of(config_type) if s.scalar is not None and s.path not in skip]
+def config_form(config_type: type, prefix: str, skip: tuple[str, ...] = (), columns: int = 3) -> dict[str, Any]:
+    """A widget per settable field of ``config_type`` (:func:`core.config.settings_of`), preset to its default, its
+    comment as help: the values given, by dotted path (a field left empty, such as a required one, is left out:
+    :func:`core.config.configure` names what is missing). No field named ``dataset`` at any depth is offered: the
+    data source (sidebar) picks the images, so no form field names a file (``npz:<path>``)."""
+    fields = [s for s in settings_of(config_type)
+              if s.scalar is not None and s.path not in skip and s.path.rsplit(".", 1)[-1] != "dataset"]
     cells = st.columns(columns)
     given = [(s, setting_input(s, cells[i % columns], f"{prefix}_{s.path}")) for i, s in enumerate(fields)]
     values = {s.path: typed_text(v, s) if isinstance(v, str) else v for s, v in given}  # read once all are drawn

@@ -5,15 +5,15 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import configure
-from core.experiments import Evaluation, on_dataset, registry
-from ui import compute, figures, render, state, widgets
+from core.experiments import Evaluation, offered, on_dataset
+from ui import compute, figures, render, serving, state, widgets
 
 st.title("Any experiment")
 st.markdown("Every experiment NormScope computes (`python -m core list experiments`), on the models you pick, with "
             "every setting of its config; its defaults are the paper's. The other pages lay the paper's experiments "
             "out in figures; here each one is as it is declared: its result's values in a table, every field of it "
-            "below.")
-dataset, experiments = state.dataset(), registry()
+            "below." + (" On this public server, the experiments that train a model are off." if serving.public() else ""))
+dataset, experiments = state.dataset(), offered(serving.public())
 names = sorted(experiments)
 name = st.selectbox("Experiment", names, index=names.index("ligs"), key="any_experiment",
                     format_func=lambda n: f"{n}: {experiments[n].description}")

@@ -5,16 +5,17 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core import jobs
 from core.attacks import PRECISIONS
 from core.cache import default_cache_dir
 from core.catalog import CatalogEntry, safe_stem, store_upload
-from core.checkpoints import (INPUT_NORMALIZATIONS, InputNormalization, NormalizationUnknown,
-                              sha256_bytes)
+from core.checkpoints import (INPUT_NORMALIZATIONS, MB, CheckpointError, InputNormalization, NormalizationUnknown,
+                              sha256_bytes, too_large)
 from core.data import DATASETS, available_datasets
 from core.device import describe_device
-from core.errors import ParameterError
+from core.errors import NormScopeError, ParameterError
 from core.speed import speed_note
 from core.models import ModelSpec, list_models, model_entry
 from core.train import PRESETS, TrainConfig, preset, read_history
@@ -110,6 +111,23 @@ def store(data: bytes, filename: str, spec: ModelSpec | None, dataset: str | Non
                                                                 normalization=normalization)
 
 
+def store_logged(file: UploadedFile, limit: int, spec: ModelSpec | None, dataset: str | None) -> CatalogEntry | None:
+    """:func:`store` an upload of at most ``limit`` bytes within the server's upload pool, logging what came of it:
+    stored, or refused and why (a refused file is as often an attack as a mistake; the log shows the operator
+    either)."""
+    try:
+        if file.size > limit:  # the very byte the browser refuses above; a client sending more is told the same
+            raise CheckpointError(f"{file.name}: {too_large(file.size, limit)}")
+        with serving.upload_slot():
+            entry = store(file.getvalue(), file.name, spec, dataset)
+    except NormScopeError as e:
+        serving.log_access("upload refused", file=safe_stem(file.name), bytes=file.size, reason=str(e))
+        raise
+    if entry is not None:
+        serving.log_access("upload", file=safe_stem(file.name), sha256=entry.sha256, bytes=file.size)
+    return entry
+
+
 def upload_tab_body() -> None:
     st.markdown("Upload a NormScope `.safetensors` checkpoint (metadata included) or a `torch.save` state dict under "
                 "any name (`.pt`, `.pth`, `.th`, `.pth.tar`, `.ckpt`, `.bin`; the format is read from the file), "
@@ -127,17 +145,16 @@ def upload_tab_body() -> None:
     manual = st.checkbox("Set the architecture by hand (needed for IN/LN/GN state dicts without metadata)",
                          key="upload_manual")
     spec = spec_input() if manual else None
-    limit = serving.upload_limit_mib()
-    file = st.file_uploader(f"Checkpoint (at most {limit} MiB)", key="upload_file",
+    limit = serving.upload_limit_mb()
+    file = st.file_uploader(f"Checkpoint (at most {limit} MB)", key="upload_file",
                             max_upload_size=limit)
-    st.caption(f"A file larger than {limit} MiB ({limit / 1024:g} GB) is refused by the browser before it is sent: it is "
-               "marked in red, and pointing at the mark says so.")
+    st.caption(f"A file larger than {limit} MB ({limit / 1000:g} GB) is refused by the browser before it is sent: it "
+               "is marked in red, and pointing at the mark says so.")
     if file is None:
         return
     with render.user_errors(f"Cannot use {file.name}"):
-        entry = store(file.getvalue(), file.name, spec, None if choice == FROM_FILE else choice)
+        entry = store_logged(file, limit * MB, spec, None if choice == FROM_FILE else choice)
         if entry is not None:
-            serving.log_access("upload", file=safe_stem(file.name), sha256=entry.sha256, bytes=file.size)
             catalog.refresh()
             st.success(f"Stored **{entry.name}**: {entry.arch} (norm={entry.norm}, width={entry.width:g}), "
                        f"trained on **{entry.dataset}**, sha256 {entry.sha256[:12]}… It is now in every model "

@@ -141,8 +141,11 @@ class AttackSpec:
 
     @property
     def passes(self) -> int:
-        """Gradient passes per image: each step of each run (APGD-T: one run per target class), at least one."""
+        """Passes per image: each step of each run (APGD-T: one run per target class), at least one; APGD also
+        evaluates each run's start, and the clean images once (its targets and which images are broken already)."""
         runs = self.entry.default("restarts", 1) * self.entry.default("targets", 1)
+        if issubclass(self.entry.cls, APGD) and self.steps:
+            return (self.steps + 1) * runs + 1
         return max(1, self.steps if self.entry.iterative else 1) * runs
 
     @property

@@ -28,7 +28,7 @@ from safetensors.torch import save as save_safetensors_bytes
 
 from core._version import CODE_VERSION
 from core.checkpoints.fitting import infer_spec, model_from_state, published_layout, with_batchnorm_counters
-from core.checkpoints.formats import TORCH_LEGACY, TORCH_TAR, TORCH_ZIP, file_format, parse_weights
+from core.checkpoints.formats import MB, TORCH_LEGACY, TORCH_TAR, TORCH_ZIP, file_format, parse_weights
 from core.checkpoints.normalization import (INPUT_NORMALIZATIONS, InputNormalization, NormalizationUnknown,
                                             resolve_normalization, split_normalization, with_normalization)
 from core.errors import CheckpointError
@@ -36,13 +36,15 @@ from core.io import atomic_write
 from core.models import ModelSpec, NormScopeModel, model_entry
 from core.models.layouts import NATIVE
 
-__all__ = ["FORMAT", "MAX_CHECKPOINT_BYTES", "SUFFIXES", "Checkpoint", "CheckpointError", "INPUT_NORMALIZATIONS",
+__all__ = ["FORMAT", "MAX_CHECKPOINT_BYTES", "MB", "SUFFIXES", "Checkpoint", "CheckpointError", "INPUT_NORMALIZATIONS",
            "InputNormalization", "NormalizationUnknown", "TORCH_LEGACY", "TORCH_TAR", "TORCH_ZIP", "checkpoint_stem",
            "file_format", "infer_spec", "load_checkpoint", "load_checkpoint_bytes", "read_sidecar", "save_checkpoint",
            "sha256_bytes", "too_large", "weights_file"]
 
 FORMAT = "normscope-checkpoint/1"
-MAX_CHECKPOINT_BYTES = 512 * 2 ** 20
+# In MB (10^6 bytes), the unit Streamlit's browser side counts ``server.maxUploadSize`` in (its server counts MiB,
+# a looser bound): the browser refuses above the very byte NormScope does (ui/serving/policy.py upload_limit_mb).
+MAX_CHECKPOINT_BYTES = 512 * MB
 SUFFIXES = (".safetensors", ".pt", ".pth")  # a saved checkpoint's name; loading reads the content (file_format)
 
 
@@ -134,8 +136,9 @@ def load_checkpoint(path: str | os.PathLike, spec: ModelSpec | None = None, name
     return load_checkpoint_bytes(path.read_bytes(), path.name, spec, meta, name or path.stem, path, normalization)
 
 
-def too_large(size: int) -> str:
-    return f"{size:,} bytes exceeds the limit of {MAX_CHECKPOINT_BYTES:,} bytes ({MAX_CHECKPOINT_BYTES / 2**20:g} MiB)"
+def too_large(size: int, limit: int | None = None) -> str:
+    limit = MAX_CHECKPOINT_BYTES if limit is None else limit
+    return f"{size:,} bytes exceeds the limit of {limit:,} bytes ({limit / MB:g} MB)"
 
 
 def read_sidecar(path: Path) -> dict:
@@ -164,7 +167,7 @@ def load_checkpoint_bytes(data: bytes, filename: str, spec: ModelSpec | None = N
     if not data:
         raise CheckpointError(f"{filename}: the file is empty (an interrupted download or copy?)")
     digest = sha256_bytes(data)
-    state, embedded = parse_weights(data, filename)
+    state, embedded = parse_weights(data, filename, MAX_CHECKPOINT_BYTES)
     meta = {**embedded, **(meta or {})}
     if meta.get("sha256") not in (None, digest):
         raise CheckpointError(f"{filename}: weights do not match the sha256 in their metadata "

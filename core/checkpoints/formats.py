@@ -8,6 +8,8 @@ import json
 import pickle
 import re
 import warnings
+import zipfile
+from math import prod
 
 import torch
 from safetensors import SafetensorError
@@ -17,10 +19,12 @@ from core.checkpoints.safety import RESAVE, error_summary, refused_content
 from core.errors import CheckpointError
 
 
-def parse_weights(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], dict]:
+def parse_weights(data: bytes, filename: str, limit: int) -> tuple[dict[str, torch.Tensor], dict]:
     """A flat state dict and any embedded metadata, from safetensors or a weights-only torch file, told apart by
-    their first bytes whatever the file's name (``.th``, ``.pth.tar``, ``.ckpt``, ``.bin``, none)."""
+    their first bytes whatever the file's name (``.th``, ``.pth.tar``, ``.ckpt``, ``.bin``, none); a file claiming
+    more than ``limit`` bytes decoded is refused before anything is decoded (:func:`check_decoded_size`)."""
     kind = file_format(data)
+    check_decoded_size(data, kind, filename, limit)
     if kind == "safetensors":
         return _parse_safetensors(data, filename)
     if kind == TORCH_TAR:
@@ -48,6 +52,60 @@ def file_format(data: bytes) -> str | None:
     if 2 <= header <= len(data) - 8 and data[8:9] == b"{":
         return "safetensors"
     return None
+
+
+MB = 10 ** 6  # the upload limit's unit (core.checkpoints.MAX_CHECKPOINT_BYTES says why not MiB)
+
+
+def check_decoded_size(data: bytes, kind: str | None, filename: str, limit: int) -> None:
+    """Refuse a file whose tensors would take more than ``limit`` bytes once decoded, from the sizes it claims,
+    before anything is decoded: a torch.save zip's uncompressed entry sizes (a 1 MB zip of deflated zeros claims
+    1 GiB, which torch.load allocates and fills) and a safetensors header's tensors. A legacy pickle's storages are
+    read from the file itself, so its own size bounds them (checked before this)."""
+    if kind == TORCH_ZIP and (claimed := zip_claim(data, filename)) > limit:
+        raise CheckpointError(f"{filename}: a torch.save zip whose entries claim {claimed / MB:,.1f} MB "
+                              f"uncompressed, over the {limit / MB:g} MB limit (nothing was decompressed)")
+    if kind == "safetensors" and (claimed := safetensors_claim(data, filename)) > limit:
+        raise CheckpointError(f"{filename}: a safetensors file whose header claims {claimed / MB:,.1f} MB of "
+                              f"tensors, over the {limit / MB:g} MB limit (nothing was read)")
+
+
+def zip_claim(data: bytes, filename: str) -> int:
+    """The summed uncompressed sizes a zip's central directory records: what reading every entry allocates
+    (torch's reader sizes each buffer by it and stops a stream that would overrun it)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as e:
+        raise CheckpointError(f"{filename}: unreadable as a torch.save zip ({e}); code inside a checkpoint is never "
+                              "run. Was it truncated?") from e
+
+
+# bytes per element of each safetensors dtype torch reads (safetensors.torch's table)
+SAFETENSORS_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                           "BOOL": 1, "F8_E4M3": 1, "F8_E4M3FNUZ": 1, "F8_E5M2": 1, "F8_E5M2FNUZ": 1, "C64": 8,
+                           "U64": 8, "U32": 4, "U16": 2}
+
+
+def safetensors_claim(data: bytes, filename: str) -> int:
+    """The summed sizes (elements x dtype size) of the tensors a safetensors header lists, read from the header
+    alone; a tensor whose data_offsets fall outside the file is refused (the header lies, or the file was cut)."""
+    length = int.from_bytes(data[:8], "little")
+    body = len(data) - 8 - length  # the bytes after the header, which data_offsets index
+    try:
+        header = json.loads(data[8:8 + length])
+        tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+        claimed = 0
+        for name, info in tensors.items():
+            start, end = info["data_offsets"]
+            shape = [int(n) for n in info["shape"]]
+            if not 0 <= start <= end <= body or min(shape, default=0) < 0:
+                raise ValueError(f"tensor {name!r} at bytes {start}-{end} of {body}, shape {shape}")
+            size = SAFETENSORS_DTYPE_BYTES.get(info["dtype"])
+            claimed += prod(shape) * size if size else end - start  # an unknown dtype: the reader names it
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{filename}: not a valid safetensors file (its header: {e}); was it truncated?") from e
+    return claimed
 
 
 def _parse_safetensors(data: bytes, filename: str) -> tuple[dict[str, torch.Tensor], dict]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from core.data.dataset import DataError, Dataset, balanced_subset, channel_stats, to_float
 from core.data.download import download_cifar10
-from core.data.named import (DATASETS, SOURCES, available_datasets, load_dataset, load_named, register_source,
-                             resolve_name)
+from core.data.named import (DATASETS, SOURCES, available_datasets, check_dataset_name, load_dataset, load_named,
+                             register_source, resolve_name)
 from core.data.sources import CIFAR10_CLASSES, data_shift, evaluation_datasets
 from core.data.synthetic import CLASSES as BUILTIN_CLASSES
 from core.data.synthetic import make_builtin
@@ -28,4 +28,4 @@ def class_names(name: str) -> list[str]:
 
 __all__ = ["class_names", "DataError", "Dataset", "balanced_subset", "channel_stats", "to_float", "load_dataset",
            "resolve_name", "available_datasets", "DATASETS", "make_builtin", "download_cifar10",
-           "data_shift", "evaluation_datasets", "register_source", "SOURCES", "load_named"]
+           "data_shift", "evaluation_datasets", "register_source", "SOURCES", "load_named", "check_dataset_name"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
 
 from core.data.dataset import DataError, Dataset
+from core.io import UnsafePath, safe_name
 from core.data.sources import find_cifar10_jpeg, load_cifar10_jpeg, load_npz, load_torchvision, torchvision_available
 from core.data.synthetic import make_builtin
 
@@ -20,6 +22,25 @@ def resolve_name(name: str = "auto", root: str | None = None) -> str:
     if torchvision_available("cifar10", root):
         return "cifar10"
     return "cifar10-jpeg" if find_cifar10_jpeg(root) else "builtin"
+
+
+def check_dataset_name(name: str, npz_roots: Iterable[Path] | None = None) -> str:
+    """``name`` if it may name a dataset, else :class:`core.io.UnsafePath`, from the name alone (no file is
+    opened, so a refusal says nothing of what exists): a registered source's id (``features:<id>``) is a plain
+    name, never a path; an ``npz:`` path lies under one of ``npz_roots`` where they are given (a public server's
+    data folders; None: anywhere, as on one's own machine)."""
+    prefix = next((p for p in SOURCES if name.startswith(p)), None)
+    if prefix is not None:
+        safe_name(name.removeprefix(prefix), f"{prefix.rstrip(':')} dataset id")
+    elif name.startswith("npz:") and npz_roots is not None and not _under(name[4:], npz_roots):
+        raise UnsafePath(f"{name[:100]!r} is not a dataset this server offers: it reads .npz files only from its "
+                         "data folder")
+    return name
+
+
+def _under(path: str, roots: Iterable[Path]) -> bool:
+    target = Path(os.path.expanduser(path)).resolve()
+    return target.suffix == ".npz" and any(target.is_relative_to(Path(r).resolve()) for r in roots)
 
 
 def available_datasets(root: str | None = None) -> list[str]:

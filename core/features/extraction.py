@@ -2,6 +2,7 @@
 attacks (D_rand / D_det / D_conflict), batch by batch and resumable, as the cached experiment ``feature_dataset``."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from core.cache import MISSING
 from core.errors import ParameterError
 from core.experiments import RunContext, Subject, experiment, get_experiment, images_in
 from core.features.config import FEATURE_MATCHING, FeatureConfig
-from core.features.storage import Part, features_dir, load_part, save_part, write_dataset
+from core.features.storage import Part, dataset_folder, load_part, read_meta, save_part, write_dataset
 from core.images import amplify, decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, batches, predict, target_labels
 from core.progress import Progress, null_progress
@@ -102,9 +103,11 @@ def inputs(config: FeatureConfig, dataset: Dataset) -> tuple[torch.Tensor, torch
 
 
 def dataset_id(source: Subject, config: FeatureConfig) -> str:
-    """A readable, unique name: kind, source file, preset and the experiment key's hash."""
+    """A readable, unique name: kind, source file, preset and the experiment key's hash; a plain name (the file's
+    stem with anything but letters, digits and ._@+- as '-'), as ``features:<id>`` must be."""
     key = get_experiment("feature_dataset").key(source, config).split(":")[1]
-    return f"{config.kind}-{Path(str(source.path)).stem}-{config.preset}-{key[:10]}"
+    stem = re.sub(r"[^A-Za-z0-9_.@+-]", "-", Path(str(source.path)).stem)
+    return f"{config.kind}-{stem}-{config.preset}-{key[:10]}"
 
 
 
@@ -180,12 +183,24 @@ class FeatureDataset(Record):
 def extracted(result: FeatureDataset) -> bool:
     """Whether a cached extraction's files are on this machine (a result outlives them: shipped, or a cleared
     features folder)."""
-    return (features_dir() / result.id / "meta.json").is_file()
+    return (dataset_folder(result.id) / "meta.json").is_file()
 
 
 def extraction_work(config: FeatureConfig) -> int:
-    """Every training image, a gradient pass per iteration (Eq. A2, or the targeted attack's steps)."""
-    return images_in(config) * (config.iterations + 1)
+    """Every image extracted: Eq. A2's gradient pass per iteration, the target's and the start's features, the
+    final distance and the trace's (:func:`match_features`); or the targeted attack and its check."""
+    if config.kind not in FEATURE_MATCHING:
+        return extracted_images(config) * (config.attack.passes + 1)
+    traces = config.iterations // max(1, config.iterations // 10)
+    return extracted_images(config) * (config.iterations + 3 + traces)
+
+
+def extracted_images(config: FeatureConfig) -> int:
+    """The images a config extracts: its balanced subset, or for D_conflict every image of the D_R set it starts
+    from (as many as that set's own subset where its files are not here to say)."""
+    if config.kind == "D_conflict" and (dataset_folder(config.start) / "meta.json").is_file():
+        return int(read_meta(config.start).get("images", 0)) or images_in(config)
+    return images_in(config)
 
 
 @experiment("feature_dataset", FeatureConfig, "a feature dataset D_R / D_NR / D_rand / D_det / D_conflict "
@@ -195,7 +210,7 @@ def feature_dataset(checkpoint: Checkpoint, config: FeatureConfig, run: RunConte
     """Extract into the features folder (resuming), and return the dataset's metadata."""
     check_source(checkpoint, config)
     dataset, name = load_dataset(config.data.dataset), dataset_id(checkpoint, config)
-    folder = features_dir() / name
+    folder = dataset_folder(name)
     parts = extract(run.model(checkpoint), config, dataset, folder, run.progress or null_progress)
     meta = {"id": name, "kind": config.kind, "images": sum(len(p.labels) for p in parts),
             "source_dataset": dataset.name, "source": {"name": checkpoint.name, "sha256": checkpoint.sha256},

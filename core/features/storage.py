@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from core.cache import default_cache_dir
-from core.io import atomic_write, read_npz
+from core.io import atomic_write, inside, read_npz
 from core.data import DataError, Dataset, load_dataset, register_source
 from core.features.config import HOLDOUT_KINDS
 
@@ -62,8 +62,13 @@ def write_dataset(folder: Path, parts: list[Part], meta: dict) -> None:
     shutil.rmtree(folder / "parts", ignore_errors=True)
 
 
+def dataset_folder(dataset: str) -> Path:
+    """Where the extracted dataset ``dataset`` lives; refused where the id would lead out of the features folder."""
+    return inside(features_dir(), dataset)
+
+
 def read_meta(dataset: str) -> dict:
-    path = features_dir() / dataset / "meta.json"
+    path = dataset_folder(dataset) / "meta.json"
     if not path.is_file():
         raise DataError(f"no extracted feature dataset {dataset!r} under {features_dir()}; extract it first "
                         f"(`python -m core features extract ...` or the Non-robust features page)")
@@ -72,7 +77,7 @@ def read_meta(dataset: str) -> dict:
 
 def load_feature_dataset(dataset: str) -> Dataset:
     """``features:<id>``: the extracted images as ``train`` (and ``conflict``), the source's real ``test`` split."""
-    meta, folder = read_meta(dataset), features_dir() / dataset
+    meta, folder = read_meta(dataset), dataset_folder(dataset)
     z = read_npz(folder / "images.npz", ("x", "labels", "original"))
     x, labels, original = (torch.from_numpy(z[k]) for k in ("x", "labels", "original"))
     origin = load_dataset(meta["source_dataset"])

@@ -8,17 +8,21 @@ from dataclasses import dataclass, replace
 
 from core.checkpoints import Checkpoint, load_checkpoint, weights_file
 from core.config import config_dict
-from core.data import load_dataset, to_float
+from core.cost import TRAINING_PASS, spec_cost
+from core.data import class_names, load_dataset, resolve_name, to_float
+from core.data.synthetic import SPLIT_SIZES as BUILTIN_SPLITS
 from core.errors import ParameterError
-from core.experiments import Evaluation, RunContext, Subject, experiment, images_in
+from core.experiments import Evaluation, RunContext, Subject, experiment
 from core.features.config import HOLDOUT_KINDS, FeatureConfig, feature_config
-from core.features.extraction import dataset_id, ensure_dataset, extraction_work
+from core.features.extraction import dataset_id, ensure_dataset, extracted_images, extraction_work
 from core.features.storage import features_dir
+from core.io import inside
 from core.metrics import accuracy
 from core.progress import scaled
 from core.records import Record
 from core.train import PRESETS as TRAINING_PRESETS
-from core.train import TrainConfig, train
+from core.train import TrainConfig, train, training_passes
+from core.models import ModelSpec
 from core.zoo import FEATURE_TREND_ARCH, FEATURE_TREND_SOURCES
 
 # Table A5: SGD, momentum 0.9, wd 5e-4, batch 128, 150 epochs with lr x0.1 at 50 and 100; D_det and D_conflict
@@ -72,17 +76,40 @@ class FeatureTraining(Record):
 
 
 def feature_training_work(config: FeatureTrainingConfig) -> int:
-    """Extracting the dataset, then an epoch of training per image and epoch (the test pass left out)."""
-    return extraction_work(config.features) + images_in(config.features) * config.train.epochs
+    """Extracting the dataset, through the subject's model (the training runs the trained one: :func:`trained_work`)."""
+    return extraction_work(config.features)
+
+
+# Test images of the datasets known without reading them (the final test pass reads the whole split).
+TEST_IMAGES = {"builtin": BUILTIN_SPLITS["test"], "cifar10": 10_000, "cifar10-jpeg": 10_000, "cifar100": 10_000,
+               "svhn": 26_032}
+
+
+def test_split_images(dataset: str) -> int:
+    name = resolve_name(dataset)
+    return TEST_IMAGES[name] if name in TEST_IMAGES else len(load_dataset(name).split("test")[1])
+
+
+def trained_work(config: FeatureTrainingConfig) -> float:
+    """The training run's work in reference passes: every pass of :func:`core.train.train` (each epoch's images,
+    probes and conflict probe) and the final test pass on the whole real test split, times the cost of the
+    architecture trained (core.cost: its arch, norm and width; a training pass is TRAINING_PASS attack passes)."""
+    images, classes = extracted_images(config.features), len(class_names(config.features.data.dataset))
+    conflict = round(config.features.holdout * images) if config.features.kind in HOLDOUT_KINDS else 0
+    passes = training_passes(config.train, images - conflict, classes, conflict)
+    spec = ModelSpec(config.train.arch, config.train.norm, classes, config.train.width, config.train.shortcut)
+    own = TRAINING_PASS * passes.training + passes.other + test_split_images(config.features.data.dataset)
+    return own * spec_cost(spec)
 
 
 @experiment("feature_training", FeatureTrainingConfig, "a model trained on a feature dataset of this model, "
-            "evaluated on the real test set (Tables A3-A5, Fig. 6, A4, A5)", work=feature_training_work)
+            "evaluated on the real test set (Tables A3-A5, Fig. 6, A4, A5)", work=feature_training_work, trains=True,
+            trained_work=trained_work)
 def feature_training(checkpoint: Checkpoint, config: FeatureTrainingConfig, run: RunContext) -> FeatureTraining:
     """Extract (or find) the dataset, train on it (resumable), and test on the whole real test split."""
     name = ensure_dataset(checkpoint, config.features, run.part(0, 4))
     dataset = load_dataset(f"features:{name}")
-    out = features_dir() / "models" / f"{name}--{config.train.arch}-{config.train.norm}-{run_tag(config)}"
+    out = inside(features_dir(), "models", f"{name}--{config.train.arch}-{config.train.norm}-{run_tag(config)}")
     meta = train(replace(config.train, dataset=dataset.name), out, scaled(run.progress, 0.25, 1), run.device,
                  dataset=dataset)
     x, y = dataset.split("test")

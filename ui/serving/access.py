@@ -33,8 +33,13 @@ def session_tag(session: str | None = None) -> str:
 
 def log_access(action: str, **details) -> None:
     """One JSON line per visitor action that computes or stores something: who (session, client address), what."""
+    _log(session=session_tag(), client=client_address(), action=action, **details)
+
+
+def client_address() -> str:
+    """The visitor's address as the server sees it ("localhost" where Streamlit knows none: a local run, a test)."""
     address = st.context.ip_address
-    _log(session=session_tag(), client=address if isinstance(address, str) else "localhost", action=action, **details)
+    return address if isinstance(address, str) else "localhost"
 
 
 def _log(**record) -> None:

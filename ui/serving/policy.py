@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.checkpoints import MAX_CHECKPOINT_BYTES
+import core.checkpoints as checkpoints  # its limit read when asked: tests lower it
+from core.checkpoints import MB
 from core.serving import ServingError, ServingPolicy, serving_policy
 
 OFF_HERE = "This is a public demo server: {what} is off here. Run NormScope on your own machine to use it."
@@ -35,7 +36,10 @@ def apply_client_options() -> None:
         st.rerun()
 
 
-def upload_limit_mib() -> int:
-    """The largest upload this server takes, in MiB: NormScope's checkpoint limit, or the server's
-    ``server.maxUploadSize`` where that is lower (a server started without the project's config)."""
-    return min(MAX_CHECKPOINT_BYTES // 2 ** 20, int(st.get_option("server.maxUploadSize")))
+def upload_limit_mb() -> int:
+    """The largest upload this server takes, in MB (10^6 bytes): NormScope's checkpoint limit, or the server's
+    ``server.maxUploadSize`` where that is lower (a server started without the project's config). MB, because
+    Streamlit's browser side reads the widget's limit as MB (10^6 bytes; 2^20 only where ``navigator.platform`` is
+    Windows) while its server side counts MiB: the page refuses above the same byte as the browser
+    (views/models.py), and Streamlit's MiB is only an outer bound. At least 1 (Streamlit's smallest)."""
+    return max(1, min(checkpoints.MAX_CHECKPOINT_BYTES // MB, int(st.get_option("server.maxUploadSize"))))
