@@ -30,7 +30,8 @@ NUMPY_READS = threading.RLock()
 
 # A name that may become one path component: letters, digits and ._@+-, not starting with a dot (no "..", no
 # separators, no hidden files); what every stored id, preset and file stem a visitor can reach must match.
-SAFE_NAME = re.compile(r"[A-Za-z0-9_@+-][A-Za-z0-9_.@+-]{0,199}")
+NAME_CHARS = "A-Za-z0-9_.@+-"
+SAFE_NAME = re.compile(rf"[A-Za-z0-9_@+-][{NAME_CHARS}]{{0,199}}")
 
 
 class UnsafePath(ParameterError):
@@ -42,6 +43,11 @@ def safe_name(name: str, what: str) -> str:
     if not (isinstance(name, str) and SAFE_NAME.fullmatch(name)):
         raise UnsafePath(f"{what} {str(name)[:80]!r} is not a plain name (letters, digits and . _ @ + - only)")
     return name
+
+
+def plain_name(text: str) -> str:
+    """``text`` with every character :data:`SAFE_NAME` does not take as ``-`` (a file's stem made part of an id)."""
+    return re.sub(f"[^{NAME_CHARS}]", "-", text)
 
 
 def inside(root: str | os.PathLike, *parts: str) -> Path:

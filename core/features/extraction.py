@@ -2,7 +2,6 @@
 attacks (D_rand / D_det / D_conflict), batch by batch and resumable, as the cached experiment ``feature_dataset``."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from core.errors import ParameterError
 from core.experiments import RunContext, Subject, experiment, get_experiment, images_in
 from core.features.config import FEATURE_MATCHING, FeatureConfig
 from core.features.storage import Part, dataset_folder, load_part, read_meta, save_part, write_dataset
+from core.io import plain_name
 from core.images import amplify, decode_images, encode_images, uint8_images
 from core.metrics import adversarial_examples, batches, predict, target_labels
 from core.progress import Progress, null_progress
@@ -103,11 +103,10 @@ def inputs(config: FeatureConfig, dataset: Dataset) -> tuple[torch.Tensor, torch
 
 
 def dataset_id(source: Subject, config: FeatureConfig) -> str:
-    """A readable, unique name: kind, source file, preset and the experiment key's hash; a plain name (the file's
-    stem with anything but letters, digits and ._@+- as '-'), as ``features:<id>`` must be."""
+    """A readable, unique name: kind, source file, preset and the experiment key's hash; a plain name
+    (:func:`core.io.plain_name` of the file's stem), as ``features:<id>`` must be."""
     key = get_experiment("feature_dataset").key(source, config).split(":")[1]
-    stem = re.sub(r"[^A-Za-z0-9_.@+-]", "-", Path(str(source.path)).stem)
-    return f"{config.kind}-{stem}-{config.preset}-{key[:10]}"
+    return f"{config.kind}-{plain_name(Path(str(source.path)).stem)}-{config.preset}-{key[:10]}"
 
 
 
